@@ -1,0 +1,204 @@
+//! Command-line arguments. Parsed here, handed to `commands` as plain structs.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Baton upgrades quorum-style stateful apps on Kubernetes one standby at a time:
+/// it asks the arbiter which pods are idle, updates only those, hands the working
+/// role over to updated pods, and repeats until every pod runs the new template.
+#[derive(Debug, Parser)]
+#[command(name = "engine", version, propagate_version = true)]
+#[command(after_help = "Start with `engine demo` to watch a rollout on the embedded simulator.")]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct GlobalArgs {
+    /// Path to a kubeconfig file (default: $KUBECONFIG or ~/.kube/config).
+    #[arg(long, global = true, env = "KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Kubeconfig context to use.
+    #[arg(long, global = true)]
+    pub context: Option<String>,
+    /// Where run state lives (default: $XDG_STATE_HOME/baton or ~/.local/state/baton).
+    #[arg(long, global = true, env = "ENGINE_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Output format for data.
+    #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+    /// More logging (-v, -vv, -vvv).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Only errors.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check a plan file; changes nothing.
+    #[command(after_help = "Example:\n  engine validate plans/seed.yaml")]
+    Validate(PlanArg),
+    /// Print the JSON Schema of the plan format (for editors).
+    #[command(after_help = "Example:\n  engine schema > baton-plan.schema.json")]
+    Schema,
+    /// Print the step DAG of a plan.
+    #[command(after_help = "Example:\n  engine graph plans/seed.yaml --format dot | dot -Tsvg > plan.svg")]
+    Graph(GraphArgs),
+    /// Dry run: read the cluster and the arbiter, print the waves it would run; writes nothing.
+    #[command(after_help = "Example:\n  engine plan plans/seed.yaml")]
+    Plan(PlanArg),
+    /// Start a run and follow it to the end, with live progress.
+    #[command(after_help = "Example:\n  engine run plans/seed.yaml")]
+    Run(RunArgs),
+    /// Continue an interrupted run from its last checkpoint.
+    #[command(after_help = "Example:\n  engine resume sample-to-3-18-0")]
+    Resume(ResumeArgs),
+    /// Show a run: steps, current wave, pods; works while the run goes on elsewhere.
+    #[command(after_help = "Example:\n  engine status sample-to-3-18-0 --output json")]
+    Status(OptRunArg),
+    /// List runs with their state.
+    List,
+    /// Freeze a rollout (partition = |P| - |U|) and release the lock.
+    #[command(after_help = "Example:\n  engine abort sample-to-3-18-0 --reason 'latency spike'")]
+    Abort(GateArgs),
+    /// Release a manual approval gate.
+    #[command(after_help = "Example:\n  engine approve sample-to-3-18-0 --reason 'dashboards green'")]
+    Approve(GateArgs),
+    /// Audit log of a run: every write to the cluster or the arbiter.
+    #[command(after_help = "Example:\n  engine history sample-to-3-18-0")]
+    History(RunArg),
+    /// Start the embedded simulator and arbiter and run the seed case end to end.
+    Demo(DemoArgs),
+    /// The simulator.
+    #[command(subcommand)]
+    Sim(SimCommand),
+    /// Print shell completions.
+    #[command(after_help = "Example:\n  engine completions bash > /etc/bash_completion.d/engine")]
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct PlanArg {
+    /// The plan file (YAML).
+    pub plan: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum GraphFormat {
+    Text,
+    Dot,
+    Mermaid,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct GraphArgs {
+    /// The plan file (YAML).
+    pub plan: PathBuf,
+    #[arg(long, value_enum, default_value_t = GraphFormat::Text)]
+    pub format: GraphFormat,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// The plan file (YAML).
+    pub plan: PathBuf,
+    /// Serve Prometheus metrics on this address (e.g. 127.0.0.1:9464).
+    #[arg(long)]
+    pub metrics_addr: Option<std::net::SocketAddr>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ResumeArgs {
+    /// The run to resume; may be omitted when exactly one run is unfinished.
+    pub run: Option<String>,
+    /// Plan file to resume with (default: the plan text stored with the run).
+    #[arg(long)]
+    pub plan: Option<PathBuf>,
+    /// Accept a plan file whose content changed since the run started.
+    #[arg(long)]
+    pub replan: bool,
+    /// Continue after a safety stop.
+    #[arg(long)]
+    pub accept_risk: bool,
+    /// Serve Prometheus metrics on this address.
+    #[arg(long)]
+    pub metrics_addr: Option<std::net::SocketAddr>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RunArg {
+    pub run: String,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct OptRunArg {
+    pub run: Option<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct GateArgs {
+    pub run: String,
+    /// Why; recorded in the history with your user and host.
+    #[arg(long)]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DemoArgs {
+    /// Milliseconds a pod takes to become Ready.
+    #[arg(long, default_value_t = 300)]
+    pub pod_ready_ms: u64,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SimCommand {
+    /// Serve the simulator (Kubernetes API + Kruise controller + kubelet) and an arbiter.
+    #[command(after_help = "Example:\n  engine sim serve --kubeconfig-out /tmp/sim.kubeconfig\n  kubectl --kubeconfig /tmp/sim.kubeconfig get pods")]
+    Serve(SimServeArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SimServeArgs {
+    #[arg(long, default_value_t = 5)]
+    pub replicas: u32,
+    /// Ordinals of working pods, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "0,2,4")]
+    pub working: Vec<u32>,
+    #[arg(long, default_value = "alpine:3.18.2")]
+    pub image: String,
+    #[arg(long, default_value_t = 0)]
+    pub pod_ready_ms: u64,
+    /// Write a kubeconfig for the simulator here.
+    #[arg(long)]
+    pub kubeconfig_out: Option<PathBuf>,
+    /// API server port (0 = any free port).
+    #[arg(long, default_value_t = 0)]
+    pub port: u16,
+    /// Arbiter port (0 = any free port).
+    #[arg(long, default_value_t = 0)]
+    pub arbiter_port: u16,
+    /// Start with no StatefulSet; the arbiter lists whatever pods exist, all idle.
+    #[arg(long)]
+    pub empty: bool,
+    /// Fault injection, as JSON (see the simulator docs).
+    #[arg(long)]
+    pub faults: Option<String>,
+    /// Arbiter behaviour, as JSON (see the simulator docs).
+    #[arg(long)]
+    pub arbiter: Option<String>,
+}

@@ -1,0 +1,48 @@
+//! One module per subcommand. Each returns the exit status it wants; an `Err` is
+//! reported with its chain and exits 2 (bad input, nothing changed).
+
+use crate::args::{Cli, Command, SimCommand};
+use crate::exit::ExitStatus;
+use crate::printer;
+
+mod abort;
+mod approve;
+mod completions;
+mod demo;
+mod graph;
+mod history;
+mod list;
+mod plan;
+mod resume;
+mod run;
+mod schema;
+mod sim;
+mod status;
+mod validate;
+
+pub fn dispatch(cli: Cli) -> ExitStatus {
+    let global = cli.global;
+    let result = match cli.command {
+        Command::Validate(a) => validate::run(&global, &a),
+        Command::Schema => schema::run(&global),
+        Command::Graph(a) => graph::run(&global, &a),
+        Command::Plan(a) => plan::run(&global, &a),
+        Command::Run(a) => run::run(&global, &a),
+        Command::Resume(a) => resume::run(&global, &a),
+        Command::Status(a) => status::run(&global, &a),
+        Command::List => list::run(&global),
+        Command::Abort(a) => abort::run(&global, &a),
+        Command::Approve(a) => approve::run(&global, &a),
+        Command::History(a) => history::run(&global, &a),
+        Command::Demo(a) => demo::run(&global, &a),
+        Command::Sim(SimCommand::Serve(a)) => sim::run(&global, &a),
+        Command::Completions { shell } => completions::run(shell),
+    };
+    match result {
+        Ok(status) => status,
+        Err(error) => {
+            printer::error_chain(&error);
+            ExitStatus::Usage
+        }
+    }
+}

@@ -1,0 +1,17 @@
+//! The `engine` binary: parse flags, call the library, map the outcome to an exit code.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+mod args;
+mod commands;
+mod exit;
+mod printer;
+
+fn main() -> ExitCode {
+    let cli = args::Cli::parse();
+    printer::init_tracing(&cli.global);
+    let status = commands::dispatch(cli);
+    ExitCode::from(status as u8)
+}

@@ -1,0 +1,104 @@
+//! The rollout decision core (SPEC §1): pure functions over a [`Snapshot`].
+//!
+//! No I/O, no clocks, no async. Steps read the cluster and the arbiter into a snapshot,
+//! ask here what to do, and write the answer as absolute values.
+
+use serde::{Deserialize, Serialize};
+
+use crate::snapshot::Snapshot;
+
+/// The knobs of the plan that decisions depend on.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Policy {
+    /// `waves.maxPerWave`; 0 = unlimited.
+    pub max_per_wave: u32,
+    /// Resolved `safety.minWorking` (never 0 once a run started: 0 means "the count seen at start").
+    pub min_working: u32,
+    /// The `updateRevision` recorded when the run applied its template; a different one later
+    /// means someone changed the template under the run.
+    pub expected_update_revision: Option<String>,
+}
+
+/// A promotion/demotion pair list for `POST /v1/handover`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Handover {
+    pub promote: Vec<String>,
+    pub demote: Vec<String>,
+}
+
+/// What the next wave should do.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "camelCase")]
+pub enum WaveDecision {
+    /// Every pod runs the update revision: finalize.
+    Done,
+    /// Mark `select` and set the partition to `partition` (= |P| - |U| - |S|).
+    Update { select: Vec<String>, partition: u32 },
+    /// No idle pod is old but working pods are: hand over before updating anything.
+    HandoverFirst(Handover),
+}
+
+/// Why the engine refuses to go on. Each is a clear operator-facing condition.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[serde(tag = "kind", rename_all = "camelCase")]
+pub enum Refusal {
+    #[error("podManagementPolicy is OrderedReady; Kruise forbids unorderedUpdate there, set it to Parallel")]
+    OrderedReady,
+    #[error("the StatefulSet's rolling update is paused")]
+    Paused,
+    #[error("update strategy type is {found}, expected RollingUpdate")]
+    NotRollingUpdate { found: String },
+    #[error("the arbiter names pods that do not belong to the StatefulSet: {pods:?}")]
+    UnknownPods { pods: Vec<String> },
+    #[error("the arbiter reports {working} working pods, below the minimum of {min}")]
+    BelowMinWorking { working: u32, min: u32 },
+    #[error("working pods {working:?} still run the old revision and no updated idle pod is ready to take over")]
+    NoIdleToHandOver { working: Vec<String> },
+    #[error("every pod is working; there is no idle pod to update first")]
+    AllWorking,
+    #[error("the controller has not observed the latest generation yet; the update revision is unknown")]
+    RevisionNotObserved,
+    #[error("the update revision changed under the run: expected {expected}, found {found}")]
+    UpdateRevisionChanged { expected: String, found: String },
+}
+
+/// A non-fatal observation to report to the operator.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "camelCase")]
+pub enum Warning {
+    /// Pods of the set the arbiter does not list: never selected.
+    Protected { pods: Vec<String> },
+}
+
+/// One projected wave, for `engine plan`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WaveForecast {
+    pub wave: u32,
+    pub select: Vec<String>,
+    pub partition: u32,
+    pub handover: Option<Handover>,
+}
+
+/// What a wave did to working pods, judged from snapshots before and after it.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct WaveVerdict {
+    pub violations: Vec<Violation>,
+}
+
+impl WaveVerdict {
+    pub fn is_safe(&self) -> bool {
+        self.violations.is_empty()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "camelCase")]
+pub enum Violation {
+    /// A working pod now carries another revision (same UID: updated in place).
+    RevisionChanged { pod: String, from: Option<String>, to: Option<String> },
+    /// A working pod's containers restarted.
+    Restarted { pod: String, before: u32, after: u32 },
+    /// A working pod has a new UID: it was deleted and recreated. `external` when the
+    /// engine selected no such pod, i.e. someone else deleted it.
+    Recreated { pod: String, external: bool, revision: Option<String> },
+}

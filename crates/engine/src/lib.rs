@@ -1,0 +1,19 @@
+//! Baton's engine: the upgrade plan, the pure rollout decisions, and the persisted
+//! DAG executor that drives a run crash-safely.
+//!
+//! ```text
+//! plan (YAML) ─▶ ValidPlan ─▶ dag (StepIds) ─▶ executor ──▶ StepRunner (baton-steps)
+//!                                   │              │
+//!                     decide (pure) ◀── snapshot   └──▶ store (sled) + events
+//! ```
+//!
+//! Start with [`plan::ValidPlan::parse`] and [`executor`]. This crate does no
+//! Kubernetes or HTTP I/O: that lives in `baton-steps`, behind [`step::StepRunner`].
+
+pub mod dag;
+pub mod decide;
+pub mod duration;
+pub mod event;
+pub mod plan;
+pub mod snapshot;
+pub mod step;

@@ -1,0 +1,154 @@
+//! The seam between the executor (this crate) and the steps that touch the world
+//! (`baton-steps`). The executor owns ordering, persistence and retries; a step owns
+//! one idempotent effect and reports what it did through its [`StepContext`].
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+
+use crate::dag::StepId;
+use crate::event::RunEvent;
+
+/// Runs the steps of a run. Implemented by `baton-steps` for real rollouts and by test doubles.
+pub trait StepRunner: Send + Sync + 'static {
+    /// Run one step to completion. Must be idempotent: it may run again after a crash
+    /// with the same inputs, and must then converge on the same effect.
+    fn run(&self, ctx: StepContext) -> impl Future<Output = Result<StepOutput, StepError>> + Send;
+}
+
+/// What a step gets: who it is, what earlier steps produced, and where to record effects.
+#[derive(Clone)]
+pub struct StepContext {
+    pub run_id: String,
+    pub step: StepId,
+    /// 1 for the first attempt; travels with every side effect as a fencing token.
+    pub attempt: u32,
+    /// Outputs of every step that succeeded so far in this run.
+    pub outputs: Arc<BTreeMap<StepId, serde_json::Value>>,
+    pub journal: Arc<dyn Journal>,
+    /// Cancelled on SIGINT/SIGTERM or a lost lease: reach a safe point and return
+    /// [`StepErrorKind::Interrupted`].
+    pub cancel: CancellationToken,
+}
+
+impl StepContext {
+    /// The output of an earlier step, if it succeeded.
+    pub fn output_of(&self, id: &StepId) -> Option<&serde_json::Value> {
+        self.outputs.get(id)
+    }
+}
+
+/// A boxed future, for the object-safe [`Journal`].
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Persistence and notification services the executor offers to steps.
+pub trait Journal: Send + Sync {
+    /// Persist, flushed, an audit record of an external write. Call it right after the
+    /// write was acknowledged, with the values before and after.
+    fn record_write(&self, step: &StepId, write: AuditWrite) -> Result<(), JournalError>;
+    /// Publish a progress event (live display, `--output json`, metrics). Never fails.
+    fn emit(&self, event: RunEvent);
+    /// Resolve when an operator approves `gate` (`engine approve`), or at once if already approved.
+    fn wait_approval(&self, gate: StepId) -> BoxFuture<'static, Result<Approval, JournalError>>;
+}
+
+/// One write to the cluster or the arbiter, as the audit log keeps it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditWrite {
+    /// `pod default/sample-1`, `statefulset default/sample`, `arbiter http://…`.
+    pub object: String,
+    /// `patch labels`, `set partition`, `handover`, …
+    pub action: String,
+    pub before: serde_json::Value,
+    pub after: serde_json::Value,
+}
+
+/// An operator's approval of a gate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Approval {
+    pub by: String,
+    pub reason: Option<String>,
+    /// RFC 3339.
+    pub at: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("journal write failed: {0}")]
+pub struct JournalError(pub String);
+
+/// What a step returns.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepOutput {
+    /// Persisted with the node; later steps read it via [`StepContext::output_of`].
+    pub value: serde_json::Value,
+    pub control: Control,
+}
+
+impl StepOutput {
+    pub fn new(value: serde_json::Value) -> Self {
+        StepOutput { value, control: Control::Continue }
+    }
+
+    pub fn empty() -> Self {
+        Self::new(serde_json::Value::Null)
+    }
+}
+
+/// How the run goes on after a step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Control {
+    Continue,
+    /// No old pod is left: skip the rest of this wave and go to finalize.
+    Finish,
+}
+
+/// How the executor must treat a failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum StepErrorKind {
+    /// Transient (timeouts, 5xx, conflicts): retry with backoff, within the step's budget.
+    Retryable,
+    /// The step failed; the run stops, resumable (exit 1).
+    Failed,
+    /// A safety invariant broke: the step already froze the rollout; resume needs `--accept-risk`.
+    SafetyStop,
+    /// Cancelled at a safe point; resumable (exit 130).
+    Interrupted,
+}
+
+/// A step failure with a message written for the operator.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct StepError {
+    pub kind: StepErrorKind,
+    pub message: String,
+    #[source]
+    pub source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl StepError {
+    pub fn new(kind: StepErrorKind, message: impl Into<String>) -> Self {
+        StepError { kind, message: message.into(), source: None }
+    }
+    pub fn retryable(message: impl Into<String>) -> Self {
+        Self::new(StepErrorKind::Retryable, message)
+    }
+    pub fn failed(message: impl Into<String>) -> Self {
+        Self::new(StepErrorKind::Failed, message)
+    }
+    pub fn safety_stop(message: impl Into<String>) -> Self {
+        Self::new(StepErrorKind::SafetyStop, message)
+    }
+    pub fn interrupted() -> Self {
+        Self::new(StepErrorKind::Interrupted, "interrupted")
+    }
+    pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.source = Some(Box::new(source));
+        self
+    }
+}

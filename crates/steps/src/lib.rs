@@ -1,0 +1,1 @@
+//! Kubernetes and arbiter steps of a Baton rollout.
