@@ -1,0 +1,756 @@
+//! The object store behind the simulated API server: what etcd plus the
+//! apiserver's registry are in a real cluster.
+//!
+//! Objects are plain JSON (`serde_json::Value`) keyed by kind, namespace and
+//! name, so the HTTP layer can serve exactly what clients sent, unknown fields
+//! included. Every write goes through one mutex and bumps one global
+//! `resourceVersion` counter, which gives watches a total order. A bounded
+//! history of changes lets a watch resume from a `resourceVersion`; a version
+//! older than the history answers `410 Gone`, as a compacted etcd would.
+//!
+//! The store knows nothing about HTTP; the Kruise controller and the kubelet
+//! use it directly, and the REST handlers build PUT, PATCH and the status
+//! subresource on [`Store::modify`].
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use serde_json::{Value, json};
+use tokio::sync::broadcast;
+
+use crate::admission;
+
+/// How many changes are kept for resuming watches.
+const DEFAULT_HISTORY: usize = 10_000;
+/// How far a live subscriber may fall behind before it is told it lagged.
+const BROADCAST_CAPACITY: usize = 16_384;
+
+/// The resources the simulator serves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Kind {
+    Pod,
+    StatefulSet,
+    ControllerRevision,
+    Lease,
+    Event,
+    EventV1,
+    Namespace,
+}
+
+impl Kind {
+    /// Every kind, in a stable order (discovery lists them this way).
+    pub const ALL: [Kind; 7] = [
+        Kind::Pod,
+        Kind::StatefulSet,
+        Kind::ControllerRevision,
+        Kind::Lease,
+        Kind::Event,
+        Kind::EventV1,
+        Kind::Namespace,
+    ];
+
+    /// API group; empty for the core group.
+    pub fn group(self) -> &'static str {
+        match self {
+            Kind::Pod | Kind::Event | Kind::Namespace => "",
+            Kind::StatefulSet => "apps.kruise.io",
+            Kind::ControllerRevision => "apps",
+            Kind::Lease => "coordination.k8s.io",
+            Kind::EventV1 => "events.k8s.io",
+        }
+    }
+
+    pub fn version(self) -> &'static str {
+        match self {
+            Kind::StatefulSet => "v1beta1",
+            _ => "v1",
+        }
+    }
+
+    /// `apiVersion` as written in objects: `v1` or `group/version`.
+    pub fn api_version(self) -> String {
+        match self.group() {
+            "" => self.version().to_string(),
+            g => format!("{g}/{}", self.version()),
+        }
+    }
+
+    /// The `kind` field of objects.
+    pub fn kind_name(self) -> &'static str {
+        match self {
+            Kind::Pod => "Pod",
+            Kind::StatefulSet => "StatefulSet",
+            Kind::ControllerRevision => "ControllerRevision",
+            Kind::Lease => "Lease",
+            Kind::Event | Kind::EventV1 => "Event",
+            Kind::Namespace => "Namespace",
+        }
+    }
+
+    /// The resource name in URLs (lowercase plural).
+    pub fn plural(self) -> &'static str {
+        match self {
+            Kind::Pod => "pods",
+            Kind::StatefulSet => "statefulsets",
+            Kind::ControllerRevision => "controllerrevisions",
+            Kind::Lease => "leases",
+            Kind::Event | Kind::EventV1 => "events",
+            Kind::Namespace => "namespaces",
+        }
+    }
+
+    pub fn singular(self) -> &'static str {
+        match self {
+            Kind::Pod => "pod",
+            Kind::StatefulSet => "statefulset",
+            Kind::ControllerRevision => "controllerrevision",
+            Kind::Lease => "lease",
+            Kind::Event | Kind::EventV1 => "event",
+            Kind::Namespace => "namespace",
+        }
+    }
+
+    pub fn short_names(self) -> &'static [&'static str] {
+        match self {
+            Kind::Pod => &["po"],
+            Kind::StatefulSet => &["asts"],
+            Kind::Event | Kind::EventV1 => &["ev"],
+            Kind::Namespace => &["ns"],
+            Kind::ControllerRevision | Kind::Lease => &[],
+        }
+    }
+
+    pub fn namespaced(self) -> bool {
+        !matches!(self, Kind::Namespace)
+    }
+
+    /// Kinds whose `.spec` changes bump `metadata.generation`.
+    pub fn has_generation(self) -> bool {
+        matches!(self, Kind::Pod | Kind::StatefulSet)
+    }
+
+    /// Kinds served with a `/status` subresource; their main endpoint ignores
+    /// `.status` and `/status` ignores everything else.
+    pub fn has_status_subresource(self) -> bool {
+        matches!(self, Kind::StatefulSet | Kind::Pod | Kind::Namespace)
+    }
+
+    /// The kind served at `group/version` under `plural`, if any.
+    pub fn from_path(group: &str, version: &str, plural: &str) -> Option<Kind> {
+        Kind::ALL
+            .into_iter()
+            .find(|k| k.group() == group && k.version() == version && k.plural() == plural)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChangeType {
+    Added,
+    Modified,
+    Deleted,
+}
+
+impl ChangeType {
+    /// The `type` of a watch event.
+    pub fn as_watch_type(self) -> &'static str {
+        match self {
+            ChangeType::Added => "ADDED",
+            ChangeType::Modified => "MODIFIED",
+            ChangeType::Deleted => "DELETED",
+        }
+    }
+}
+
+/// One committed write, as watches see it.
+#[derive(Clone, Debug)]
+pub struct Change {
+    pub kind: Kind,
+    pub namespace: String,
+    pub name: String,
+    pub change: ChangeType,
+    /// The object after the change (before it, with the new resourceVersion, for `Deleted`).
+    pub object: Value,
+    pub resource_version: u64,
+}
+
+/// A Kubernetes-style API error, rendered as a `Status` body by the HTTP layer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct ApiError {
+    pub code: u16,
+    /// `NotFound`, `Conflict`, `AlreadyExists`, `Invalid`, `Gone`, `BadRequest`, ...
+    pub reason: String,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(code: u16, reason: &str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            code,
+            reason: reason.to_string(),
+            message: message.into(),
+        }
+    }
+
+    pub fn not_found(kind: Kind, name: &str) -> ApiError {
+        ApiError::new(
+            404,
+            "NotFound",
+            format!("{} \"{name}\" not found", qualified(kind)),
+        )
+    }
+
+    pub fn already_exists(kind: Kind, name: &str) -> ApiError {
+        ApiError::new(
+            409,
+            "AlreadyExists",
+            format!("{} \"{name}\" already exists", qualified(kind)),
+        )
+    }
+
+    pub fn conflict(kind: Kind, name: &str) -> ApiError {
+        ApiError::new(
+            409,
+            "Conflict",
+            format!(
+                "Operation cannot be fulfilled on {} \"{name}\": the object has been modified; \
+                 please apply your changes to the latest version and try again",
+                qualified(kind)
+            ),
+        )
+    }
+
+    /// `422 Invalid`, worded like the apiserver: `StatefulSet.apps.kruise.io "s" is invalid: ...`.
+    pub fn invalid(kind: Kind, name: &str, causes: &[String]) -> ApiError {
+        let what = match kind.group() {
+            "" => kind.kind_name().to_string(),
+            g => format!("{}.{g}", kind.kind_name()),
+        };
+        let causes = match causes {
+            [one] => one.clone(),
+            many => format!("[{}]", many.join(", ")),
+        };
+        ApiError::new(
+            422,
+            "Invalid",
+            format!("{what} \"{name}\" is invalid: {causes}"),
+        )
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> ApiError {
+        ApiError::new(400, "BadRequest", message)
+    }
+
+    pub fn gone(message: impl Into<String>) -> ApiError {
+        ApiError::new(410, "Expired", message)
+    }
+}
+
+/// `statefulsets.apps.kruise.io`, as the apiserver names resources in messages.
+pub fn qualified(kind: Kind) -> String {
+    match kind.group() {
+        "" => kind.plural().to_string(),
+        g => format!("{}.{g}", kind.plural()),
+    }
+}
+
+type Key = (Kind, String, String);
+
+struct Inner {
+    rv: u64,
+    objects: BTreeMap<Key, Value>,
+    history: VecDeque<Change>,
+    history_cap: usize,
+    /// Watches from a version below this cannot be served from history.
+    oldest_servable: u64,
+}
+
+/// The shared object store. Cloning shares it.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Mutex<Inner>>,
+    tx: broadcast::Sender<Change>,
+}
+
+impl Default for Store {
+    fn default() -> Self {
+        Store::new()
+    }
+}
+
+impl Store {
+    pub fn new() -> Store {
+        Store::with_history(DEFAULT_HISTORY)
+    }
+
+    /// A store that keeps only the last `history` changes for resuming watches.
+    pub fn with_history(history: usize) -> Store {
+        let (tx, _) = broadcast::channel(BROADCAST_CAPACITY);
+        Store {
+            inner: Arc::new(Mutex::new(Inner {
+                rv: 1,
+                objects: BTreeMap::new(),
+                history: VecDeque::new(),
+                history_cap: history.max(1),
+                oldest_servable: 1,
+            })),
+            tx,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock leaves whole objects behind (every
+        // write replaces a value), so the data is still consistent.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn get(&self, kind: Kind, ns: &str, name: &str) -> Option<Value> {
+        self.lock().objects.get(&key(kind, ns, name)).cloned()
+    }
+
+    /// Objects in a namespace (None = all) and the store's current resourceVersion.
+    pub fn list(&self, kind: Kind, ns: Option<&str>) -> (Vec<Value>, u64) {
+        let inner = self.lock();
+        let items = inner
+            .objects
+            .iter()
+            .filter(|((k, n, _), _)| {
+                *k == kind && ns.is_none_or(|ns| !kind.namespaced() || n == ns)
+            })
+            .map(|(_, v)| v.clone())
+            .collect();
+        (items, inner.rv)
+    }
+
+    /// The current (latest committed) resourceVersion.
+    pub fn resource_version(&self) -> u64 {
+        self.lock().rv
+    }
+
+    /// Sets uid, resourceVersion, creationTimestamp, generation=1 (for kinds with spec); AlreadyExists on dup.
+    ///
+    /// `metadata.generateName` is honoured when `metadata.name` is absent.
+    pub fn create(&self, kind: Kind, ns: &str, mut obj: Value) -> Result<Value, ApiError> {
+        if !obj.is_object() {
+            return Err(ApiError::bad_request("the body must be a JSON object"));
+        }
+        let mut inner = self.lock();
+        let meta = metadata_mut(&mut obj);
+        let name = match meta.get("name").and_then(Value::as_str) {
+            Some(n) if !n.is_empty() => n.to_string(),
+            _ => match meta.get("generateName").and_then(Value::as_str) {
+                Some(prefix) if !prefix.is_empty() => {
+                    let mut name;
+                    loop {
+                        name = format!("{prefix}{}", random_suffix());
+                        if !inner.objects.contains_key(&key(kind, ns, &name)) {
+                            break;
+                        }
+                    }
+                    name
+                }
+                _ => {
+                    return Err(ApiError::invalid(
+                        kind,
+                        "",
+                        &[
+                            "metadata.name: Required value: name or generateName is required"
+                                .to_string(),
+                        ],
+                    ));
+                }
+            },
+        };
+        let k = key(kind, ns, &name);
+        if inner.objects.contains_key(&k) {
+            return Err(ApiError::already_exists(kind, &name));
+        }
+        let rv = inner.rv + 1;
+        let meta = metadata_mut(&mut obj);
+        meta.insert("name".into(), json!(name));
+        if kind.namespaced() {
+            meta.insert("namespace".into(), json!(ns));
+        } else {
+            meta.remove("namespace");
+        }
+        meta.insert("uid".into(), json!(new_uid()));
+        meta.insert("resourceVersion".into(), json!(rv.to_string()));
+        meta.insert("creationTimestamp".into(), json!(now_rfc3339()));
+        meta.remove("deletionTimestamp");
+        if kind.has_generation() {
+            meta.insert("generation".into(), json!(1));
+        } else {
+            meta.remove("generation");
+        }
+        if let Some(map) = obj.as_object_mut() {
+            map.insert("apiVersion".into(), json!(kind.api_version()));
+            map.insert("kind".into(), json!(kind.kind_name()));
+        }
+        admission::default(kind, &mut obj);
+        admission::validate(kind, &name, None, &obj)?;
+        inner.rv = rv;
+        inner.objects.insert(k, obj.clone());
+        self.record(
+            &mut inner,
+            kind,
+            ns,
+            &name,
+            ChangeType::Added,
+            obj.clone(),
+            rv,
+        );
+        Ok(obj)
+    }
+
+    /// Atomic read-modify-write of the whole object (the closure may return Err to abort).
+    /// Bumps resourceVersion (one global counter) and metadata.generation when `.spec` changed;
+    /// does nothing and returns the object unchanged if the closure changed nothing.
+    ///
+    /// Identity fields (name, namespace, uid, creationTimestamp, apiVersion,
+    /// kind) cannot be changed this way; `resourceVersion` and `generation`
+    /// are the store's to set.
+    pub fn modify(
+        &self,
+        kind: Kind,
+        ns: &str,
+        name: &str,
+        f: impl FnOnce(&mut Value) -> Result<(), ApiError>,
+    ) -> Result<Value, ApiError> {
+        let mut inner = self.lock();
+        let k = key(kind, ns, name);
+        let old = inner
+            .objects
+            .get(&k)
+            .cloned()
+            .ok_or_else(|| ApiError::not_found(kind, name))?;
+        let mut new = old.clone();
+        f(&mut new)?;
+        if !new.is_object() {
+            return Err(ApiError::bad_request("the object must be a JSON object"));
+        }
+        // Restore what callers may not change, then see whether anything else did.
+        if let Some(map) = new.as_object_mut() {
+            map.insert("apiVersion".into(), old["apiVersion"].clone());
+            map.insert("kind".into(), old["kind"].clone());
+        }
+        let old_meta = old.get("metadata").cloned().unwrap_or_else(|| json!({}));
+        let meta = metadata_mut(&mut new);
+        for field in [
+            "name",
+            "namespace",
+            "uid",
+            "creationTimestamp",
+            "resourceVersion",
+            "generation",
+        ] {
+            match old_meta.get(field) {
+                Some(v) => meta.insert(field.into(), v.clone()),
+                None => meta.remove(field),
+            };
+        }
+        // A deletion, once requested, cannot be taken back.
+        if let Some(v) = old_meta.get("deletionTimestamp") {
+            meta.insert("deletionTimestamp".into(), v.clone());
+        }
+        if new == old {
+            return Ok(old);
+        }
+        admission::default(kind, &mut new);
+        admission::validate(kind, name, Some(&old), &new)?;
+        let rv = inner.rv + 1;
+        let spec_changed = old.get("spec") != new.get("spec");
+        let meta = metadata_mut(&mut new);
+        meta.insert("resourceVersion".into(), json!(rv.to_string()));
+        if kind.has_generation() && spec_changed {
+            let generation = old_meta
+                .get("generation")
+                .and_then(Value::as_i64)
+                .unwrap_or(0);
+            meta.insert("generation".into(), json!(generation + 1));
+        }
+        inner.rv = rv;
+        inner.objects.insert(k, new.clone());
+        self.record(
+            &mut inner,
+            kind,
+            ns,
+            name,
+            ChangeType::Modified,
+            new.clone(),
+            rv,
+        );
+        Ok(new)
+    }
+
+    /// Removes the object now and emits Deleted.
+    pub fn delete(&self, kind: Kind, ns: &str, name: &str) -> Result<Value, ApiError> {
+        let mut inner = self.lock();
+        let mut obj = inner
+            .objects
+            .remove(&key(kind, ns, name))
+            .ok_or_else(|| ApiError::not_found(kind, name))?;
+        let rv = inner.rv + 1;
+        inner.rv = rv;
+        metadata_mut(&mut obj).insert("resourceVersion".into(), json!(rv.to_string()));
+        self.record(
+            &mut inner,
+            kind,
+            ns,
+            name,
+            ChangeType::Deleted,
+            obj.clone(),
+            rv,
+        );
+        Ok(obj)
+    }
+
+    /// Every change after the call, in resourceVersion order.
+    pub fn subscribe(&self) -> broadcast::Receiver<Change> {
+        self.tx.subscribe()
+    }
+
+    /// The changes after `rv` still in history, and a receiver for every
+    /// later one, taken atomically so that nothing is missed or repeated.
+    /// `410 Gone` when changes after `rv` have already been forgotten.
+    pub fn watch_from(
+        &self,
+        rv: u64,
+    ) -> Result<(Vec<Change>, broadcast::Receiver<Change>), ApiError> {
+        let inner = self.lock();
+        if rv < inner.oldest_servable {
+            return Err(ApiError::gone(format!(
+                "too old resource version: {rv} ({})",
+                inner.oldest_servable
+            )));
+        }
+        let rx = self.tx.subscribe();
+        let past = inner
+            .history
+            .iter()
+            .filter(|c| c.resource_version > rv)
+            .cloned()
+            .collect();
+        Ok((past, rx))
+    }
+
+    /// A consistent snapshot of one kind plus a receiver for every later
+    /// change: the start of a watch without a resourceVersion.
+    pub fn list_and_subscribe(
+        &self,
+        kind: Kind,
+        ns: Option<&str>,
+    ) -> (Vec<Value>, u64, broadcast::Receiver<Change>) {
+        let inner = self.lock();
+        let rx = self.tx.subscribe();
+        let items = inner
+            .objects
+            .iter()
+            .filter(|((k, n, _), _)| {
+                *k == kind && ns.is_none_or(|ns| !kind.namespaced() || n == ns)
+            })
+            .map(|(_, v)| v.clone())
+            .collect();
+        (items, inner.rv, rx)
+    }
+
+    /// Forgets the whole change history, as an etcd compaction would: every
+    /// watch resuming from an older version then gets `410 Gone`.
+    pub fn compact(&self) {
+        let mut inner = self.lock();
+        inner.history.clear();
+        inner.oldest_servable = inner.rv;
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn record(
+        &self,
+        inner: &mut Inner,
+        kind: Kind,
+        ns: &str,
+        name: &str,
+        change: ChangeType,
+        object: Value,
+        resource_version: u64,
+    ) {
+        let change = Change {
+            kind,
+            namespace: if kind.namespaced() {
+                ns.to_string()
+            } else {
+                String::new()
+            },
+            name: name.to_string(),
+            change,
+            object,
+            resource_version,
+        };
+        if inner.history.len() >= inner.history_cap
+            && let Some(dropped) = inner.history.pop_front()
+        {
+            inner.oldest_servable = dropped.resource_version;
+        }
+        inner.history.push_back(change.clone());
+        // No receivers is fine: nobody is watching.
+        let _ = self.tx.send(change);
+    }
+}
+
+fn key(kind: Kind, ns: &str, name: &str) -> Key {
+    let ns = if kind.namespaced() { ns } else { "" };
+    (kind, ns.to_string(), name.to_string())
+}
+
+/// `obj.metadata` as a map, created if missing or not an object.
+/// Callers have checked that `obj` itself is an object.
+fn metadata_mut(obj: &mut Value) -> &mut serde_json::Map<String, Value> {
+    let map = match obj {
+        Value::Object(map) => map,
+        other => {
+            *other = json!({});
+            match other {
+                Value::Object(map) => map,
+                _ => unreachable!("just assigned an object"),
+            }
+        }
+    };
+    let meta = map.entry("metadata").or_insert_with(|| json!({}));
+    if !meta.is_object() {
+        *meta = json!({});
+    }
+    match meta {
+        Value::Object(m) => m,
+        _ => unreachable!("just ensured an object"),
+    }
+}
+
+/// Now, as Kubernetes writes timestamps (seconds, UTC).
+pub fn now_rfc3339() -> String {
+    jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
+}
+
+/// Now with microseconds, as `metav1.MicroTime` fields want it.
+pub fn now_micro_rfc3339() -> String {
+    jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%S%.6fZ")
+        .to_string()
+}
+
+fn new_uid() -> String {
+    let b: [u8; 16] = rand::random();
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
+/// Five characters from the alphabet the apiserver uses for `generateName`.
+fn random_suffix() -> String {
+    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    (0..5)
+        .map(|_| ALPHABET[rand::random_range(0..ALPHABET.len())] as char)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod(name: &str) -> Value {
+        json!({"metadata": {"name": name}, "spec": {"containers": [{"name": "main", "image": "a"}]}})
+    }
+
+    #[test]
+    fn create_fills_in_identity_and_rejects_duplicates() {
+        let s = Store::new();
+        let p = s.create(Kind::Pod, "default", pod("p")).unwrap();
+        assert_eq!(p["apiVersion"], "v1");
+        assert_eq!(p["kind"], "Pod");
+        assert_eq!(p["metadata"]["namespace"], "default");
+        assert_eq!(p["metadata"]["generation"], 1);
+        assert_eq!(p["metadata"]["uid"].as_str().unwrap().len(), 36);
+        assert_eq!(
+            s.create(Kind::Pod, "default", pod("p")).unwrap_err().reason,
+            "AlreadyExists"
+        );
+    }
+
+    #[test]
+    fn modify_bumps_generation_only_on_spec_changes_and_skips_no_ops() {
+        let s = Store::new();
+        let p = s.create(Kind::Pod, "default", pod("p")).unwrap();
+        let rv0 = p["metadata"]["resourceVersion"].clone();
+        let same = s.modify(Kind::Pod, "default", "p", |_| Ok(())).unwrap();
+        assert_eq!(same["metadata"]["resourceVersion"], rv0);
+        let labelled = s
+            .modify(Kind::Pod, "default", "p", |o| {
+                o["metadata"]["labels"] = json!({"a": "b"});
+                Ok(())
+            })
+            .unwrap();
+        assert_ne!(labelled["metadata"]["resourceVersion"], rv0);
+        assert_eq!(labelled["metadata"]["generation"], 1);
+        let respec = s
+            .modify(Kind::Pod, "default", "p", |o| {
+                o["spec"]["containers"][0]["image"] = json!("b");
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(respec["metadata"]["generation"], 2);
+    }
+
+    #[test]
+    fn modify_cannot_change_identity() {
+        let s = Store::new();
+        let p = s.create(Kind::Pod, "default", pod("p")).unwrap();
+        let q = s
+            .modify(Kind::Pod, "default", "p", |o| {
+                o["metadata"]["uid"] = json!("x");
+                o["metadata"]["name"] = json!("q");
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(p, q);
+    }
+
+    #[tokio::test]
+    async fn watch_from_replays_history_then_goes_live_and_answers_gone_after_compaction() {
+        let s = Store::new();
+        let a = s.create(Kind::Pod, "default", pod("a")).unwrap();
+        let rv_a: u64 = a["metadata"]["resourceVersion"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        s.create(Kind::Pod, "default", pod("b")).unwrap();
+        let (past, mut rx) = s.watch_from(rv_a).unwrap();
+        assert_eq!(past.len(), 1);
+        assert_eq!(past[0].name, "b");
+        s.delete(Kind::Pod, "default", "a").unwrap();
+        let live = rx.recv().await.unwrap();
+        assert_eq!(
+            (live.name.as_str(), live.change),
+            ("a", ChangeType::Deleted)
+        );
+        s.compact();
+        assert_eq!(s.watch_from(rv_a).unwrap_err().code, 410);
+        assert!(s.watch_from(s.resource_version()).is_ok());
+    }
+
+    #[test]
+    fn bounded_history_forgets_old_versions() {
+        let s = Store::with_history(2);
+        for n in ["a", "b", "c", "d"] {
+            s.create(Kind::Pod, "default", pod(n)).unwrap();
+        }
+        let rv = s.resource_version();
+        assert!(s.watch_from(rv - 2).is_ok());
+        assert_eq!(s.watch_from(rv - 3).unwrap_err().code, 410);
+    }
+}
