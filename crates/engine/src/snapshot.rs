@@ -92,7 +92,10 @@ impl PodView {
     pub fn is_settled(&self) -> bool {
         self.ready
             && !self.terminating
-            && matches!(self.lifecycle_state.as_deref(), None | Some("") | Some("Normal"))
+            && matches!(
+                self.lifecycle_state.as_deref(),
+                None | Some("") | Some("Normal")
+            )
     }
 }
 
@@ -109,4 +112,69 @@ pub struct ArbiterView {
     pub epoch: u64,
     /// Pod name -> role. A pod missing here is *protected*.
     pub members: BTreeMap<String, Role>,
+}
+
+impl ArbiterView {
+    /// The arbiter's role for a pod; `None` when it does not list the pod (protected).
+    pub fn role_of(&self, pod: &str) -> Option<Role> {
+        self.members.get(pod).copied()
+    }
+
+    /// Names the arbiter reports with `role`, in name order.
+    pub fn with_role(&self, role: Role) -> impl Iterator<Item = &str> {
+        self.members
+            .iter()
+            .filter(move |(_, r)| **r == role)
+            .map(|(name, _)| name.as_str())
+    }
+}
+
+impl Snapshot {
+    /// The pod with this name, if it exists.
+    pub fn pod(&self, name: &str) -> Option<&PodView> {
+        self.pods.iter().find(|p| p.name == name)
+    }
+
+    /// Pods by ascending ordinal (name breaks ties), whatever order the snapshot holds them in.
+    pub fn pods_by_ordinal(&self) -> Vec<&PodView> {
+        let mut pods: Vec<&PodView> = self.pods.iter().collect();
+        pods.sort_by(|a, b| (a.ordinal, &a.name).cmp(&(b.ordinal, &b.name)));
+        pods
+    }
+
+    /// Whether the controller still counts the pod as one of `spec.replicas`.
+    ///
+    /// A pod at or above `spec.replicas` is being scaled away: the controller neither updates
+    /// nor counts it, so neither do decisions. (Kruise's `reserveOrdinals` shifts slots above
+    /// `replicas`; Baton does not support it.)
+    pub fn in_range(&self, pod: &PodView) -> bool {
+        pod.ordinal < self.sts.replicas
+    }
+
+    /// Pods the arbiter does not list, by ordinal: never selected (SPEC §1).
+    pub fn protected(&self) -> Vec<&PodView> {
+        self.pods_by_ordinal()
+            .into_iter()
+            .filter(|p| self.arbiter.role_of(&p.name).is_none())
+            .collect()
+    }
+
+    /// Names the arbiter lists that are not pods of the set, in name order.
+    pub fn unknown_members(&self) -> Vec<&str> {
+        self.arbiter
+            .members
+            .keys()
+            .filter(|name| self.pod(name).is_none())
+            .map(String::as_str)
+            .collect()
+    }
+
+    /// Whether the pod carries the trusted update revision. `false` while the revision
+    /// is not trusted: nothing counts as updated until the controller has caught up.
+    pub fn is_updated(&self, pod: &PodView) -> bool {
+        match (self.sts.trusted_update_revision(), pod.revision.as_deref()) {
+            (Some(update), Some(rev)) => update == rev,
+            _ => false,
+        }
+    }
 }

@@ -1,11 +1,26 @@
-//! The rollout decision core (SPEC §1): pure functions over a [`Snapshot`].
+//! The rollout decision core (SPEC §1): pure functions over a
+//! [`Snapshot`](crate::snapshot::Snapshot).
 //!
 //! No I/O, no clocks, no async. Steps read the cluster and the arbiter into a snapshot,
-//! ask here what to do, and write the answer as absolute values.
+//! ask here what to do, and write the answer as absolute values. Every function re-derives
+//! its sets from the snapshot it is given, so a decision taken after a crash is the same
+//! decision a step would have taken without one.
+//!
+//! - [`check_preconditions`]: may a run touch this set at all?
+//! - [`plan_wave`] / [`plan_handover`]: the next wave and the handover after it.
+//! - [`judge_wave`]: did a wave disturb a working pod?
+//! - [`forecast`]: every wave, assuming each succeeds (`engine plan`).
 
 use serde::{Deserialize, Serialize};
 
-use crate::snapshot::Snapshot;
+mod forecast;
+mod judge;
+mod sets;
+mod wave;
+
+pub use forecast::forecast;
+pub use judge::judge_wave;
+pub use wave::{check_preconditions, plan_handover, plan_wave};
 
 /// The knobs of the plan that decisions depend on.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -42,7 +57,9 @@ pub enum WaveDecision {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 #[serde(tag = "kind", rename_all = "camelCase")]
 pub enum Refusal {
-    #[error("podManagementPolicy is OrderedReady; Kruise forbids unorderedUpdate there, set it to Parallel")]
+    #[error(
+        "podManagementPolicy is OrderedReady; Kruise forbids unorderedUpdate there, set it to Parallel"
+    )]
     OrderedReady,
     #[error("the StatefulSet's rolling update is paused")]
     Paused,
@@ -52,11 +69,21 @@ pub enum Refusal {
     UnknownPods { pods: Vec<String> },
     #[error("the arbiter reports {working} working pods, below the minimum of {min}")]
     BelowMinWorking { working: u32, min: u32 },
-    #[error("working pods {working:?} still run the old revision and no updated idle pod is ready to take over")]
+    #[error(
+        "working pods {working:?} still run the old revision and no updated idle pod is ready to take over"
+    )]
     NoIdleToHandOver { working: Vec<String> },
     #[error("every pod is working; there is no idle pod to update first")]
     AllWorking,
-    #[error("the controller has not observed the latest generation yet; the update revision is unknown")]
+    /// Only pods the arbiter does not list are still old. Finishing would update them
+    /// (partition 0) although nobody knows whether they serve.
+    #[error(
+        "pods {pods:?} still run the old revision but the arbiter does not list them, so they are protected; list them in the arbiter or update them yourself"
+    )]
+    ProtectedOutdated { pods: Vec<String> },
+    #[error(
+        "the controller has not observed the latest generation yet; the update revision is unknown"
+    )]
     RevisionNotObserved,
     #[error("the update revision changed under the run: expected {expected}, found {found}")]
     UpdateRevisionChanged { expected: String, found: String },
@@ -95,10 +122,22 @@ impl WaveVerdict {
 #[serde(tag = "kind", rename_all = "camelCase")]
 pub enum Violation {
     /// A working pod now carries another revision (same UID: updated in place).
-    RevisionChanged { pod: String, from: Option<String>, to: Option<String> },
+    RevisionChanged {
+        pod: String,
+        from: Option<String>,
+        to: Option<String>,
+    },
     /// A working pod's containers restarted.
-    Restarted { pod: String, before: u32, after: u32 },
+    Restarted {
+        pod: String,
+        before: u32,
+        after: u32,
+    },
     /// A working pod has a new UID: it was deleted and recreated. `external` when the
     /// engine selected no such pod, i.e. someone else deleted it.
-    Recreated { pod: String, external: bool, revision: Option<String> },
+    Recreated {
+        pod: String,
+        external: bool,
+        revision: Option<String>,
+    },
 }
