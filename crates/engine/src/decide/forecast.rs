@@ -1,0 +1,77 @@
+//! The dry run (`engine plan`): play the decisions forward against a cluster where every
+//! wave succeeds, using the same [`plan_wave`] and [`plan_handover`] a real run uses.
+
+use crate::snapshot::{Role, Snapshot};
+
+use super::wave::{plan_handover, plan_wave};
+use super::{Handover, Policy, Refusal, WaveDecision, WaveForecast};
+
+/// Every wave the run would go through, assuming each succeeds: the pods of `S` come back
+/// updated and Ready, and each handover is applied by the arbiter. A wave that only hands
+/// over (nothing idle is old) has an empty `select`. Empty when nothing is left to do.
+///
+/// A refusal anywhere along the way is returned: a run would stop there too.
+pub fn forecast(s: &Snapshot, policy: &Policy) -> Result<Vec<WaveForecast>, Refusal> {
+    let mut cluster = s.clone();
+    let mut waves = Vec::new();
+    // Each update wave makes at least one counted pod updated, and a handover-only wave is
+    // always followed by an update wave, so `2 * replicas + 1` decisions always reach `Done`.
+    let bound = u64::from(s.sts.replicas) * 2 + 1;
+    for wave in (1..).take(usize::try_from(bound).unwrap_or(usize::MAX)) {
+        let (select, partition) = match plan_wave(&cluster, policy)? {
+            WaveDecision::Done => break,
+            WaveDecision::Update { select, partition } => {
+                update(&mut cluster, &select, partition);
+                (select, partition)
+            }
+            WaveDecision::HandoverFirst(_) => {
+                let updated = cluster
+                    .pods
+                    .iter()
+                    .filter(|p| cluster.in_range(p) && cluster.is_updated(p))
+                    .count();
+                let partition = cluster
+                    .sts
+                    .replicas
+                    .saturating_sub(super::sets::count(updated));
+                cluster.sts.partition = Some(partition);
+                (Vec::new(), partition)
+            }
+        };
+        let handover = plan_handover(&cluster, policy)?;
+        if let Some(h) = &handover {
+            hand_over(&mut cluster, h);
+        }
+        waves.push(WaveForecast {
+            wave,
+            select,
+            partition,
+            handover,
+        });
+    }
+    Ok(waves)
+}
+
+/// What a well-behaved controller does with the partition: exactly the selected pods update.
+fn update(cluster: &mut Snapshot, select: &[String], partition: u32) {
+    let revision = cluster.sts.update_revision.clone();
+    cluster.sts.partition = Some(partition);
+    for pod in cluster.pods.iter_mut().filter(|p| select.contains(&p.name)) {
+        pod.revision = revision.clone();
+        pod.ready = true;
+        pod.terminating = false;
+        pod.lifecycle_state = None;
+        pod.not_ready_reason = None;
+    }
+}
+
+fn hand_over(cluster: &mut Snapshot, handover: &Handover) {
+    let members = &mut cluster.arbiter.members;
+    for name in &handover.promote {
+        members.insert(name.clone(), Role::Working);
+    }
+    for name in &handover.demote {
+        members.insert(name.clone(), Role::Idle);
+    }
+    cluster.arbiter.epoch += 1;
+}

@@ -1,0 +1,99 @@
+//! The pod sets of SPEC §1, computed once from one snapshot so every decision of a step
+//! reasons about the same moment.
+//!
+//! Only pods the controller counts (ordinal below `spec.replicas`) take part: a pod being
+//! scaled away is neither updated by Kruise nor counted in its partition arithmetic, so
+//! counting it here could open the partition one pod too wide.
+
+use crate::snapshot::{PodView, Role, Snapshot};
+
+use super::{Policy, Refusal};
+
+/// `U`, `O` and their intersections with the arbiter's `W` and `I`, each by ascending ordinal.
+#[derive(Debug)]
+pub(super) struct Sets<'a> {
+    /// `|P|`: `spec.replicas`, which counts pods missing right now too.
+    pub replicas: u32,
+    /// `U`: counted pods carrying the trusted update revision.
+    pub updated: Vec<&'a PodView>,
+    /// `W ∩ O`.
+    pub working_old: Vec<&'a PodView>,
+    /// `I ∩ O`: the only pods a wave may select.
+    pub idle_old: Vec<&'a PodView>,
+    /// `I ∩ U`: candidates for promotion once settled.
+    pub idle_updated: Vec<&'a PodView>,
+    /// Old pods the arbiter does not list: they can never be selected.
+    pub protected_old: Vec<&'a PodView>,
+    /// `|I|` over counted pods.
+    pub idle: usize,
+    /// `|W|` as the arbiter reports it (every member exists: preconditions hold).
+    pub working: usize,
+}
+
+impl<'a> Sets<'a> {
+    /// Classify the pods, refusing when the update revision cannot be trusted.
+    pub fn of(s: &'a Snapshot, policy: &Policy) -> Result<Self, Refusal> {
+        let update = s
+            .sts
+            .trusted_update_revision()
+            .ok_or(Refusal::RevisionNotObserved)?;
+        if let Some(expected) = &policy.expected_update_revision
+            && expected != update
+        {
+            return Err(Refusal::UpdateRevisionChanged {
+                expected: expected.clone(),
+                found: update.to_owned(),
+            });
+        }
+        let mut sets = Sets {
+            replicas: s.sts.replicas,
+            updated: Vec::new(),
+            working_old: Vec::new(),
+            idle_old: Vec::new(),
+            idle_updated: Vec::new(),
+            protected_old: Vec::new(),
+            idle: 0,
+            working: s.arbiter.with_role(Role::Working).count(),
+        };
+        for pod in s.pods_by_ordinal().into_iter().filter(|p| s.in_range(p)) {
+            let updated = pod.revision.as_deref() == Some(update);
+            let role = s.arbiter.role_of(&pod.name);
+            if role == Some(Role::Idle) {
+                sets.idle += 1;
+            }
+            if updated {
+                sets.updated.push(pod);
+            }
+            match (role, updated) {
+                (Some(Role::Working), false) => sets.working_old.push(pod),
+                (Some(Role::Idle), false) => sets.idle_old.push(pod),
+                (Some(Role::Idle), true) => sets.idle_updated.push(pod),
+                (None, false) => sets.protected_old.push(pod),
+                (Some(Role::Working) | None, true) => {}
+            }
+        }
+        Ok(sets)
+    }
+
+    /// `O` is empty: every counted pod runs the update revision.
+    pub fn all_updated(&self) -> bool {
+        self.working_old.is_empty() && self.idle_old.is_empty() && self.protected_old.is_empty()
+    }
+}
+
+/// `maxPerWave` as a cap on a count (0 = no cap).
+pub(super) fn cap(max_per_wave: u32) -> usize {
+    match max_per_wave {
+        0 => usize::MAX,
+        n => usize::try_from(n).unwrap_or(usize::MAX),
+    }
+}
+
+/// A count as the `u32` the cluster API uses; pod counts never come near the limit.
+pub(super) fn count(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+pub(super) fn names(pods: &[&PodView]) -> Vec<String> {
+    pods.iter().map(|p| p.name.clone()).collect()
+}

@@ -1,0 +1,129 @@
+//! What the next wave does and which roles change after it (SPEC §1, steps 3.1–3.8).
+//!
+//! Safety rests on one inequality. Kruise, in unordered mode, updates the pods of
+//! `done ++ waiting` up to `replicas - partition` entries, where `done` holds every counted
+//! pod already at the update revision or terminating and `waiting` the other pods, ranked
+//! with `baton.dev/selected` first. With `partition = |P| - |U| - |S|` that quota is
+//! `|U| + |S|`, and `|done| >= |U|`, so at most `|S|` waiting pods are updated: the
+//! selected ones, which are idle.
+
+use crate::snapshot::{PodManagementPolicy, PodView, Snapshot, UpdateStrategyType};
+
+use super::sets::{Sets, cap, count, names};
+use super::{Handover, Policy, Refusal, Warning, WaveDecision};
+
+/// Preconditions of SPEC §1: `Parallel`, `RollingUpdate`, not paused, and every pod the
+/// arbiter names belongs to the set. Pods the arbiter does not name come back as a warning.
+pub fn check_preconditions(s: &Snapshot) -> Result<Vec<Warning>, Refusal> {
+    if s.sts.pod_management_policy == PodManagementPolicy::OrderedReady {
+        return Err(Refusal::OrderedReady);
+    }
+    match &s.sts.update_type {
+        UpdateStrategyType::RollingUpdate => {}
+        UpdateStrategyType::OnDelete => {
+            return Err(Refusal::NotRollingUpdate {
+                found: "OnDelete".to_owned(),
+            });
+        }
+        UpdateStrategyType::Other(found) => {
+            return Err(Refusal::NotRollingUpdate {
+                found: found.clone(),
+            });
+        }
+    }
+    if s.sts.paused {
+        return Err(Refusal::Paused);
+    }
+    let unknown = s.unknown_members();
+    if !unknown.is_empty() {
+        return Err(Refusal::UnknownPods {
+            pods: unknown.into_iter().map(str::to_owned).collect(),
+        });
+    }
+    let protected = s.protected();
+    Ok(if protected.is_empty() {
+        Vec::new()
+    } else {
+        vec![Warning::Protected {
+            pods: names(&protected),
+        }]
+    })
+}
+
+/// The next wave.
+///
+/// `Done` when no counted pod is old; otherwise `Update` with `S` = the first
+/// `maxPerWave` pods of `I ∩ O` by ordinal and `partition = |P| - |U| - |S|`; when `I ∩ O`
+/// is empty but `W ∩ O` is not, the handover that must come first.
+pub fn plan_wave(s: &Snapshot, policy: &Policy) -> Result<WaveDecision, Refusal> {
+    check_preconditions(s)?;
+    let sets = Sets::of(s, policy)?;
+    let working = count(sets.working);
+    if working < policy.min_working {
+        return Err(Refusal::BelowMinWorking {
+            working,
+            min: policy.min_working,
+        });
+    }
+    if sets.all_updated() {
+        return Ok(WaveDecision::Done);
+    }
+    if !sets.idle_old.is_empty() {
+        let select: Vec<&PodView> = sets
+            .idle_old
+            .iter()
+            .copied()
+            .take(cap(policy.max_per_wave))
+            .collect();
+        let partition = sets
+            .replicas
+            .saturating_sub(count(sets.updated.len() + select.len()));
+        return Ok(WaveDecision::Update {
+            select: names(&select),
+            partition,
+        });
+    }
+    if !sets.working_old.is_empty() {
+        if sets.idle == 0 {
+            return Err(Refusal::AllWorking);
+        }
+        return handover(&sets, policy).map(WaveDecision::HandoverFirst);
+    }
+    Err(Refusal::ProtectedOutdated {
+        pods: names(&sets.protected_old),
+    })
+}
+
+/// The handover after a wave: `None` when no working pod is old. Otherwise promote `m`
+/// settled pods of `I ∩ U` and demote `m` pods of `W ∩ O`, lowest ordinals first, with
+/// `m = min(|settled I ∩ U|, |W ∩ O|, maxPerWave)`, so the working count stays the same.
+pub fn plan_handover(s: &Snapshot, policy: &Policy) -> Result<Option<Handover>, Refusal> {
+    check_preconditions(s)?;
+    let sets = Sets::of(s, policy)?;
+    if sets.working_old.is_empty() {
+        return Ok(None);
+    }
+    handover(&sets, policy).map(Some)
+}
+
+fn handover(sets: &Sets<'_>, policy: &Policy) -> Result<Handover, Refusal> {
+    let ready: Vec<&PodView> = sets
+        .idle_updated
+        .iter()
+        .copied()
+        .filter(|p| p.is_settled())
+        .collect();
+    let m = ready
+        .len()
+        .min(sets.working_old.len())
+        .min(cap(policy.max_per_wave));
+    if m == 0 {
+        return Err(Refusal::NoIdleToHandOver {
+            working: names(&sets.working_old),
+        });
+    }
+    Ok(Handover {
+        promote: names(&ready[..m]),
+        demote: names(&sets.working_old[..m]),
+    })
+}
