@@ -1,8 +1,5 @@
-//! The upgrade plan (SPEC §2): what an operator writes, as typed serde structs.
-//!
-//! Parsing is strict (unknown fields are errors) and every error carries the file,
-//! line, column and field path. Only a [`ValidPlan`] can be run: the constructor
-//! [`ValidPlan::parse`] is the single door from text to a plan the engine trusts.
+//! The plan as typed serde structs, with their defaults. Doc comments here become the
+//! descriptions of the JSON Schema (`engine schema`), so they speak to plan authors.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -16,11 +13,18 @@ pub const API_VERSION: &str = "baton.dev/v1alpha1";
 /// The `kind` every plan must carry.
 pub const KIND: &str = "UpgradePlan";
 
-/// A plan as written in YAML. Defaults are applied by serde, checks by [`ValidPlan::parse`].
+/// A Baton upgrade plan: which Advanced StatefulSet to update, to what, and how.
+///
+/// Defaults are applied by serde, checks by [`ValidPlan::parse`](super::ValidPlan::parse).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schemars(title = "UpgradePlan")]
 pub struct Plan {
+    /// Always `baton.dev/v1alpha1`.
+    #[schemars(extend("const" = API_VERSION))]
     pub api_version: String,
+    /// Always `UpgradePlan`.
+    #[schemars(extend("const" = KIND))]
     pub kind: String,
     pub metadata: Metadata,
     pub spec: Spec,
@@ -30,21 +34,29 @@ pub struct Plan {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Metadata {
     /// DNS-1123 label; with the target it names the run.
+    #[schemars(length(min = 1, max = 63), regex(pattern = DNS_LABEL_PATTERN))]
     pub name: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Spec {
+    /// The Advanced StatefulSet to upgrade.
     pub target: Target,
+    /// The new pod template: images and/or a template patch.
     pub update: Update,
+    /// The pod label that mirrors the arbiter's roles.
     #[serde(default)]
     pub roles: Roles,
+    /// The service that decides which pods are working and which are idle.
     pub arbiter: ArbiterSpec,
+    /// How many pods to update at once and how long to wait for them.
     #[serde(default)]
     pub waves: Waves,
+    /// Limits that stop the rollout.
     #[serde(default)]
     pub safety: Safety,
+    /// Extra steps at fixed points of the rollout.
     #[serde(default)]
     pub hooks: Hooks,
 }
@@ -52,30 +64,39 @@ pub struct Spec {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Target {
+    /// DNS-1123 label.
     #[serde(default = "default_namespace")]
+    #[schemars(length(min = 1, max = 63), regex(pattern = DNS_LABEL_PATTERN))]
     pub namespace: String,
-    /// Name of the Advanced StatefulSet.
+    /// Name of the Advanced StatefulSet (DNS-1123 subdomain).
+    #[schemars(length(min = 1, max = 253))]
     pub name: String,
 }
 
+/// At least one of `images` and `templatePatch` must say what to change.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schemars(extend("anyOf" = [{"required": ["images"]}, {"required": ["templatePatch"]}]))]
 pub struct Update {
-    /// Container name -> image.
+    /// Container name -> image (`name[:tag][@digest]`).
     #[serde(default)]
     pub images: BTreeMap<String, String>,
     /// Strategic-merge patch of `spec.template`.
     #[serde(default)]
+    #[schemars(with = "Option<BTreeMap<String, serde_json::Value>>")]
     pub template_patch: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Roles {
+    /// Label key (`[prefix/]name`).
     #[serde(default = "default_role_label")]
     pub label: String,
+    /// Label value of working pods.
     #[serde(default = "default_working")]
     pub working: String,
+    /// Label value of idle pods; must differ from `working`.
     #[serde(default = "default_idle")]
     pub idle: String,
 }
@@ -94,13 +115,19 @@ impl Default for Roles {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ArbiterSpec {
     /// `http` or `https` base URL.
+    #[schemars(regex(pattern = r"^https?://[^\s/?#@]+[^\s?#]*$"))]
     pub url: String,
+    /// Per request.
     #[serde(default = "default_arbiter_timeout")]
     pub timeout: Duration,
+    /// Retries with exponential backoff and jitter.
     #[serde(default = "default_retries")]
+    #[schemars(range(max = 10))]
     pub retries: u32,
+    /// File holding a bearer token (never logged).
     #[serde(default)]
     pub token_file: Option<PathBuf>,
+    /// Extra CA bundle for https.
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
 }
@@ -111,10 +138,13 @@ pub struct Waves {
     /// 0 = every eligible idle pod at once.
     #[serde(default)]
     pub max_per_wave: u32,
+    /// How long a wave may take to become ready.
     #[serde(default = "default_ready_timeout")]
     pub ready_timeout: Duration,
+    /// Wait after a wave is ready.
     #[serde(default)]
     pub settle: Duration,
+    /// When to wait for `engine approve`.
     #[serde(default)]
     pub approval: Approval,
 }
@@ -130,12 +160,18 @@ impl Default for Waves {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, schemars::JsonSchema)]
+/// Manual approval gates between waves.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "camelCase")]
 pub enum Approval {
+    /// Never wait.
     #[default]
     None,
+    /// Wait once, after the first wave is ready.
     FirstWave,
+    /// Wait after every wave.
     EveryWave,
 }
 
@@ -168,26 +204,37 @@ pub struct Hooks {
 /// One hook: a name (unique at its point) and exactly one action.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schemars(extend("oneOf" = [
+    {"required": ["http"]}, {"required": ["exec"]}, {"required": ["sleep"]}, {"required": ["approval"]}
+]))]
 pub struct Hook {
+    /// DNS-1123 label, unique at its hook point.
+    #[schemars(length(min = 1, max = 63), regex(pattern = DNS_LABEL_PATTERN))]
     pub name: String,
+    /// Call a URL and expect a status.
     #[serde(default)]
     pub http: Option<HttpHook>,
+    /// Run a local command; it must exit 0.
     #[serde(default)]
     pub exec: Option<ExecHook>,
+    /// Wait a fixed time.
     #[serde(default)]
     pub sleep: Option<SleepHook>,
-    /// A manual gate: the run waits for `engine approve`.
-    #[serde(default)]
+    /// A manual gate: the run waits for `engine approve`. `approval: {}` or just `approval:`.
+    #[serde(default, deserialize_with = "null_as_default")]
     pub approval: Option<ApprovalHook>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct HttpHook {
+    /// `http` or `https` URL; may use the placeholders.
     pub url: String,
     #[serde(default = "default_http_method")]
+    #[schemars(extend("enum" = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]))]
     pub method: String,
     #[serde(default = "default_expect_status")]
+    #[schemars(range(min = 100, max = 599))]
     pub expect_status: u16,
     #[serde(default = "default_hook_timeout")]
     pub timeout: Duration,
@@ -196,6 +243,8 @@ pub struct HttpHook {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ExecHook {
+    /// Program and arguments (no shell); may use the placeholders.
+    #[schemars(length(min = 1))]
     pub command: Vec<String>,
     #[serde(default = "default_exec_timeout")]
     pub timeout: Duration,
@@ -210,6 +259,7 @@ pub struct SleepHook {
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ApprovalHook {
+    /// Shown to the operator while the run waits.
     #[serde(default)]
     pub message: Option<String>,
 }
@@ -285,6 +335,18 @@ impl Hooks {
     }
 }
 
+/// A DNS-1123 label, for the schema (the parser checks the same rule in code).
+const DNS_LABEL_PATTERN: &str = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$";
+
+/// An explicit null (`approval:`) means "present with defaults", not "absent".
+fn null_as_default<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de> + Default,
+{
+    Ok(Some(Option::<T>::deserialize(d)?.unwrap_or_default()))
+}
+
 fn default_namespace() -> String {
     "default".to_owned()
 }
@@ -317,38 +379,4 @@ fn default_hook_timeout() -> Duration {
 }
 fn default_exec_timeout() -> Duration {
     Duration::from_secs(30)
-}
-
-/// A plan that passed every check. The only kind of plan the engine runs.
-#[derive(Debug, Clone)]
-pub struct ValidPlan {
-    plan: Plan,
-    source: PlanSource,
-}
-
-/// Where a plan came from, kept so a resumed run can prove it runs the same text.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PlanSource {
-    /// The file name as the user gave it (for messages).
-    pub file: String,
-    /// The exact text parsed.
-    pub text: String,
-    /// Hex SHA-256 of `text`.
-    pub hash: String,
-}
-
-impl ValidPlan {
-    pub fn plan(&self) -> &Plan {
-        &self.plan
-    }
-    pub fn spec(&self) -> &Spec {
-        &self.plan.spec
-    }
-    pub fn source(&self) -> &PlanSource {
-        &self.source
-    }
-    /// `metadata.name`.
-    pub fn name(&self) -> &str {
-        &self.plan.metadata.name
-    }
 }

@@ -1,0 +1,235 @@
+//! Plan errors. Each problem names the file, line, column and field path and says what
+//! was expected, in one line ([`Display`](std::fmt::Display)) or as a rustc-style
+//! report with the offending line underlined ([`PlanError::render`]).
+
+use std::fmt;
+
+use serde::Serialize;
+
+use super::yaml::Span;
+
+/// One problem in a plan, located in its source text.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Diagnostic {
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column, in characters.
+    pub column: usize,
+    /// The field, such as `spec.waves.readyTimeout`; empty for the document as a whole.
+    pub path: String,
+    /// What is wrong and what was expected.
+    pub message: String,
+    /// The source line the problem is on, for [`PlanError::render`].
+    #[serde(skip)]
+    pub source_line: String,
+    /// How many characters to underline from `column`.
+    #[serde(skip)]
+    pub width: usize,
+}
+
+/// Splits text into lines the way YAML counts them (`\n`, `\r\n` or a lone `\r`).
+fn nth_line(text: &str, line: usize) -> &str {
+    let mut rest = text;
+    for _ in 1..line {
+        match rest.find(['\n', '\r']) {
+            Some(i) => {
+                let skip = if rest[i..].starts_with("\r\n") { 2 } else { 1 };
+                rest = &rest[i + skip..];
+            }
+            None => return "",
+        }
+    }
+    let end = rest.find(['\n', '\r']).unwrap_or(rest.len());
+    &rest[..end]
+}
+
+impl Diagnostic {
+    pub(crate) fn new(text: &str, span: Span, path: &str, message: impl Into<String>) -> Self {
+        let source_line = nth_line(text, span.line).to_owned();
+        let line_chars = source_line.chars().count();
+        let column = span.column.clamp(1, line_chars + 1);
+        let to_line_end = (line_chars + 1).saturating_sub(column);
+        let width = if span.end_line == span.line && span.end_column > column {
+            (span.end_column - column).min(to_line_end)
+        } else {
+            to_line_end
+        };
+        Diagnostic {
+            line: span.line,
+            column,
+            path: path.to_owned(),
+            message: message.into(),
+            source_line,
+            width: width.max(1),
+        }
+    }
+
+    /// The rustc-style report for this problem, without a trailing newline.
+    pub fn render(&self, file: &str) -> String {
+        let gutter = self.line.to_string().len();
+        let pad = " ".repeat(gutter);
+        // Keep tabs so the carets line up under tabbed text.
+        let indent: String = self
+            .source_line
+            .chars()
+            .take(self.column - 1)
+            .map(|c| if c == '\t' { '\t' } else { ' ' })
+            .collect();
+        let label = if self.path.is_empty() {
+            String::new()
+        } else {
+            format!(" {}", self.path)
+        };
+        format!(
+            "error: {message}\n{pad}--> {file}:{line}:{column}\n{pad} |\n{line:>gutter$} | {source}\n{pad} | {indent}{carets}{label}",
+            message = self.message,
+            line = self.line,
+            column = self.column,
+            source = self.source_line,
+            carets = "^".repeat(self.width),
+        )
+    }
+
+    /// The one-line form: `file:line:column: path: message`.
+    pub fn one_line(&self, file: &str) -> String {
+        if self.path.is_empty() {
+            format!("{file}:{}:{}: {}", self.line, self.column, self.message)
+        } else {
+            format!(
+                "{file}:{}:{}: {}: {}",
+                self.line, self.column, self.path, self.message
+            )
+        }
+    }
+}
+
+/// Why a plan was refused. Nothing was changed anywhere when this is returned.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    /// The file could not be read (missing, unreadable, not UTF-8).
+    Read {
+        file: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The text is not a valid plan. Holds every problem the checks found (sorted by
+    /// position), or the first syntax or type error, which stops parsing.
+    Invalid {
+        file: String,
+        diagnostics: Vec<Diagnostic>,
+    },
+}
+
+impl PlanError {
+    /// The file name as the user gave it.
+    pub fn file(&self) -> &str {
+        match self {
+            PlanError::Read { file, .. } | PlanError::Invalid { file, .. } => file,
+        }
+    }
+
+    /// The located problems; empty when the file could not be read at all.
+    pub fn diagnostics(&self) -> &[Diagnostic] {
+        match self {
+            PlanError::Read { .. } => &[],
+            PlanError::Invalid { diagnostics, .. } => diagnostics,
+        }
+    }
+
+    /// Every problem as a rustc-style report, blank-line separated, no trailing newline.
+    pub fn render(&self) -> String {
+        match self {
+            PlanError::Read { file, source } => {
+                format!("error: cannot read plan file {file}: {source}")
+            }
+            PlanError::Invalid { file, diagnostics } => {
+                let mut blocks: Vec<String> = diagnostics.iter().map(|d| d.render(file)).collect();
+                if diagnostics.len() > 1 {
+                    blocks.push(format!("error: {} problems in {file}", diagnostics.len()));
+                }
+                blocks.join("\n\n")
+            }
+        }
+    }
+}
+
+impl fmt::Display for PlanError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PlanError::Read { file, .. } => write!(f, "cannot read plan file {file}"),
+            PlanError::Invalid { file, diagnostics } => match diagnostics.split_first() {
+                None => write!(f, "{file}: invalid plan"),
+                Some((first, [])) => f.write_str(&first.one_line(file)),
+                Some((first, rest)) => write!(
+                    f,
+                    "{} (and {} more problems)",
+                    first.one_line(file),
+                    rest.len()
+                ),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_problem_renders_like_rustc_with_the_value_underlined() {
+        let text = "a: 1\n".repeat(11) + "    readyTimeout: 10x\n";
+        let span = Span {
+            line: 12,
+            column: 19,
+            end_line: 12,
+            end_column: 22,
+        };
+        let d = Diagnostic::new(
+            &text,
+            span,
+            "spec.waves.readyTimeout",
+            "invalid duration \"10x\"",
+        );
+        let want = "error: invalid duration \"10x\"\n  --> plans/bad.yaml:12:19\n   |\n12 |     readyTimeout: 10x\n   |                   ^^^ spec.waves.readyTimeout";
+        assert_eq!(d.render("plans/bad.yaml"), want);
+        assert_eq!(
+            d.one_line("plans/bad.yaml"),
+            "plans/bad.yaml:12:19: spec.waves.readyTimeout: invalid duration \"10x\""
+        );
+    }
+
+    #[test]
+    fn multi_line_spans_are_underlined_to_the_end_of_their_first_line() {
+        let text = "key: {a: 1,\n  b: 2}\n";
+        let span = Span {
+            line: 1,
+            column: 6,
+            end_line: 2,
+            end_column: 8,
+        };
+        let d = Diagnostic::new(text, span, "key", "bad");
+        assert_eq!(d.width, "{a: 1,".len());
+    }
+
+    #[test]
+    fn lines_are_counted_as_yaml_counts_them() {
+        assert_eq!(nth_line("a\r\nb\rc\nd", 1), "a");
+        assert_eq!(nth_line("a\r\nb\rc\nd", 2), "b");
+        assert_eq!(nth_line("a\r\nb\rc\nd", 3), "c");
+        assert_eq!(nth_line("a\r\nb\rc\nd", 4), "d");
+        assert_eq!(nth_line("a", 9), "");
+    }
+
+    #[test]
+    fn spans_past_the_end_of_the_text_still_render() {
+        let span = Span {
+            line: 40,
+            column: 99,
+            end_line: 40,
+            end_column: 100,
+        };
+        let d = Diagnostic::new("a: 1\n", span, "", "late");
+        assert_eq!((d.column, d.width), (1, 1));
+        assert!(d.render("f").contains("--> f:40:1"));
+    }
+}
