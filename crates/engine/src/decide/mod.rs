@@ -20,7 +20,7 @@ mod wave;
 
 pub use forecast::forecast;
 pub use judge::judge_wave;
-pub use wave::{check_preconditions, plan_handover, plan_wave};
+pub use wave::{check_preconditions, finalize_partition, plan_handover, plan_wave};
 
 /// The knobs of the plan that decisions depend on.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -45,7 +45,8 @@ pub struct Handover {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "camelCase")]
 pub enum WaveDecision {
-    /// Every pod runs the update revision: finalize.
+    /// Every pod the arbiter lists runs the update revision: finalize (with
+    /// [`finalize_partition`], which keeps protected pods as they are).
     Done,
     /// Mark `select` and set the partition to `partition` (= |P| - |U| - |S|).
     Update { select: Vec<String>, partition: u32 },
@@ -75,12 +76,6 @@ pub enum Refusal {
     NoIdleToHandOver { working: Vec<String> },
     #[error("every pod is working; there is no idle pod to update first")]
     AllWorking,
-    /// Only pods the arbiter does not list are still old. Finishing would update them
-    /// (partition 0) although nobody knows whether they serve.
-    #[error(
-        "pods {pods:?} still run the old revision but the arbiter does not list them, so they are protected; list them in the arbiter or update them yourself"
-    )]
-    ProtectedOutdated { pods: Vec<String> },
     #[error(
         "the controller has not observed the latest generation yet; the update revision is unknown"
     )]

@@ -74,11 +74,6 @@ impl<'a> Sets<'a> {
         }
         Ok(sets)
     }
-
-    /// `O` is empty: every counted pod runs the update revision.
-    pub fn all_updated(&self) -> bool {
-        self.working_old.is_empty() && self.idle_old.is_empty() && self.protected_old.is_empty()
-    }
 }
 
 /// `maxPerWave` as a cap on a count (0 = no cap).

@@ -52,9 +52,10 @@ pub fn check_preconditions(s: &Snapshot) -> Result<Vec<Warning>, Refusal> {
 
 /// The next wave.
 ///
-/// `Done` when no counted pod is old; otherwise `Update` with `S` = the first
-/// `maxPerWave` pods of `I ∩ O` by ordinal and `partition = |P| - |U| - |S|`; when `I ∩ O`
-/// is empty but `W ∩ O` is not, the handover that must come first.
+/// `Done` when no counted pod the arbiter lists is old (protected pods may still be);
+/// otherwise `Update` with `S` = the first `maxPerWave` pods of `I ∩ O` by ordinal and
+/// `partition = |P| - |U| - |S|`; when `I ∩ O` is empty but `W ∩ O` is not, the handover
+/// that must come first.
 pub fn plan_wave(s: &Snapshot, policy: &Policy) -> Result<WaveDecision, Refusal> {
     check_preconditions(s)?;
     let sets = Sets::of(s, policy)?;
@@ -64,9 +65,6 @@ pub fn plan_wave(s: &Snapshot, policy: &Policy) -> Result<WaveDecision, Refusal>
             working,
             min: policy.min_working,
         });
-    }
-    if sets.all_updated() {
-        return Ok(WaveDecision::Done);
     }
     if !sets.idle_old.is_empty() {
         let select: Vec<&PodView> = sets
@@ -89,9 +87,18 @@ pub fn plan_wave(s: &Snapshot, policy: &Policy) -> Result<WaveDecision, Refusal>
         }
         return handover(&sets, policy).map(WaveDecision::HandoverFirst);
     }
-    Err(Refusal::ProtectedOutdated {
-        pods: names(&sets.protected_old),
-    })
+    Ok(WaveDecision::Done)
+}
+
+/// The partition `finalize` writes: the number of protected pods still old, usually 0.
+///
+/// With `unorderedUpdate` the partition is how many pods keep the old revision, and once
+/// every other counted pod is updated those are exactly the protected ones: a pod the
+/// arbiter does not list is never updated by Baton, not even at the end.
+pub fn finalize_partition(s: &Snapshot, policy: &Policy) -> Result<u32, Refusal> {
+    check_preconditions(s)?;
+    let sets = Sets::of(s, policy)?;
+    Ok(count(sets.protected_old.len()))
 }
 
 /// The handover after a wave: `None` when no working pod is old. Otherwise promote `m`
