@@ -1,4 +1,8 @@
 //! Durations as operators write them: `5s`, `10m`, `1h30m`, `250ms`.
+//!
+//! The grammar is a sequence of `<digits><unit>` with units `ms`, `s`, `m`, `h` (summed),
+//! or a bare `0`. No signs, fractions, spaces or days: a plan is read by people at 3 a.m.,
+//! and one obvious spelling per value is worth more than flexibility.
 
 use serde::{Deserialize, Serialize};
 
@@ -23,9 +27,9 @@ impl Duration {
 pub enum ParseDurationError {
     #[error("empty duration: expected a duration like 5s, 10m or 1h30m")]
     Empty,
-    #[error("invalid duration {0:?}: expected a duration like 5s, 10m or 1h30m (units ms, s, m, h)")]
+    #[error("invalid duration {0:?}: expected a duration like 5s, 10m or 1h30m")]
     Invalid(String),
-    #[error("duration {0:?} is too large")]
+    #[error("duration {0:?} is too large: expected at most about 584 million years")]
     Overflow(String),
 }
 
@@ -48,7 +52,9 @@ impl std::str::FromStr for Duration {
             if digits == 0 {
                 return Err(invalid());
             }
-            let value: u64 = rest[..digits].parse().map_err(|_| ParseDurationError::Overflow(s.to_owned()))?;
+            let value: u64 = rest[..digits]
+                .parse()
+                .map_err(|_| ParseDurationError::Overflow(s.to_owned()))?;
             rest = &rest[digits..];
             let unit_len = rest.bytes().take_while(u8::is_ascii_alphabetic).count();
             let unit_ms: u64 = match &rest[..unit_len] {

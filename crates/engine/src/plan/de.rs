@@ -268,12 +268,15 @@ impl<'de> SeqAccess<'de> for SeqDe<'de, '_> {
             return Ok(None);
         };
         let path = self.path.index(index);
-        seed.deserialize(NodeDe {
+        let child = NodeDe {
             node,
             path: &path,
             key_span: None,
-        })
-        .map(Some)
+        };
+        // Errors a type raises after reading its value (a bad duration) belong here too.
+        seed.deserialize(child)
+            .map(Some)
+            .map_err(|e| child.locate(e))
     }
 
     fn size_hint(&self) -> Option<usize> {
@@ -313,11 +316,13 @@ impl<'de> MapAccess<'de> for MapDe<'de, '_> {
             return Err(de::Error::custom("a mapping value was read before its key"));
         };
         let path = self.path.key(&entry.key);
-        seed.deserialize(NodeDe {
+        let child = NodeDe {
             node: &entry.value,
             path: &path,
             key_span: Some(entry.key_span),
-        })
+        };
+        // Errors a type raises after reading its value (a bad duration) belong here too.
+        seed.deserialize(child).map_err(|e| child.locate(e))
     }
 
     fn size_hint(&self) -> Option<usize> {
