@@ -10,10 +10,16 @@
 //! Start with [`plan::ValidPlan::parse`] and [`executor`]. This crate does no
 //! Kubernetes or HTTP I/O: that lives in `baton-steps`, behind [`step::StepRunner`].
 
+pub mod clock;
+pub mod control;
 pub mod dag;
 pub mod decide;
 pub mod duration;
 pub mod event;
+pub mod executor;
+pub mod failpoint;
 pub mod plan;
+pub mod retry;
 pub mod snapshot;
 pub mod step;
+pub mod store;

@@ -1,0 +1,1558 @@
+//! The durable executor: drives a run's DAG to the end, one checkpoint per transition,
+//! so a crash at any instant resumes where it stopped.
+//!
+//! # Expected flow
+//! 1. [`start`] creates `<state-dir>/runs/<run-id>/` (run id = plan `metadata.name`) with
+//!    the plan text, its hash and the prologue nodes; [`resume`] loads it back, turns
+//!    nodes left `running` by a dead process into `pending` (steps are idempotent), and
+//!    refuses a changed plan unless `replan`, or a safety stop unless `accept_risk`.
+//! 2. Every node whose dependencies are done is started (nodes at one point, such as
+//!    hooks, run concurrently). Before the step runs its node is committed `running`
+//!    with `attempts + 1` (the fencing token); after it returns, `succeeded` with its
+//!    output. Each commit writes the node and the log cursor in one sled transaction
+//!    and fsyncs before the step is told to go on.
+//! 3. `Retryable` errors are retried with [`RetryPolicy::DEFAULT`]; `Failed` stops the
+//!    run (resumable, after running siblings finish); `SafetyStop` cancels siblings and
+//!    stops the run until `--accept-risk`.
+//! 4. When every node is done the DAG grows: the prologue is followed by wave 1, each
+//!    wave by the next one. A step returning [`Control::Finish`] skips the rest of its
+//!    wave, and the epilogue follows; when the epilogue is done the run has succeeded.
+//!    As a safety bound the run refuses to grow past [`MAX_WAVES`] waves.
+//! 5. On `shutdown` every step is cancelled and given [`STEP_GRACE`] to return; steps
+//!    still running after that are abandoned. Their nodes are recorded `interrupted`
+//!    and the run returns [`Outcome::Interrupted`].
+//!
+//! While it drives a run, the process keeps `status.json` current and serves
+//! `control.sock` (see [`crate::control`]), so `engine status`, `engine approve` and
+//! `engine abort` work from other processes.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use jiff::Timestamp;
+use tokio::sync::{broadcast, oneshot};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::clock::{Clock, SystemClock};
+use crate::control::{self, ControlHandler, ControlRequest, ControlResponse};
+use crate::dag::{self, NodeSpec, StepId};
+use crate::event::RunEvent;
+use crate::failpoint;
+use crate::plan::ValidPlan;
+use crate::retry::RetryPolicy;
+use crate::step::{
+    Approval, AuditWrite, BoxFuture, Control, Journal, JournalError, StepContext, StepError,
+    StepErrorKind, StepOutput, StepRunner,
+};
+use crate::store::records::NodeError;
+use crate::store::{
+    self, Commit, LogEntry, LogKind, NodeRecord, NodeState, Phase, RunMeta, RunRecord, RunState,
+    RunStore, RunSummary, RunView, SledStore, StoreError,
+};
+
+/// The run refuses to grow past this many waves. A rollout needs at most one wave per
+/// replica plus handover waves; a bound far above any real StatefulSet only stops a
+/// runaway loop (a step that never says `Finish`).
+pub const MAX_WAVES: u32 = 10_000;
+
+/// How long a cancelled step may take to reach a safe point before it is abandoned.
+pub const STEP_GRACE: Duration = Duration::from_secs(5);
+
+/// How long to wait for another process (a quick `engine status`) to release a run's lock.
+const LOCK_PATIENCE: Duration = Duration::from_secs(3);
+
+/// Where runs live and how to treat stops.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunOptions {
+    pub state_dir: PathBuf,
+    /// Continue after a safety stop (the stopped check is recorded `skipped`).
+    pub accept_risk: bool,
+    /// Accept a plan whose text changed since the run started.
+    pub replan: bool,
+}
+
+/// How a run ended in this process.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Succeeded,
+    /// The run had already succeeded; nothing ran.
+    AlreadyFinished,
+    /// A step failed (or an operator aborted the run: `step` is `abort`); resumable.
+    Failed {
+        step: String,
+        message: String,
+    },
+    /// A safety invariant broke; `resume` needs `accept_risk`.
+    SafetyStop {
+        step: String,
+        message: String,
+    },
+    /// Stopped by `shutdown` after checkpointing; resumable.
+    Interrupted,
+}
+
+/// Why the executor could not run. The CLI maps these to exit codes: `NeedsAcceptRisk`
+/// is a refusal of a well-formed request (exit 1, like the safety stop it continues);
+/// `Locked` means another process drives the run (exit 4); the rest are bad input or
+/// unreadable state (exit 2), never a panic.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    #[error("unknown run {run:?}; known runs: {}", list_or_none(known))]
+    UnknownRun { run: String, known: Vec<String> },
+    #[error("which run? {}", pick_hint(unfinished))]
+    AmbiguousRun { unfinished: Vec<String> },
+    #[error(
+        "the plan changed since run {run} started (sha256 {stored} then, {given} now); pass --replan to continue with the new plan"
+    )]
+    PlanChanged {
+        run: String,
+        stored: String,
+        given: String,
+    },
+    #[error(
+        "run {run} stopped for safety at {step}: {reason}; inspect the cluster, then resume with --accept-risk"
+    )]
+    NeedsAcceptRisk {
+        run: String,
+        step: String,
+        reason: String,
+    },
+    #[error("run {run} already exists and is {}; continue it with `engine resume {run}`", state.as_str())]
+    RunExists { run: String, state: RunState },
+    #[error(
+        "run {run} has no record (it stopped before its first checkpoint); start it again with `engine run PLAN`"
+    )]
+    NoRecord { run: String },
+    #[error("run {run} is driven by another process")]
+    Locked { run: String },
+    #[error("run state at {} is corrupt: {detail}", path.display())]
+    Corrupt { path: PathBuf, detail: String },
+    #[error("the plan stored with run {run} is no longer valid: {detail}")]
+    StoredPlan { run: String, detail: String },
+    #[error("run {run} waits for no approval")]
+    NothingToApprove { run: String },
+    #[error("run {run} has no step {gate} to approve")]
+    NoSuchGate { run: String, gate: String },
+    #[error("the process driving run {run} refused: {message}")]
+    Refused { run: String, message: String },
+    #[error("cannot reach the process driving run {run}")]
+    Control {
+        run: String,
+        #[source]
+        source: control::ControlError,
+    },
+    #[error("the run's graph is inconsistent: {detail}")]
+    Graph { detail: String },
+    #[error("cannot create the state directory {}", path.display())]
+    StateDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("run state store failed")]
+    Store(#[source] StoreError),
+}
+
+fn list_or_none(known: &[String]) -> String {
+    if known.is_empty() {
+        "none".to_owned()
+    } else {
+        known.join(", ")
+    }
+}
+
+fn pick_hint(unfinished: &[String]) -> String {
+    if unfinished.is_empty() {
+        "no run is unfinished; name one (see `engine list`)".to_owned()
+    } else {
+        format!(
+            "several runs are unfinished ({}); name one",
+            unfinished.join(", ")
+        )
+    }
+}
+
+impl From<StoreError> for ExecError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Corrupt { path, detail } => ExecError::Corrupt { path, detail },
+            other => ExecError::Store(other),
+        }
+    }
+}
+
+/// The default state directory: `$ENGINE_STATE_DIR`, else `$XDG_STATE_HOME/baton`, else
+/// `~/.local/state/baton`; `None` when none of them is set.
+pub fn default_state_dir() -> Option<PathBuf> {
+    let var = |name: &str| {
+        std::env::var_os(name)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    var("ENGINE_STATE_DIR")
+        .or_else(|| var("XDG_STATE_HOME").map(|d| d.join("baton")))
+        .or_else(|| var("HOME").map(|h| h.join(".local/state/baton")))
+}
+
+/// Start a new run of `plan`.
+///
+/// # Errors
+/// [`ExecError::RunExists`] when a run of that name exists and has not succeeded (a run
+/// that succeeded gives `Ok(Outcome::AlreadyFinished)`); store errors.
+pub async fn start<R: StepRunner>(
+    plan: &ValidPlan,
+    runner: Arc<R>,
+    opts: &RunOptions,
+    events: broadcast::Sender<RunEvent>,
+    shutdown: CancellationToken,
+) -> Result<Outcome, ExecError> {
+    let run_id = plan.name().to_owned();
+    let dir = store::run_dir(&opts.state_dir, &run_id);
+    std::fs::create_dir_all(&dir).map_err(|source| ExecError::StateDir {
+        path: dir.clone(),
+        source,
+    })?;
+    let store = open_for_driving(&dir, &run_id)?;
+    match store.load()? {
+        Some(rec) if rec.meta.state == RunState::Succeeded => return Ok(Outcome::AlreadyFinished),
+        Some(rec) => {
+            return Err(ExecError::RunExists {
+                run: run_id,
+                state: rec.meta.state,
+            });
+        }
+        None => {}
+    }
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let record = new_record(plan, clock.now());
+    let shared = Shared::new(run_id, Box::new(store), record, Some(dir), events, clock);
+    shared.transact("create", |tx| {
+        tx.add_nodes(Blueprint::prologue(plan));
+        tx.event(RunEvent::RunStarted {
+            run: tx.rec.meta.run_id.clone(),
+            plan: tx.rec.meta.plan.file.clone(),
+            target: tx.rec.meta.target.clone(),
+        });
+    })?;
+    drive_live(shared, plan, runner, shutdown, RetryPolicy::DEFAULT).await
+}
+
+/// Continue a run from its last checkpoint.
+///
+/// `run_id` may be `None` when exactly one run is unfinished. Without `plan_override` the
+/// plan text stored with the run is used.
+///
+/// # Errors
+/// [`ExecError::UnknownRun`], [`ExecError::PlanChanged`] (without `replan`),
+/// [`ExecError::NeedsAcceptRisk`] (after a safety stop, without `accept_risk`),
+/// [`ExecError::Locked`], [`ExecError::Corrupt`].
+pub async fn resume<R: StepRunner>(
+    run_id: Option<&str>,
+    plan_override: Option<&ValidPlan>,
+    runner: Arc<R>,
+    opts: &RunOptions,
+    events: broadcast::Sender<RunEvent>,
+    shutdown: CancellationToken,
+) -> Result<Outcome, ExecError> {
+    let run_id = match (run_id, plan_override) {
+        (Some(id), _) => known_run(&opts.state_dir, id)?,
+        (None, _) => only_unfinished(&opts.state_dir)?,
+    };
+    let dir = store::run_dir(&opts.state_dir, &run_id);
+    let store = open_for_driving(&dir, &run_id)?;
+    let Some(mut record) = store.load()? else {
+        // A crash before the first checkpoint leaves an empty database: with the plan in
+        // hand, that is simply a start.
+        return match plan_override {
+            Some(plan) if plan.name() == run_id => {
+                drop(store);
+                start(plan, runner, opts, events, shutdown).await
+            }
+            _ => Err(ExecError::NoRecord { run: run_id }),
+        };
+    };
+    if record.meta.state == RunState::Succeeded {
+        return Ok(Outcome::AlreadyFinished);
+    }
+    let stopped_at = safety_stopped_node(&record);
+    if record.meta.state == RunState::SafetyStopped && !opts.accept_risk {
+        let (step, reason) = stopped_at
+            .map(|i| {
+                let n = &record.nodes[i];
+                (
+                    n.spec.id.to_string(),
+                    n.error
+                        .as_ref()
+                        .map(|e| e.message.clone())
+                        .unwrap_or_default(),
+                )
+            })
+            .unwrap_or_else(|| {
+                (
+                    "?".to_owned(),
+                    record.meta.reason.clone().unwrap_or_default(),
+                )
+            });
+        return Err(ExecError::NeedsAcceptRisk {
+            run: run_id,
+            step,
+            reason,
+        });
+    }
+    let stored = parse_stored_plan(&record)?;
+    let plan = match plan_override {
+        Some(given) if given.source().hash != record.meta.plan.hash => {
+            if !opts.replan {
+                return Err(ExecError::PlanChanged {
+                    run: run_id,
+                    stored: record.meta.plan.hash.clone(),
+                    given: given.source().hash.clone(),
+                });
+            }
+            record.meta.plan = given.source().clone();
+            given.clone()
+        }
+        Some(given) => given.clone(),
+        None => stored,
+    };
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let shared = Shared::new(run_id, Box::new(store), record, Some(dir), events, clock);
+    let accept = opts.accept_risk;
+    shared.transact("resume", |tx| {
+        let now = tx.now;
+        for i in 0..tx.rec.nodes.len() {
+            let (state, id) = (tx.rec.nodes[i].state, tx.rec.nodes[i].spec.id.clone());
+            let safety = tx.rec.nodes[i]
+                .error
+                .as_ref()
+                .is_some_and(|e| e.kind == StepErrorKind::SafetyStop);
+            match state {
+                NodeState::Failed if safety && accept => {
+                    let n = tx.node(i);
+                    n.state = NodeState::Skipped;
+                    n.finished_at = Some(now);
+                    tx.log(LogKind::RiskAccepted {
+                        step: id,
+                        by: control::operator(),
+                    });
+                }
+                NodeState::Running => {
+                    tx.node(i).state = NodeState::Pending;
+                    tx.event(RunEvent::Warning {
+                        message: format!(
+                            "{id} was running when its process stopped; running it again"
+                        ),
+                    });
+                }
+                NodeState::Failed | NodeState::Interrupted => tx.node(i).state = NodeState::Pending,
+                NodeState::Pending | NodeState::Succeeded | NodeState::Skipped => {}
+            }
+        }
+        tx.rec.meta.state = RunState::Running;
+        tx.rec.meta.reason = None;
+        tx.event(RunEvent::RunStarted {
+            run: tx.rec.meta.run_id.clone(),
+            plan: tx.rec.meta.plan.file.clone(),
+            target: tx.rec.meta.target.clone(),
+        });
+    })?;
+    drive_live(shared, &plan, runner, shutdown, RetryPolicy::DEFAULT).await
+}
+
+/// The plan a run was started with (or last replanned to).
+///
+/// # Errors
+/// [`ExecError::UnknownRun`], [`ExecError::AmbiguousRun`] (no `run_id` and not exactly one
+/// unfinished run), [`ExecError::StoredPlan`], store errors.
+pub fn stored_plan(state_dir: &Path, run_id: Option<&str>) -> Result<ValidPlan, ExecError> {
+    let run_id = match run_id {
+        Some(id) => known_run(state_dir, id)?,
+        None => only_unfinished(state_dir)?,
+    };
+    let view = load_run(state_dir, &run_id)?;
+    ValidPlan::parse(&view.plan_file, &view.plan_text).map_err(|e| ExecError::StoredPlan {
+        run: run_id,
+        detail: e.to_string(),
+    })
+}
+
+/// Every run in `state_dir`, by name. A run whose record cannot be read is listed with
+/// its problem rather than failing the whole list.
+pub fn list_runs(state_dir: &Path) -> Result<Vec<RunSummary>, ExecError> {
+    let mut out = Vec::new();
+    for run in run_names(state_dir) {
+        match load_run(state_dir, &run) {
+            Ok(view) => out.push(view.summary()),
+            Err(e) => out.push(RunSummary {
+                run,
+                state: None,
+                target: None,
+                updated_at: None,
+                current_wave: None,
+                live: false,
+                problem: Some(e.to_string()),
+            }),
+        }
+    }
+    Ok(out)
+}
+
+/// A snapshot of run `run_id`: from its database when no process holds it, else from the
+/// `status.json` the driving process keeps current.
+///
+/// # Errors
+/// [`ExecError::UnknownRun`] (with the known runs), [`ExecError::Corrupt`],
+/// [`ExecError::NoRecord`].
+pub fn load_run(state_dir: &Path, run_id: &str) -> Result<RunView, ExecError> {
+    let run_id = known_run(state_dir, run_id)?;
+    let dir = store::run_dir(state_dir, &run_id);
+    let db = store::db_dir(&dir);
+    if !db.join("conf").exists() && !db.join("db").exists() {
+        return Err(ExecError::NoRecord { run: run_id });
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    loop {
+        match SledStore::open(&db) {
+            Ok(store) => {
+                return match store.load()? {
+                    Some(rec) => Ok(RunView::of(&rec, None)),
+                    None => Err(ExecError::NoRecord { run: run_id }),
+                };
+            }
+            Err(StoreError::Locked { .. }) => {
+                let path = store::status_path(&dir);
+                match std::fs::read(&path) {
+                    Ok(bytes) => {
+                        return serde_json::from_slice(&bytes).map_err(|e| ExecError::Corrupt {
+                            path,
+                            detail: e.to_string(),
+                        });
+                    }
+                    // The driving process publishes its status right after taking the lock.
+                    Err(_) if std::time::Instant::now() < deadline => {
+                        std::thread::sleep(Duration::from_millis(25))
+                    }
+                    Err(_) => return Err(ExecError::Locked { run: run_id }),
+                }
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// What [`approve`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApproveReceipt {
+    pub gate: StepId,
+    /// The gate was approved before; nothing changed.
+    pub already: bool,
+    /// A running process took the approval (else it was written to the database).
+    pub live: bool,
+}
+
+/// Release approval gate `gate`, or when `None` the gate the run waits at.
+///
+/// # Errors
+/// [`ExecError::NothingToApprove`], [`ExecError::NoSuchGate`], [`ExecError::UnknownRun`],
+/// [`ExecError::Control`] when a process holds the run but does not answer.
+pub fn approve(
+    state_dir: &Path,
+    run_id: &str,
+    gate: Option<StepId>,
+    by: &str,
+    reason: Option<&str>,
+) -> Result<ApproveReceipt, ExecError> {
+    let run_id = known_run(state_dir, run_id)?;
+    let request = ControlRequest::Approve {
+        gate: gate.clone(),
+        by: by.to_owned(),
+        reason: reason.map(str::to_owned),
+    };
+    match offline(state_dir, &run_id)? {
+        Some(shared) => {
+            let (gate, already) = shared
+                .approve(gate, by, reason)
+                .map_err(|e| e.into_exec(&run_id))?;
+            Ok(ApproveReceipt {
+                gate,
+                already,
+                live: false,
+            })
+        }
+        None => match ask(state_dir, &run_id, &request)? {
+            ControlResponse::Approved { gate, already } => Ok(ApproveReceipt {
+                gate,
+                already,
+                live: true,
+            }),
+            ControlResponse::Aborted => Err(ExecError::Refused {
+                run: run_id,
+                message: "unexpected answer".into(),
+            }),
+            ControlResponse::Refused { message } => Err(ExecError::Refused {
+                run: run_id,
+                message,
+            }),
+        },
+    }
+}
+
+/// Record that an operator aborted run `run_id`. A process driving it cancels its steps
+/// and stops; otherwise the database is marked `aborted` directly.
+pub fn mark_aborted(
+    state_dir: &Path,
+    run_id: &str,
+    by: &str,
+    reason: Option<&str>,
+) -> Result<(), ExecError> {
+    let run_id = known_run(state_dir, run_id)?;
+    match offline(state_dir, &run_id)? {
+        Some(shared) => {
+            shared.transact("abort", |tx| {
+                tx.log(LogKind::Abort {
+                    by: by.to_owned(),
+                    reason: reason.map(str::to_owned),
+                });
+                if tx.rec.meta.state != RunState::Succeeded {
+                    tx.rec.meta.state = RunState::Aborted;
+                    tx.rec.meta.reason = Some(abort_message(by, reason));
+                }
+            })?;
+            Ok(())
+        }
+        None => {
+            let request = ControlRequest::Abort {
+                by: by.to_owned(),
+                reason: reason.map(str::to_owned),
+            };
+            match ask(state_dir, &run_id, &request)? {
+                ControlResponse::Aborted => Ok(()),
+                ControlResponse::Refused { message } => Err(ExecError::Refused {
+                    run: run_id,
+                    message,
+                }),
+                ControlResponse::Approved { .. } => Err(ExecError::Refused {
+                    run: run_id,
+                    message: "unexpected answer".into(),
+                }),
+            }
+        }
+    }
+}
+
+fn abort_message(by: &str, reason: Option<&str>) -> String {
+    match reason {
+        Some(r) => format!("aborted by {by}: {r}"),
+        None => format!("aborted by {by}"),
+    }
+}
+
+/// Open a run's database for a one-off write, or `None` when a process holds it.
+fn offline(state_dir: &Path, run_id: &str) -> Result<Option<Arc<Shared>>, ExecError> {
+    let dir = store::run_dir(state_dir, run_id);
+    match SledStore::open_patiently(&store::db_dir(&dir), Duration::from_millis(300)) {
+        Ok(store) => {
+            let Some(record) = store.load()? else {
+                return Err(ExecError::NoRecord {
+                    run: run_id.to_owned(),
+                });
+            };
+            let (events, _) = broadcast::channel(1);
+            Ok(Some(Shared::new(
+                run_id.to_owned(),
+                Box::new(store),
+                record,
+                None,
+                events,
+                Arc::new(SystemClock),
+            )))
+        }
+        Err(StoreError::Locked { .. }) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn ask(
+    state_dir: &Path,
+    run_id: &str,
+    request: &ControlRequest,
+) -> Result<ControlResponse, ExecError> {
+    let socket = store::socket_path(&store::run_dir(state_dir, run_id));
+    control::send(&socket, request, Duration::from_secs(3)).map_err(|source| ExecError::Control {
+        run: run_id.to_owned(),
+        source,
+    })
+}
+
+fn open_for_driving(dir: &Path, run_id: &str) -> Result<SledStore, ExecError> {
+    match SledStore::open_patiently(&store::db_dir(dir), LOCK_PATIENCE) {
+        Ok(s) => Ok(s),
+        Err(StoreError::Locked { .. }) => Err(ExecError::Locked {
+            run: run_id.to_owned(),
+        }),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Run ids are DNS labels; anything else cannot name a run directory.
+fn plausible_run_id(id: &str) -> bool {
+    !id.is_empty()
+        && !id.starts_with('.')
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'))
+}
+
+fn run_names(state_dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(store::runs_dir(state_dir))
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .filter(|e| e.path().is_dir())
+                .filter_map(|e| e.file_name().into_string().ok())
+                .filter(|n| plausible_run_id(n))
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+fn known_run(state_dir: &Path, run_id: &str) -> Result<String, ExecError> {
+    if plausible_run_id(run_id) && store::run_dir(state_dir, run_id).is_dir() {
+        Ok(run_id.to_owned())
+    } else {
+        Err(ExecError::UnknownRun {
+            run: run_id.to_owned(),
+            known: run_names(state_dir),
+        })
+    }
+}
+
+fn only_unfinished(state_dir: &Path) -> Result<String, ExecError> {
+    let unfinished: Vec<String> = list_runs(state_dir)?
+        .into_iter()
+        .filter(|s| s.state.is_some_and(|st| st != RunState::Succeeded))
+        .map(|s| s.run)
+        .collect();
+    match <[String; 1]>::try_from(unfinished) {
+        Ok([one]) => Ok(one),
+        Err(unfinished) => Err(ExecError::AmbiguousRun { unfinished }),
+    }
+}
+
+fn parse_stored_plan(record: &RunRecord) -> Result<ValidPlan, ExecError> {
+    ValidPlan::parse(&record.meta.plan.file, &record.meta.plan.text).map_err(|e| {
+        ExecError::StoredPlan {
+            run: record.meta.run_id.clone(),
+            detail: e.to_string(),
+        }
+    })
+}
+
+fn safety_stopped_node(record: &RunRecord) -> Option<usize> {
+    record.nodes.iter().position(|n| {
+        n.state == NodeState::Failed
+            && n.error
+                .as_ref()
+                .is_some_and(|e| e.kind == StepErrorKind::SafetyStop)
+    })
+}
+
+fn new_record(plan: &ValidPlan, now: Timestamp) -> RunRecord {
+    let target = &plan.spec().target;
+    RunRecord {
+        meta: RunMeta {
+            run_id: plan.name().to_owned(),
+            plan: plan.source().clone(),
+            target: format!("{}/{}", target.namespace, target.name),
+            created_at: now,
+            updated_at: now,
+            state: RunState::Running,
+            reason: None,
+            phase: Phase::Prologue,
+            phase_start: 0,
+            finishing: false,
+            vars: BTreeMap::new(),
+            log_len: 0,
+            node_count: 0,
+        },
+        nodes: Vec::new(),
+        log: Vec::new(),
+    }
+}
+
+/// How the DAG grows. [`ValidPlan`] is the real one (through [`crate::dag`]); tests use
+/// smaller ones.
+pub(crate) trait Blueprint: Send + Sync {
+    fn prologue(&self) -> Vec<NodeSpec>;
+    fn wave(&self, wave: u32, after: &[StepId]) -> Vec<NodeSpec>;
+    fn epilogue(&self, after: &[StepId]) -> Vec<NodeSpec>;
+}
+
+impl Blueprint for ValidPlan {
+    fn prologue(&self) -> Vec<NodeSpec> {
+        dag::prologue(self)
+    }
+    fn wave(&self, wave: u32, after: &[StepId]) -> Vec<NodeSpec> {
+        dag::wave(self, wave, after)
+    }
+    fn epilogue(&self, after: &[StepId]) -> Vec<NodeSpec> {
+        dag::epilogue(self, after)
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Shared run state: the in-memory record, its store, and the approval waiters.
+
+struct Inner {
+    rec: RunRecord,
+    waiters: Vec<(StepId, oneshot::Sender<Approval>)>,
+    /// A commit failed: memory and disk may disagree, so nothing more is written.
+    broken: bool,
+}
+
+pub(crate) struct Shared {
+    run_id: String,
+    store: Box<dyn RunStore>,
+    inner: Mutex<Inner>,
+    /// Where the run directory is, for `status.json` and `control.sock`.
+    dir: Option<PathBuf>,
+    events: broadcast::Sender<RunEvent>,
+    clock: Arc<dyn Clock>,
+    abort: CancellationToken,
+    abort_by: Mutex<Option<String>>,
+}
+
+/// One transition being built: mutate the record, remember what changed.
+struct Tx<'a> {
+    rec: &'a mut RunRecord,
+    waiters: &'a mut Vec<(StepId, oneshot::Sender<Approval>)>,
+    changed: BTreeSet<usize>,
+    log_from: usize,
+    dirty: bool,
+    now: Timestamp,
+}
+
+impl Tx<'_> {
+    fn node(&mut self, i: usize) -> &mut NodeRecord {
+        self.changed.insert(i);
+        self.dirty = true;
+        &mut self.rec.nodes[i]
+    }
+
+    fn add_nodes(&mut self, specs: Vec<NodeSpec>) -> usize {
+        let count = specs.len();
+        for spec in specs {
+            self.changed.insert(self.rec.nodes.len());
+            self.rec.nodes.push(NodeRecord::pending(spec));
+        }
+        self.dirty = true;
+        count
+    }
+
+    fn log(&mut self, entry: LogKind) {
+        let seq = self.rec.log.len() as u64;
+        self.rec.log.push(LogEntry {
+            seq,
+            at: self.now,
+            entry,
+        });
+        self.dirty = true;
+    }
+
+    fn event(&mut self, event: RunEvent) {
+        self.log(LogKind::Event { event });
+    }
+
+    fn meta(&mut self) -> &mut RunMeta {
+        self.dirty = true;
+        &mut self.rec.meta
+    }
+}
+
+#[derive(Debug)]
+enum ApproveError {
+    Nothing,
+    NoSuchGate(String),
+    Store(StoreError),
+}
+
+impl ApproveError {
+    fn into_exec(self, run: &str) -> ExecError {
+        match self {
+            ApproveError::Nothing => ExecError::NothingToApprove {
+                run: run.to_owned(),
+            },
+            ApproveError::NoSuchGate(gate) => ExecError::NoSuchGate {
+                run: run.to_owned(),
+                gate,
+            },
+            ApproveError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl Shared {
+    fn new(
+        run_id: String,
+        store: Box<dyn RunStore>,
+        rec: RunRecord,
+        dir: Option<PathBuf>,
+        events: broadcast::Sender<RunEvent>,
+        clock: Arc<dyn Clock>,
+    ) -> Arc<Shared> {
+        Arc::new(Shared {
+            run_id,
+            store,
+            inner: Mutex::new(Inner {
+                rec,
+                waiters: Vec::new(),
+                broken: false,
+            }),
+            dir,
+            events,
+            clock,
+            abort: CancellationToken::new(),
+            abort_by: Mutex::new(None),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Apply `f` to the record and commit what it changed as one checkpoint named `label`.
+    /// Commits nothing when `f` changed nothing.
+    fn transact<T>(&self, label: &str, f: impl FnOnce(&mut Tx<'_>) -> T) -> Result<T, StoreError> {
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        if inner.broken {
+            return Err(StoreError::Corrupt {
+                path: self.dir.clone().unwrap_or_default(),
+                detail: "an earlier write failed; the run stopped writing".to_owned(),
+            });
+        }
+        let log_from = inner.rec.log.len();
+        let mut tx = Tx {
+            rec: &mut inner.rec,
+            waiters: &mut inner.waiters,
+            changed: BTreeSet::new(),
+            log_from,
+            dirty: false,
+            now: self.clock.now(),
+        };
+        let out = f(&mut tx);
+        let (changed, dirty, now) = (tx.changed, tx.dirty, tx.now);
+        let log_from = tx.log_from;
+        if !dirty {
+            return Ok(out);
+        }
+        let rec = &mut inner.rec;
+        rec.meta.updated_at = now;
+        rec.meta.log_len = rec.log.len() as u64;
+        rec.meta.node_count = rec.nodes.len() as u32;
+        let commit = Commit {
+            label,
+            meta: &rec.meta,
+            nodes: changed.iter().map(|&i| (i as u32, &rec.nodes[i])).collect(),
+            log: &rec.log[log_from..],
+        };
+        if let Err(e) = self.store.commit(&commit) {
+            inner.broken = true;
+            return Err(e);
+        }
+        for entry in &rec.log[log_from..] {
+            if let LogKind::Event { event } = &entry.entry {
+                let _ = self.events.send(event.clone());
+            }
+        }
+        self.publish(rec);
+        Ok(out)
+    }
+
+    /// Rewrite `status.json` for readers in other processes.
+    fn publish(&self, rec: &RunRecord) {
+        let Some(dir) = &self.dir else { return };
+        let view = RunView::of(rec, Some(std::process::id()));
+        let bytes = match serde_json::to_vec(&view) {
+            Ok(b) => b,
+            Err(error) => {
+                tracing::warn!(%error, "cannot serialize the run status");
+                return;
+            }
+        };
+        if let Err(error) = store::write_atomic(&store::status_path(dir), &bytes) {
+            tracing::warn!(%error, "cannot publish the run status");
+        }
+    }
+
+    fn approve(
+        &self,
+        gate: Option<StepId>,
+        by: &str,
+        reason: Option<&str>,
+    ) -> Result<(StepId, bool), ApproveError> {
+        let now = self.clock.now();
+        let outcome = self
+            .transact("approve", |tx| {
+                let gate = match gate {
+                    Some(g) => {
+                        let open = tx
+                            .rec
+                            .position(&g)
+                            .is_some_and(|i| !tx.rec.nodes[i].state.is_done());
+                        if !open && tx.rec.approval_of(&g).is_none() {
+                            return Err(ApproveError::NoSuchGate(g.to_string()));
+                        }
+                        g
+                    }
+                    None => tx
+                        .rec
+                        .open_gates()
+                        .into_iter()
+                        .next()
+                        .ok_or(ApproveError::Nothing)?,
+                };
+                if tx.rec.approval_of(&gate).is_some() {
+                    return Ok((gate, true, Vec::new()));
+                }
+                let approval = Approval {
+                    by: by.to_owned(),
+                    reason: reason.map(str::to_owned),
+                    at: now.to_string(),
+                };
+                tx.log(LogKind::Approval {
+                    gate: gate.clone(),
+                    approval: approval.clone(),
+                });
+                let mut wake = Vec::new();
+                let mut keep = Vec::new();
+                for (g, sender) in tx.waiters.drain(..) {
+                    if g == gate {
+                        wake.push((sender, approval.clone()))
+                    } else {
+                        keep.push((g, sender))
+                    }
+                }
+                *tx.waiters = keep;
+                Ok((gate, false, wake))
+            })
+            .map_err(ApproveError::Store)??;
+        let (gate, already, wake) = outcome;
+        for (sender, approval) in wake {
+            let _ = sender.send(approval);
+        }
+        Ok((gate, already))
+    }
+}
+
+impl ControlHandler for Shared {
+    fn handle(&self, request: ControlRequest) -> ControlResponse {
+        match request {
+            ControlRequest::Approve { gate, by, reason } => {
+                match self.approve(gate, &by, reason.as_deref()) {
+                    Ok((gate, already)) => ControlResponse::Approved { gate, already },
+                    Err(e) => ControlResponse::Refused {
+                        message: e.into_exec(&self.run_id).to_string(),
+                    },
+                }
+            }
+            ControlRequest::Abort { by, reason } => {
+                let logged = self.transact("abort", |tx| {
+                    tx.log(LogKind::Abort {
+                        by: by.clone(),
+                        reason: reason.clone(),
+                    });
+                });
+                match logged {
+                    Ok(()) => {
+                        *self.abort_by.lock().unwrap_or_else(|p| p.into_inner()) =
+                            Some(abort_message(&by, reason.as_deref()));
+                        self.abort.cancel();
+                        ControlResponse::Aborted
+                    }
+                    Err(e) => ControlResponse::Refused {
+                        message: e.to_string(),
+                    },
+                }
+            }
+        }
+    }
+}
+
+/// The [`Journal`] steps see.
+struct RunJournal(Arc<Shared>);
+
+/// Step events worth keeping in the run's log (the rest only go to live subscribers).
+fn persisted(event: &RunEvent) -> bool {
+    matches!(
+        event,
+        RunEvent::WavePlanned { .. }
+            | RunEvent::Handover { .. }
+            | RunEvent::SafetyStop { .. }
+            | RunEvent::Warning { .. }
+    )
+}
+
+impl Journal for RunJournal {
+    fn record_write(&self, step: &StepId, write: AuditWrite) -> Result<(), JournalError> {
+        self.0
+            .transact(&format!("audit:{step}"), |tx| {
+                let attempt = tx
+                    .rec
+                    .position(step)
+                    .map_or(0, |i| tx.rec.nodes[i].attempts);
+                tx.log(LogKind::Audit {
+                    step: step.clone(),
+                    attempt,
+                    write,
+                });
+            })
+            .map_err(|e| JournalError(e.to_string()))
+    }
+
+    fn emit(&self, event: RunEvent) {
+        if persisted(&event) {
+            if let Err(error) = self.0.transact("event", |tx| tx.event(event)) {
+                tracing::warn!(%error, "cannot record a run event");
+            }
+        } else {
+            let _ = self.0.events.send(event);
+        }
+    }
+
+    fn wait_approval(&self, gate: StepId) -> BoxFuture<'static, Result<Approval, JournalError>> {
+        let shared = self.0.clone();
+        Box::pin(async move {
+            let label = format!("approval-requested:{gate}");
+            let waiting = shared
+                .transact(&label, |tx| {
+                    if let Some(approval) = tx.rec.approval_of(&gate) {
+                        return Ok(approval.clone());
+                    }
+                    let (sender, receiver) = oneshot::channel();
+                    tx.waiters.push((gate.clone(), sender));
+                    if !tx.rec.open_gates().contains(&gate) {
+                        tx.log(LogKind::ApprovalRequested { gate: gate.clone() });
+                        tx.event(RunEvent::Waiting {
+                            step: gate.to_string(),
+                            what: format!("approval: engine approve {}", tx.rec.meta.run_id),
+                        });
+                    }
+                    Err(receiver)
+                })
+                .map_err(|e| JournalError(e.to_string()))?;
+            match waiting {
+                Ok(approval) => Ok(approval),
+                Err(receiver) => receiver.await.map_err(|_| {
+                    JournalError("the run stopped before the gate was approved".to_owned())
+                }),
+            }
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The drive loop.
+
+/// How one node's execution ended in this process.
+#[derive(Debug)]
+enum NodeEnd {
+    Succeeded,
+    Failed(String),
+    SafetyStop(String),
+    Interrupted,
+    Store(StoreError),
+}
+
+/// Why the run stops before its end, by precedence (a later variant wins).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Stop {
+    Interrupted,
+    Aborted(String),
+    Failed { step: String, message: String },
+    Safety { step: String, message: String },
+}
+
+async fn drive_live<R: StepRunner>(
+    shared: Arc<Shared>,
+    blueprint: &dyn Blueprint,
+    runner: Arc<R>,
+    shutdown: CancellationToken,
+    policy: RetryPolicy,
+) -> Result<Outcome, ExecError> {
+    let serving = CancellationToken::new();
+    let socket = shared.dir.as_deref().map(store::socket_path);
+    if let Some(path) = &socket {
+        // We hold the database lock, so a socket file left here belongs to a dead process.
+        let _ = std::fs::remove_file(path);
+        match tokio::net::UnixListener::bind(path) {
+            Ok(listener) => {
+                let handler: Arc<dyn ControlHandler> = shared.clone();
+                tokio::spawn(control::serve(listener, handler, serving.clone()));
+            }
+            Err(error) => {
+                tracing::warn!(%error, path = %path.display(), "no control socket: approve and abort must wait for this process to stop")
+            }
+        }
+    }
+    let outcome = drive(shared.clone(), blueprint, runner, shutdown, policy).await;
+    serving.cancel();
+    if let Some(path) = &socket {
+        let _ = std::fs::remove_file(path);
+    }
+    let rec = shared.lock().rec.clone();
+    // The final view is published without a live pid: nobody drives the run any more.
+    if let Some(dir) = &shared.dir
+        && let Ok(bytes) = serde_json::to_vec(&RunView::of(&rec, None))
+        && let Err(error) = store::write_atomic(&store::status_path(dir), &bytes)
+    {
+        tracing::warn!(%error, "cannot publish the final run status");
+    }
+    outcome
+}
+
+async fn drive<R: StepRunner>(
+    shared: Arc<Shared>,
+    blueprint: &dyn Blueprint,
+    runner: Arc<R>,
+    shutdown: CancellationToken,
+    policy: RetryPolicy,
+) -> Result<Outcome, ExecError> {
+    let journal: Arc<dyn Journal> = Arc::new(RunJournal(shared.clone()));
+    let step_cancel = CancellationToken::new();
+    let mut tasks: JoinSet<(usize, NodeEnd)> = JoinSet::new();
+    let mut in_flight: HashMap<tokio::task::Id, usize> = HashMap::new();
+    let mut stop: Option<Stop> = None;
+    let mut grace: Option<tokio::time::Instant> = None;
+    let mut store_error: Option<StoreError> = None;
+    let halt = |stop: &mut Option<Stop>, why: Stop| {
+        if stop.as_ref().is_none_or(|s| *s < why) {
+            *stop = Some(why);
+        }
+    };
+
+    loop {
+        if shutdown.is_cancelled() {
+            halt(&mut stop, Stop::Interrupted);
+        }
+        if shared.abort.is_cancelled() {
+            let by = shared
+                .abort_by
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone()
+                .unwrap_or_default();
+            halt(&mut stop, Stop::Aborted(by));
+        }
+        if stop.is_some() && grace.is_none() && !tasks.is_empty() {
+            step_cancel.cancel();
+            grace = Some(tokio::time::Instant::now() + STEP_GRACE);
+        }
+        if stop.is_none() && store_error.is_none() {
+            let busy: BTreeSet<usize> = in_flight.values().copied().collect();
+            for idx in ready_nodes(&shared.lock().rec, &busy) {
+                let task = run_node(
+                    shared.clone(),
+                    runner.clone(),
+                    journal.clone(),
+                    idx,
+                    step_cancel.child_token(),
+                    policy,
+                );
+                let handle = tasks.spawn(async move { (idx, task.await) });
+                in_flight.insert(handle.id(), idx);
+            }
+        }
+        if tasks.is_empty() {
+            if let Some(e) = store_error {
+                return Err(e.into());
+            }
+            if let Some(stop) = stop {
+                return finish(&shared, stop).map_err(ExecError::from);
+            }
+            match grow(&shared, blueprint)? {
+                Grown::More => continue,
+                Grown::Complete => return Ok(Outcome::Succeeded),
+            }
+        }
+        tokio::select! {
+            // Cancel safety: every branch only observes; a join result not taken this
+            // round stays in the set for the next one.
+            () = shutdown.cancelled(), if stop.is_none() => {}
+            () = shared.abort.cancelled(), if stop.is_none() => {}
+            () = sleep_until(grace), if grace.is_some() => {
+                tracing::warn!(run = %shared.run_id, "steps did not stop within the grace period; abandoning them");
+                tasks.abort_all();
+                grace = None;
+            }
+            joined = tasks.join_next_with_id() => {
+                let Some(joined) = joined else { continue };
+                let (idx, end) = match joined {
+                    Ok((id, (idx, end))) => {
+                        in_flight.remove(&id);
+                        (idx, end)
+                    }
+                    Err(e) => {
+                        let Some(idx) = in_flight.remove(&e.id()) else { continue };
+                        let end = if e.is_panic() {
+                            NodeEnd::Failed("the step panicked".to_owned())
+                        } else {
+                            NodeEnd::Interrupted
+                        };
+                        if let Err(err) = record_abandoned(&shared, idx, &end) {
+                            store_error.get_or_insert(err);
+                        }
+                        (idx, end)
+                    }
+                };
+                let id = shared.lock().rec.nodes[idx].spec.id.to_string();
+                match end {
+                    NodeEnd::Succeeded | NodeEnd::Interrupted => {}
+                    NodeEnd::Failed(message) => halt(&mut stop, Stop::Failed { step: id, message }),
+                    NodeEnd::SafetyStop(message) => {
+                        halt(&mut stop, Stop::Safety { step: id, message });
+                    }
+                    NodeEnd::Store(e) => {
+                        store_error.get_or_insert(e);
+                        step_cancel.cancel();
+                    }
+                }
+            }
+        }
+    }
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Pending nodes whose dependencies are all done, in insertion order.
+fn ready_nodes(rec: &RunRecord, busy: &BTreeSet<usize>) -> Vec<usize> {
+    let done: BTreeSet<&StepId> = rec
+        .nodes
+        .iter()
+        .filter(|n| n.state.is_done())
+        .map(|n| &n.spec.id)
+        .collect();
+    rec.nodes
+        .iter()
+        .enumerate()
+        .filter(|(i, n)| n.state == NodeState::Pending && !busy.contains(i))
+        .filter(|(_, n)| n.spec.deps.iter().all(|d| done.contains(d)))
+        .map(|(i, _)| i)
+        .collect()
+}
+
+/// Nodes no other node depends on.
+fn sinks(rec: &RunRecord) -> Vec<StepId> {
+    let depended: BTreeSet<&StepId> = rec.nodes.iter().flat_map(|n| n.spec.deps.iter()).collect();
+    rec.nodes
+        .iter()
+        .map(|n| &n.spec.id)
+        .filter(|id| !depended.contains(id))
+        .cloned()
+        .collect()
+}
+
+enum Grown {
+    More,
+    Complete,
+}
+
+/// Every node is done: append the next part of the DAG, or finish the run.
+fn grow(shared: &Shared, blueprint: &dyn Blueprint) -> Result<Grown, ExecError> {
+    shared.transact("grow", |tx| {
+        if let Some(n) = tx.rec.nodes.iter().find(|n| !n.state.is_done()) {
+            return Err(ExecError::Graph {
+                detail: format!("{} is {} but nothing can run", n.spec.id, n.state.as_str()),
+            });
+        }
+        let after = sinks(tx.rec);
+        let (phase, finishing) = (tx.rec.meta.phase, tx.rec.meta.finishing);
+        let (next_phase, specs) = match (phase, finishing) {
+            (Phase::Epilogue, _) => {
+                let meta = tx.meta();
+                meta.state = RunState::Succeeded;
+                let run = meta.run_id.clone();
+                tx.event(RunEvent::RunFinished {
+                    run,
+                    outcome: "succeeded".to_owned(),
+                });
+                return Ok(Grown::Complete);
+            }
+            (_, true) => (Phase::Epilogue, blueprint.epilogue(&after)),
+            (Phase::Prologue, false) => (Phase::Wave { wave: 1 }, blueprint.wave(1, &after)),
+            (Phase::Wave { wave }, false) if wave >= MAX_WAVES => {
+                return Err(ExecError::Graph {
+                    detail: format!("the run reached {MAX_WAVES} waves without finishing"),
+                });
+            }
+            (Phase::Wave { wave }, false) => (
+                Phase::Wave { wave: wave + 1 },
+                blueprint.wave(wave + 1, &after),
+            ),
+        };
+        // A blueprint with nothing more for this wave means the rollout has nothing left.
+        let (next_phase, specs) = if specs.is_empty() && next_phase != Phase::Epilogue {
+            (Phase::Epilogue, blueprint.epilogue(&after))
+        } else {
+            (next_phase, specs)
+        };
+        if let Some(dup) = specs.iter().find(|s| tx.rec.position(&s.id).is_some()) {
+            return Err(ExecError::Graph {
+                detail: format!("step {} would be added twice", dup.id),
+            });
+        }
+        let start = tx.rec.nodes.len() as u32;
+        tx.add_nodes(specs);
+        let meta = tx.meta();
+        meta.phase = next_phase;
+        meta.phase_start = start;
+        meta.finishing = false;
+        Ok(Grown::More)
+    })?
+}
+
+/// Record the end of a run that stopped early and say how it ended.
+fn finish(shared: &Shared, stop: Stop) -> Result<Outcome, StoreError> {
+    let (state, reason, outcome) = match stop {
+        Stop::Interrupted => (
+            RunState::Interrupted,
+            Some("interrupted".to_owned()),
+            Outcome::Interrupted,
+        ),
+        Stop::Aborted(by) => (
+            RunState::Aborted,
+            Some(by.clone()),
+            Outcome::Failed {
+                step: "abort".to_owned(),
+                message: by,
+            },
+        ),
+        Stop::Failed { step, message } => (
+            RunState::Failed,
+            Some(format!("{step}: {message}")),
+            Outcome::Failed { step, message },
+        ),
+        Stop::Safety { step, message } => (
+            RunState::SafetyStopped,
+            Some(format!("{step}: {message}")),
+            Outcome::SafetyStop { step, message },
+        ),
+    };
+    shared.transact("stop", |tx| {
+        let meta = tx.meta();
+        meta.state = state;
+        meta.reason = reason;
+        let run = meta.run_id.clone();
+        tx.event(RunEvent::RunFinished {
+            run,
+            outcome: state.as_str().to_owned(),
+        });
+    })?;
+    Ok(outcome)
+}
+
+/// A task that ended without recording its node (abandoned or panicked).
+fn record_abandoned(shared: &Shared, idx: usize, end: &NodeEnd) -> Result<(), StoreError> {
+    let id = shared.lock().rec.nodes[idx].spec.id.clone();
+    let (state, error) = match end {
+        NodeEnd::Failed(message) => (
+            NodeState::Failed,
+            Some(NodeError {
+                kind: StepErrorKind::Failed,
+                message: message.clone(),
+            }),
+        ),
+        _ => (NodeState::Interrupted, None),
+    };
+    shared.transact(&format!("{id}={}", state.as_str()), |tx| {
+        let now = tx.now;
+        let n = tx.node(idx);
+        if n.state == NodeState::Running || n.state == NodeState::Pending {
+            n.state = state;
+            n.error = error;
+            n.finished_at = Some(now);
+        }
+    })
+}
+
+/// Run one node to its end in this process: attempts, retries, checkpoints.
+async fn run_node<R: StepRunner>(
+    shared: Arc<Shared>,
+    runner: Arc<R>,
+    journal: Arc<dyn Journal>,
+    idx: usize,
+    cancel: CancellationToken,
+    policy: RetryPolicy,
+) -> NodeEnd {
+    let id = shared.lock().rec.nodes[idx].spec.id.clone();
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        let begun = shared.transact(&format!("{id}=running"), |tx| {
+            let now = tx.now;
+            let n = tx.node(idx);
+            n.state = NodeState::Running;
+            n.attempts += 1;
+            n.started_at = Some(now);
+            n.finished_at = None;
+            let attempt = n.attempts;
+            tx.event(RunEvent::StepStarted {
+                step: id.to_string(),
+                attempt,
+            });
+            (attempt, tx.rec.outputs())
+        });
+        let (attempt, outputs) = match begun {
+            Ok(b) => b,
+            Err(e) => return NodeEnd::Store(e),
+        };
+        failpoint::hit(&format!("before-step:{id}"));
+        let ctx = StepContext {
+            run_id: shared.run_id.clone(),
+            step: id.clone(),
+            attempt,
+            outputs: Arc::new(outputs),
+            journal: journal.clone(),
+            cancel: cancel.clone(),
+        };
+        let clock = std::time::Instant::now();
+        let result = runner.run(ctx).await;
+        failpoint::hit(&format!("after-step:{id}"));
+        let ms = clock.elapsed().as_millis().try_into().unwrap_or(u64::MAX);
+        let error = match result {
+            Ok(output) => {
+                return match record_success(&shared, idx, &id, output, ms) {
+                    Ok(()) => NodeEnd::Succeeded,
+                    Err(e) => NodeEnd::Store(e),
+                };
+            }
+            Err(error) => error,
+        };
+        let retry = error.kind == StepErrorKind::Retryable
+            && policy.may_retry(tries)
+            && !cancel.is_cancelled();
+        if retry {
+            let delay = policy.delay(tries, rand::random::<f64>());
+            let recorded = shared.transact(&format!("{id}=retrying"), |tx| {
+                let n = tx.node(idx);
+                n.state = NodeState::Pending;
+                n.error = Some(NodeError {
+                    kind: error.kind,
+                    message: error.message.clone(),
+                });
+                tx.event(RunEvent::StepFailed {
+                    step: id.to_string(),
+                    error: error.message.clone(),
+                    retrying: true,
+                });
+            });
+            if let Err(e) = recorded {
+                return NodeEnd::Store(e);
+            }
+            tracing::info!(step = %id, attempt, ?delay, error = %error, "step failed; retrying");
+            tokio::select! {
+                () = tokio::time::sleep(delay) => continue,
+                () = cancel.cancelled() => {
+                    return match record_failure(&shared, idx, &id, StepError::interrupted()) {
+                        Ok(end) => end,
+                        Err(e) => NodeEnd::Store(e),
+                    };
+                }
+            }
+        }
+        return match record_failure(&shared, idx, &id, error) {
+            Ok(end) => end,
+            Err(e) => NodeEnd::Store(e),
+        };
+    }
+}
+
+fn record_success(
+    shared: &Shared,
+    idx: usize,
+    id: &StepId,
+    output: StepOutput,
+    ms: u64,
+) -> Result<(), StoreError> {
+    shared.transact(&format!("{id}=succeeded"), |tx| {
+        let now = tx.now;
+        let n = tx.node(idx);
+        n.state = NodeState::Succeeded;
+        n.output = Some(output.value.clone());
+        n.error = None;
+        n.finished_at = Some(now);
+        if let Some(serde_json::Value::Object(vars)) = output.value.get("vars") {
+            let vars = vars.clone();
+            tx.meta().vars.extend(vars);
+        }
+        tx.event(RunEvent::StepFinished {
+            step: id.to_string(),
+            ms,
+        });
+        if output.control == Control::Finish && tx.rec.meta.phase != Phase::Epilogue {
+            tx.meta().finishing = true;
+            let start = tx.rec.meta.phase_start as usize;
+            for i in start..tx.rec.nodes.len() {
+                if tx.rec.nodes[i].state == NodeState::Pending {
+                    let n = tx.node(i);
+                    n.state = NodeState::Skipped;
+                    n.finished_at = Some(now);
+                }
+            }
+        }
+    })
+}
+
+fn record_failure(
+    shared: &Shared,
+    idx: usize,
+    id: &StepId,
+    error: StepError,
+) -> Result<NodeEnd, StoreError> {
+    let state = if error.kind == StepErrorKind::Interrupted {
+        NodeState::Interrupted
+    } else {
+        NodeState::Failed
+    };
+    shared.transact(&format!("{id}={}", state.as_str()), |tx| {
+        let now = tx.now;
+        let n = tx.node(idx);
+        n.state = state;
+        n.error = Some(NodeError {
+            kind: error.kind,
+            message: error.message.clone(),
+        });
+        n.finished_at = Some(now);
+        match error.kind {
+            StepErrorKind::Interrupted => {}
+            StepErrorKind::SafetyStop => {
+                tx.event(RunEvent::SafetyStop {
+                    step: id.to_string(),
+                    reason: error.message.clone(),
+                });
+            }
+            StepErrorKind::Failed | StepErrorKind::Retryable => {
+                tx.event(RunEvent::StepFailed {
+                    step: id.to_string(),
+                    error: error.message.clone(),
+                    retrying: false,
+                });
+            }
+        }
+    })?;
+    Ok(match error.kind {
+        StepErrorKind::Interrupted => NodeEnd::Interrupted,
+        StepErrorKind::SafetyStop => NodeEnd::SafetyStop(error.message),
+        StepErrorKind::Failed | StepErrorKind::Retryable => NodeEnd::Failed(error.message),
+    })
+}

@@ -1,0 +1,106 @@
+//! Where a run's record lives: a trait with two implementations, sled on disk
+//! ([`SledStore`]) and memory for tests ([`MemoryStore`]).
+//!
+//! The executor keeps the authoritative [`RunRecord`] in memory and hands the store a
+//! [`Commit`] per transition: changed nodes, new log entries and the run meta (which
+//! holds the log cursor), applied atomically and flushed before `commit` returns.
+//!
+//! On disk, one run is one directory `<state-dir>/runs/<run-id>/`:
+//! - `db/`: the sled database (trees `meta`, `nodes`, `log`), locked by its process;
+//! - `status.json`: a [`RunView`] the driving process rewrites at every transition, so
+//!   other processes can read a live run without the lock;
+//! - `control.sock`: where that process takes `approve`/`abort` requests.
+
+use std::path::{Path, PathBuf};
+
+pub mod memory;
+pub mod records;
+pub mod sled;
+pub mod view;
+
+pub use memory::MemoryStore;
+pub use records::{LogEntry, LogKind, NodeRecord, NodeState, Phase, RunMeta, RunRecord, RunState};
+pub use sled::SledStore;
+pub use view::{RunSummary, RunView};
+
+/// One atomic change of a run record.
+#[derive(Debug)]
+pub struct Commit<'a> {
+    /// Names the checkpoint for failpoints (`in-checkpoint:<label>`) and logs.
+    pub label: &'a str,
+    pub meta: &'a RunMeta,
+    /// Changed nodes with their indexes.
+    pub nodes: Vec<(u32, &'a NodeRecord)>,
+    /// Log entries appended by this change, in order.
+    pub log: &'a [LogEntry],
+}
+
+/// Storage of one run.
+pub trait RunStore: Send + Sync {
+    /// The stored record, or `None` for a new run.
+    fn load(&self) -> Result<Option<RunRecord>, StoreError>;
+    /// Apply `commit` atomically and make it durable before returning.
+    fn commit(&self, commit: &Commit<'_>) -> Result<(), StoreError>;
+}
+
+/// Why the store failed. Messages describe this layer; causes are chained.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("run state at {} is held by another process", path.display())]
+    Locked { path: PathBuf },
+    #[error("run state at {} is corrupt: {detail}", path.display())]
+    Corrupt { path: PathBuf, detail: String },
+    #[error("cannot open run state at {}", path.display())]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: ::sled::Error,
+    },
+    #[error("cannot write run state at {}", path.display())]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: ::sled::Error,
+    },
+    #[error("cannot read run state at {}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: ::sled::Error,
+    },
+}
+
+/// `<state-dir>/runs`.
+pub fn runs_dir(state_dir: &Path) -> PathBuf {
+    state_dir.join("runs")
+}
+
+/// `<state-dir>/runs/<run-id>`.
+pub fn run_dir(state_dir: &Path, run_id: &str) -> PathBuf {
+    runs_dir(state_dir).join(run_id)
+}
+
+/// The sled database of a run directory.
+pub fn db_dir(run_dir: &Path) -> PathBuf {
+    run_dir.join("db")
+}
+
+/// The live status file of a run directory.
+pub fn status_path(run_dir: &Path) -> PathBuf {
+    run_dir.join("status.json")
+}
+
+/// The control socket of a run directory.
+pub fn socket_path(run_dir: &Path) -> PathBuf {
+    run_dir.join("control.sock")
+}
+
+/// Write `bytes` to `path` atomically: a reader sees the old or the new content, never a mix.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
+    let mut file = std::fs::File::create(&tmp)?;
+    file.write_all(bytes)?;
+    drop(file);
+    std::fs::rename(&tmp, path)
+}

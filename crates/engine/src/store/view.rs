@@ -1,0 +1,219 @@
+//! Read-only snapshots of a run for `engine status`, `list` and `history`, and for the
+//! `status.json` a live run publishes. JSON field names are a public schema.
+
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use super::records::{LogKind, NodeError, NodeState, Phase, RunRecord, RunState};
+use crate::dag::StepId;
+use crate::event::RunEvent;
+use crate::step::{Approval, AuditWrite};
+
+/// Everything `status` and `history` show about a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunView {
+    pub run: String,
+    pub state: RunState,
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// `namespace/name`.
+    pub target: String,
+    pub plan_file: String,
+    pub plan_hash: String,
+    /// The plan text the run executes (so a process without the lock can resume-check it).
+    pub plan_text: String,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub phase: Phase,
+    #[serde(default)]
+    pub current_wave: Option<u32>,
+    /// Pid of the process driving the run when this view was published by it; `None`
+    /// when read from the store (no process holds the run).
+    #[serde(default)]
+    pub live_pid: Option<u32>,
+    /// Gates waiting for `engine approve`.
+    #[serde(default)]
+    pub waiting_approval: Vec<String>,
+    #[serde(default)]
+    pub vars: BTreeMap<String, serde_json::Value>,
+    pub nodes: Vec<NodeView>,
+    pub audit: Vec<AuditEntry>,
+    pub approvals: Vec<ApprovalEntry>,
+    pub events: Vec<EventEntry>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeView {
+    /// `wave-1/select`.
+    pub id: String,
+    pub step: StepId,
+    pub deps: Vec<String>,
+    pub state: NodeState,
+    pub attempts: u32,
+    #[serde(default)]
+    pub output: Option<serde_json::Value>,
+    #[serde(default)]
+    pub error: Option<NodeError>,
+    #[serde(default)]
+    pub started_at: Option<Timestamp>,
+    #[serde(default)]
+    pub finished_at: Option<Timestamp>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditEntry {
+    pub seq: u64,
+    pub at: Timestamp,
+    pub step: String,
+    pub attempt: u32,
+    #[serde(flatten)]
+    pub write: AuditWrite,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApprovalEntry {
+    pub seq: u64,
+    /// The gate, or `abort` / `accept-risk` for those operator actions.
+    pub gate: String,
+    pub action: String,
+    #[serde(flatten)]
+    pub approval: Approval,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventEntry {
+    pub seq: u64,
+    pub at: Timestamp,
+    pub event: RunEvent,
+}
+
+/// One line of `engine list`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunSummary {
+    pub run: String,
+    /// `None` when the record could not be read (see `problem`).
+    pub state: Option<RunState>,
+    pub target: Option<String>,
+    pub updated_at: Option<Timestamp>,
+    pub current_wave: Option<u32>,
+    pub live: bool,
+    #[serde(default)]
+    pub problem: Option<String>,
+}
+
+impl RunView {
+    /// The view of `record`; `live_pid` is set by the process publishing it.
+    pub fn of(record: &RunRecord, live_pid: Option<u32>) -> RunView {
+        let meta = &record.meta;
+        let nodes = record
+            .nodes
+            .iter()
+            .map(|n| NodeView {
+                id: n.spec.id.to_string(),
+                step: n.spec.id.clone(),
+                deps: n.spec.deps.iter().map(ToString::to_string).collect(),
+                state: n.state,
+                attempts: n.attempts,
+                output: n.output.clone(),
+                error: n.error.clone(),
+                started_at: n.started_at,
+                finished_at: n.finished_at,
+            })
+            .collect();
+        let mut audit = Vec::new();
+        let mut approvals = Vec::new();
+        let mut events = Vec::new();
+        for e in &record.log {
+            match &e.entry {
+                LogKind::Audit {
+                    step,
+                    attempt,
+                    write,
+                } => audit.push(AuditEntry {
+                    seq: e.seq,
+                    at: e.at,
+                    step: step.to_string(),
+                    attempt: *attempt,
+                    write: write.clone(),
+                }),
+                LogKind::Approval { gate, approval } => approvals.push(ApprovalEntry {
+                    seq: e.seq,
+                    gate: gate.to_string(),
+                    action: "approve".to_owned(),
+                    approval: approval.clone(),
+                }),
+                LogKind::Abort { by, reason } => approvals.push(ApprovalEntry {
+                    seq: e.seq,
+                    gate: String::new(),
+                    action: "abort".to_owned(),
+                    approval: Approval {
+                        by: by.clone(),
+                        reason: reason.clone(),
+                        at: e.at.to_string(),
+                    },
+                }),
+                LogKind::RiskAccepted { step, by } => approvals.push(ApprovalEntry {
+                    seq: e.seq,
+                    gate: step.to_string(),
+                    action: "accept-risk".to_owned(),
+                    approval: Approval {
+                        by: by.clone(),
+                        reason: None,
+                        at: e.at.to_string(),
+                    },
+                }),
+                LogKind::Event { event } => events.push(EventEntry {
+                    seq: e.seq,
+                    at: e.at,
+                    event: event.clone(),
+                }),
+                LogKind::ApprovalRequested { .. } => {}
+            }
+        }
+        RunView {
+            run: meta.run_id.clone(),
+            state: meta.state,
+            reason: meta.reason.clone(),
+            target: meta.target.clone(),
+            plan_file: meta.plan.file.clone(),
+            plan_hash: meta.plan.hash.clone(),
+            plan_text: meta.plan.text.clone(),
+            created_at: meta.created_at,
+            updated_at: meta.updated_at,
+            phase: meta.phase,
+            current_wave: record.current_wave(),
+            live_pid,
+            waiting_approval: record
+                .open_gates()
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
+            vars: meta.vars.clone(),
+            nodes,
+            audit,
+            approvals,
+            events,
+        }
+    }
+
+    /// The one-line summary of this run.
+    pub fn summary(&self) -> RunSummary {
+        RunSummary {
+            run: self.run.clone(),
+            state: Some(self.state),
+            target: Some(self.target.clone()),
+            updated_at: Some(self.updated_at),
+            current_wave: self.current_wave,
+            live: self.live_pid.is_some(),
+            problem: None,
+        }
+    }
+}
