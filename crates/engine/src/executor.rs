@@ -717,7 +717,9 @@ struct Inner {
 
 pub(crate) struct Shared {
     run_id: String,
-    store: Box<dyn RunStore>,
+    /// `None` once the run is closed: its database lock is released at once, even if a
+    /// step still holds a journal.
+    store: Mutex<Option<Box<dyn RunStore>>>,
     inner: Mutex<Inner>,
     /// Where the run directory is, for `status.json` and `control.sock`.
     dir: Option<PathBuf>,
@@ -807,7 +809,7 @@ impl Shared {
     ) -> Arc<Shared> {
         Arc::new(Shared {
             run_id,
-            store,
+            store: Mutex::new(Some(store)),
             inner: Mutex::new(Inner {
                 rec,
                 waiters: Vec::new(),
@@ -819,6 +821,11 @@ impl Shared {
             abort: CancellationToken::new(),
             abort_by: Mutex::new(None),
         })
+    }
+
+    /// Release the store (and with it the database lock).
+    fn close(&self) {
+        drop(self.store.lock().unwrap_or_else(|p| p.into_inner()).take());
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -861,7 +868,14 @@ impl Shared {
             nodes: changed.iter().map(|&i| (i as u32, &rec.nodes[i])).collect(),
             log: &rec.log[log_from..],
         };
-        if let Err(e) = self.store.commit(&commit) {
+        let committed = match &*self.store.lock().unwrap_or_else(|p| p.into_inner()) {
+            Some(store) => store.commit(&commit),
+            None => Err(StoreError::Corrupt {
+                path: self.dir.clone().unwrap_or_default(),
+                detail: "the run was closed; nothing more is recorded".to_owned(),
+            }),
+        };
+        if let Err(e) = committed {
             inner.broken = true;
             return Err(e);
         }
@@ -1102,6 +1116,7 @@ async fn drive_live<R: StepRunner>(
     }
     let outcome = drive(shared.clone(), blueprint, runner, shutdown, policy).await;
     serving.cancel();
+    shared.close();
     if let Some(path) = &socket {
         let _ = std::fs::remove_file(path);
     }
