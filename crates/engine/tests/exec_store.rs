@@ -549,7 +549,8 @@ fn damaged_state_gives_a_clear_error_and_never_a_panic() {
     std::fs::remove_dir_all(&db).unwrap();
     assert_clear_error(&f, "deleted", "database removed");
 
-    let edits: [(&str, &str, Box<dyn Fn(&sled::Db)>); 4] = [
+    type Edit = Box<dyn Fn(&sled::Db)>;
+    let edits: [(&str, &str, Edit); 4] = [
         (
             "bad-json",
             "a record that is not JSON",
