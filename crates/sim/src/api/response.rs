@@ -1,0 +1,81 @@
+//! Turning results into HTTP responses: objects as JSON, errors as
+//! `meta/v1` `Status` bodies with the codes and reasons clients branch on.
+
+use axum::body::Body;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::Response;
+use serde_json::{Value, json};
+
+use crate::store::{ApiError, Kind};
+
+/// A JSON response with the given status code.
+pub fn json(code: u16, body: &Value) -> Response {
+    json_typed(code, body, "application/json")
+}
+
+pub fn json_typed(code: u16, body: &Value, content_type: &'static str) -> Response {
+    let mut resp = Response::new(Body::from(body.to_string()));
+    *resp.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    resp
+}
+
+/// The `Status` object for an error; `kind`/`name` fill in `details`.
+pub fn status_body(err: &ApiError, kind: Option<Kind>, name: Option<&str>) -> Value {
+    let mut details = json!({});
+    if let Some(name) = name {
+        details["name"] = json!(name);
+    }
+    if let Some(kind) = kind {
+        details["group"] = json!(kind.group());
+        details["kind"] = json!(kind.plural());
+    }
+    let mut body = json!({
+        "kind": "Status", "apiVersion": "v1", "metadata": {},
+        "status": "Failure", "message": err.message, "reason": err.reason, "code": err.code
+    });
+    if details.as_object().is_some_and(|d| !d.is_empty()) {
+        body["details"] = details;
+    }
+    body
+}
+
+pub fn error(err: &ApiError, kind: Option<Kind>, name: Option<&str>) -> Response {
+    json(err.code, &status_body(err, kind, name))
+}
+
+/// An injected or throttling error; 429 and 503 carry `Retry-After`.
+pub fn injected(code: u16, retry_after: Option<u64>) -> Response {
+    let (reason, message) = match code {
+        429 => (
+            "TooManyRequests",
+            "the server has received too many requests and has asked us to try again later",
+        ),
+        500 => (
+            "InternalError",
+            "an error on the server (\"injected fault\") has prevented the request from succeeding",
+        ),
+        503 => (
+            "ServiceUnavailable",
+            "the server is currently unable to handle the request",
+        ),
+        504 => (
+            "Timeout",
+            "the server was unable to return a response in the time allotted",
+        ),
+        _ => ("InternalError", "injected fault"),
+    };
+    let err = ApiError::new(code, reason, message);
+    let mut body = status_body(&err, None, None);
+    if let Some(secs) = retry_after {
+        body["details"] = json!({"retryAfterSeconds": secs});
+    }
+    let mut resp = json(code, &body);
+    if let Some(secs) = retry_after
+        && let Ok(v) = HeaderValue::from_str(&secs.to_string())
+    {
+        resp.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    resp
+}

@@ -1,0 +1,314 @@
+//! Server-side printing: `meta.k8s.io/v1` `Table` responses, which `kubectl
+//! get` asks for (`Accept: application/json;as=Table;v=v1;g=meta.k8s.io`).
+//! Columns follow the real printers: pods like kubectl's pod printer, the
+//! Advanced StatefulSet like its CRD's `additionalPrinterColumns`.
+
+use serde_json::{Value, json};
+
+use crate::store::Kind;
+
+struct Column {
+    name: &'static str,
+    ty: &'static str,
+    format: &'static str,
+    priority: u8,
+}
+
+const fn col(name: &'static str, ty: &'static str, format: &'static str, priority: u8) -> Column {
+    Column {
+        name,
+        ty,
+        format,
+        priority,
+    }
+}
+
+fn columns(kind: Kind) -> Vec<Column> {
+    match kind {
+        Kind::Pod => vec![
+            col("Name", "string", "name", 0),
+            col("Ready", "string", "", 0),
+            col("Status", "string", "", 0),
+            col("Restarts", "string", "", 0),
+            col("Age", "string", "", 0),
+            col("IP", "string", "", 1),
+            col("Node", "string", "", 1),
+            col("Nominated Node", "string", "", 1),
+            col("Readiness Gates", "string", "", 1),
+        ],
+        Kind::StatefulSet => vec![
+            col("Name", "string", "name", 0),
+            col("DESIRED", "integer", "", 0),
+            col("CURRENT", "integer", "", 0),
+            col("UPDATED", "integer", "", 0),
+            col("READY", "integer", "", 0),
+            col("AGE", "date", "", 0),
+            col("CONTAINERS", "string", "", 1),
+            col("IMAGES", "string", "", 1),
+        ],
+        Kind::Namespace => vec![
+            col("Name", "string", "name", 0),
+            col("Status", "string", "", 0),
+            col("Age", "string", "", 0),
+        ],
+        Kind::Lease => vec![
+            col("Name", "string", "name", 0),
+            col("Holder", "string", "", 0),
+            col("Age", "string", "", 0),
+        ],
+        Kind::Event | Kind::EventV1 => vec![
+            col("Last Seen", "string", "", 0),
+            col("Type", "string", "", 0),
+            col("Reason", "string", "", 0),
+            col("Object", "string", "", 0),
+            col("Message", "string", "", 0),
+        ],
+        Kind::ControllerRevision => vec![
+            col("Name", "string", "name", 0),
+            col("Controller", "string", "", 0),
+            col("Revision", "integer", "", 0),
+            col("Age", "string", "", 0),
+        ],
+    }
+}
+
+fn s(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+fn non_empty(v: String, default: &str) -> String {
+    if v.is_empty() { default.to_string() } else { v }
+}
+
+fn or_none(v: &Value) -> Value {
+    match v {
+        Value::String(s) if !s.is_empty() => v.clone(),
+        _ => json!("<none>"),
+    }
+}
+
+fn cells(kind: Kind, o: &Value, now: jiff::Timestamp) -> Vec<Value> {
+    let created = json!(age(&o["metadata"]["creationTimestamp"], now));
+    let name = o["metadata"]["name"].clone();
+    match kind {
+        Kind::Pod => {
+            let total = o["spec"]["containers"].as_array().map_or(0, Vec::len);
+            let statuses = o["status"]["containerStatuses"].as_array();
+            let ready = statuses.map_or(0, |cs| cs.iter().filter(|c| c["ready"] == true).count());
+            let restarts: i64 = statuses.map_or(0, |cs| {
+                cs.iter().filter_map(|c| c["restartCount"].as_i64()).sum()
+            });
+            let status = if !o["metadata"]["deletionTimestamp"].is_null() {
+                "Terminating".to_string()
+            } else {
+                non_empty(
+                    s(&o["status"]["reason"]),
+                    &non_empty(s(&o["status"]["phase"]), "Pending"),
+                )
+            };
+            let gates = o["spec"]["readinessGates"].as_array().map(|gs| {
+                let conds = o["status"]["conditions"].as_array();
+                let ok = gs
+                    .iter()
+                    .filter(|g| {
+                        conds.is_some_and(|cs| {
+                            cs.iter()
+                                .any(|c| c["type"] == g["conditionType"] && c["status"] == "True")
+                        })
+                    })
+                    .count();
+                format!("{ok}/{}", gs.len())
+            });
+            vec![
+                name,
+                json!(format!("{ready}/{total}")),
+                json!(status),
+                json!(restarts.to_string()),
+                created,
+                or_none(&o["status"]["podIP"]),
+                or_none(&o["spec"]["nodeName"]),
+                json!("<none>"),
+                json!(gates.unwrap_or_else(|| "<none>".into())),
+            ]
+        }
+        Kind::StatefulSet => {
+            let containers = o["spec"]["template"]["spec"]["containers"].as_array();
+            let join = |field: &str| {
+                containers.map_or(String::new(), |cs| {
+                    cs.iter()
+                        .map(|c| s(&c[field]))
+                        .collect::<Vec<_>>()
+                        .join(",")
+                })
+            };
+            vec![
+                name,
+                o["spec"]["replicas"].clone(),
+                o["status"]["replicas"].clone(),
+                o["status"]["updatedReplicas"].clone(),
+                o["status"]["readyReplicas"].clone(),
+                created,
+                json!(join("name")),
+                json!(join("image")),
+            ]
+        }
+        Kind::Namespace => vec![
+            name,
+            json!(non_empty(s(&o["status"]["phase"]), "Active")),
+            created,
+        ],
+        Kind::Lease => vec![name, or_none(&o["spec"]["holderIdentity"]), created],
+        Kind::Event | Kind::EventV1 => {
+            let (object, message) = if kind == Kind::Event {
+                (&o["involvedObject"], &o["message"])
+            } else {
+                (&o["regarding"], &o["note"])
+            };
+            let seen = [
+                &o["lastTimestamp"],
+                &o["eventTime"],
+                &o["metadata"]["creationTimestamp"],
+            ]
+            .into_iter()
+            .find(|t| t.is_string())
+            .cloned()
+            .unwrap_or(Value::Null);
+            vec![
+                json!(age(&seen, now)),
+                o["type"].clone(),
+                o["reason"].clone(),
+                json!(format!(
+                    "{}/{}",
+                    s(&object["kind"]).to_lowercase(),
+                    s(&object["name"])
+                )),
+                message.clone(),
+            ]
+        }
+        Kind::ControllerRevision => {
+            let owner = o["metadata"]["ownerReferences"]
+                .as_array()
+                .and_then(|os| os.first())
+                .map_or_else(
+                    || "<none>".to_string(),
+                    |r| format!("{}/{}", s(&r["kind"]).to_lowercase(), s(&r["name"])),
+                );
+            vec![name, json!(owner), o["revision"].clone(), created]
+        }
+    }
+}
+
+/// How long ago `ts` was, the way kubectl prints ages (`5s`, `3m2s`, `4h`, `2d`).
+pub fn age(ts: &Value, now: jiff::Timestamp) -> String {
+    let Some(t) = ts.as_str().and_then(|t| t.parse::<jiff::Timestamp>().ok()) else {
+        return "<unknown>".into();
+    };
+    let secs = (now.as_second() - t.as_second()).max(0);
+    match secs {
+        0..120 => format!("{secs}s"),
+        120..600 => format!("{}m{}s", secs / 60, secs % 60),
+        600..10800 => format!("{}m", secs / 60),
+        10800..172800 => format!("{}h", secs / 3600),
+        _ => format!("{}d", secs / 86400),
+    }
+}
+
+/// Which object a row carries (`includeObject`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Include {
+    None,
+    Metadata,
+    Object,
+}
+
+impl Include {
+    pub fn parse(s: Option<&str>) -> Include {
+        match s {
+            Some("None") => Include::None,
+            Some("Object") => Include::Object,
+            _ => Include::Metadata,
+        }
+    }
+}
+
+fn row(kind: Kind, o: &Value, include: Include, now: jiff::Timestamp) -> Value {
+    let object = match include {
+        Include::None => Value::Null,
+        Include::Object => o.clone(),
+        Include::Metadata => json!({
+            "kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": o["metadata"]
+        }),
+    };
+    json!({"cells": cells(kind, o, now), "object": object})
+}
+
+/// A Table of `items`; `columns` false leaves out the column definitions
+/// (watch events after the first).
+pub fn table(
+    kind: Kind,
+    items: &[Value],
+    rv: Option<u64>,
+    include: Include,
+    with_columns: bool,
+) -> Value {
+    let now = jiff::Timestamp::now();
+    let defs: Vec<Value> = if with_columns {
+        columns(kind)
+            .iter()
+            .map(|c| json!({"name": c.name, "type": c.ty, "format": c.format, "description": "", "priority": c.priority}))
+            .collect()
+    } else {
+        vec![]
+    };
+    let mut metadata = json!({});
+    if let Some(rv) = rv {
+        metadata["resourceVersion"] = json!(rv.to_string());
+    }
+    json!({
+        "kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": metadata,
+        "columnDefinitions": defs,
+        "rows": items.iter().map(|o| row(kind, o, include, now)).collect::<Vec<_>>()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ages_print_like_kubectl() {
+        let now: jiff::Timestamp = "2026-01-01T12:00:00Z".parse().unwrap();
+        for (ts, want) in [
+            ("2026-01-01T11:59:55Z", "5s"),
+            ("2026-01-01T11:57:00Z", "3m0s"),
+            ("2026-01-01T11:00:00Z", "60m"),
+            ("2026-01-01T00:00:00Z", "12h"),
+            ("2025-12-25T12:00:00Z", "7d"),
+        ] {
+            assert_eq!(age(&json!(ts), now), want, "{ts}");
+        }
+        assert_eq!(age(&Value::Null, now), "<unknown>");
+    }
+
+    #[test]
+    fn pod_rows_count_ready_containers_and_gates() {
+        let pod = json!({
+            "metadata": {"name": "p", "creationTimestamp": "2026-01-01T00:00:00Z"},
+            "spec": {"containers": [{"name": "a"}, {"name": "b"}], "readinessGates": [{"conditionType": "InPlaceUpdateReady"}]},
+            "status": {"phase": "Running", "containerStatuses": [{"ready": true, "restartCount": 1}, {"ready": false, "restartCount": 2}],
+                       "conditions": [{"type": "InPlaceUpdateReady", "status": "True"}]}
+        });
+        let t = table(Kind::Pod, &[pod], Some(7), Include::Metadata, true);
+        let cells = &t["rows"][0]["cells"];
+        assert_eq!(cells[1], "1/2");
+        assert_eq!(cells[2], "Running");
+        assert_eq!(cells[3], "3");
+        assert_eq!(cells[8], "1/1");
+        assert_eq!(t["rows"][0]["object"]["metadata"]["name"], "p");
+        assert_eq!(t["metadata"]["resourceVersion"], "7");
+    }
+}
