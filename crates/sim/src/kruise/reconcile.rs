@@ -1,0 +1,465 @@
+//! One reconcile pass of the Advanced StatefulSet controller, as a pure function.
+//!
+//! [`reconcile`] restates `updateStatefulSet` + `rollingUpdateStatefulsetPods` +
+//! `completeRollingUpdate`: it fills the ordinal slots, creates missing pods at the revision
+//! `isCurrentRevisionNeeded` picks, deletes failed and condemned pods, then walks the update
+//! order under the `maxUnavailable` budget and emits in-place updates or deletions. The result
+//! is a [`Plan`]; the driver applies it to the store.
+
+use std::collections::BTreeSet;
+
+use jiff::{SignedDuration, Timestamp};
+use serde_json::Value;
+
+use super::pod::{PodView, can_update_in_place, new_pod};
+use super::revision::{Resolved, Revision};
+use super::types::{Asts, AstsStatus, PodUpdatePolicy};
+use super::update::{is_current_revision_needed, scaled_max_unavailable, sort_pods_to_update};
+use super::{REVISION_LABEL, SPECIFIED_DELETE_LABEL};
+
+/// Why the controller deletes a pod.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeleteReason {
+    /// Outside the live ordinal range (scale down, reserved ordinal).
+    Condemned,
+    /// Phase Failed or Succeeded: replaced by a fresh pod.
+    Failed,
+    /// ReCreate update from one revision to another.
+    Update { from: String, to: String },
+    /// Labelled `apps.kruise.io/specified-delete`.
+    Specified,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Delete {
+    pub name: String,
+    pub uid: String,
+    pub reason: DeleteReason,
+}
+
+/// An in-place update of one pod from the `from` revision's template to the `to` one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InPlace {
+    pub name: String,
+    pub uid: String,
+    pub from: String,
+    pub to: String,
+    pub old_template: Value,
+    pub new_template: Value,
+}
+
+/// `refreshPodState` for one pod whose in-place update finished.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Refresh {
+    pub name: String,
+    pub uid: String,
+    /// Set `InPlaceUpdateReady=True` (the pod carries the readiness gate).
+    pub mark_inplace_ready: bool,
+    /// Move the lifecycle state from `Updating` to `Normal`.
+    pub lifecycle_normal: bool,
+}
+
+/// What one reconcile wants done, in order: refresh, create, delete, in-place, status.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Plan {
+    pub refresh: Vec<Refresh>,
+    /// Pod objects to create.
+    pub create: Vec<Value>,
+    pub delete: Vec<Delete>,
+    pub in_place: Vec<InPlace>,
+    /// The status this pass computed.
+    pub status: AstsStatus,
+    /// Whether it differs from the stored status in a field Kruise compares.
+    pub write_status: bool,
+    /// Reconcile again after this long (minReadySeconds waits).
+    pub requeue_after: Option<SignedDuration>,
+}
+
+impl Plan {
+    fn requeue(&mut self, after: SignedDuration) {
+        self.requeue_after = Some(self.requeue_after.map_or(after, |d| d.min(after)));
+    }
+}
+
+/// One slot of the live ordinal range.
+#[derive(Debug, Clone)]
+struct Slot {
+    pod: PodView,
+    /// Created by this pass; not in the store yet.
+    new: bool,
+}
+
+/// The inputs of one pass.
+#[derive(Debug, Clone, Copy)]
+pub struct Input<'a> {
+    /// The set, already defaulted ([`Asts::defaulted`]).
+    pub set: &'a Asts,
+    /// Pods the set owns.
+    pub pods: &'a [PodView],
+    /// Every stored revision of the set (for in-place templates).
+    pub revisions: &'a [Revision],
+    pub resolved: &'a Resolved,
+    /// `spec.serviceName`, for the pods' subdomain.
+    pub service_name: Option<&'a str>,
+    pub now: Timestamp,
+}
+
+/// Computes one reconcile pass.
+pub fn reconcile(input: Input<'_>) -> Plan {
+    let Input {
+        set,
+        pods,
+        revisions,
+        resolved,
+        service_name,
+        now,
+    } = input;
+    let name = set.name();
+    let min_ready = set.min_ready_seconds();
+    let current = &resolved.current;
+    let update = &resolved.update;
+    let old_status = set.status_or_default();
+    let mut plan = Plan::default();
+
+    // Refresh (`inplaceupdate.Refresh`): a gated pod gets `InPlaceUpdateReady=True` when it has
+    // no such condition yet or its in-place update finished; a finished update also leaves the
+    // `Updating` lifecycle state.
+    for pod in pods.iter().filter(|p| !p.terminating) {
+        if pod.in_place_completed() {
+            let mark = pod.inplace_gate && pod.inplace_ready != Some(true);
+            let normal = pod.inplace_state.is_some() && pod.lifecycle_state() == "Updating";
+            if mark || normal {
+                plan.refresh.push(Refresh {
+                    name: pod.name.clone(),
+                    uid: pod.uid.clone(),
+                    mark_inplace_ready: mark,
+                    lifecycle_normal: normal,
+                });
+            }
+        }
+    }
+    let lifecycle_moved = plan.refresh.iter().any(|r| r.lifecycle_normal);
+
+    // Slots of the live range, and the condemned pods outside it.
+    let (start, end) = set.replicas_range();
+    let reserved = set.reserved_ordinals();
+    let len = usize::try_from(end - start).unwrap_or(0);
+    let mut slots: Vec<Option<Slot>> = vec![None; len];
+    let mut condemned: Vec<(i64, PodView)> = Vec::new();
+    for pod in pods {
+        match pod.ordinal(name) {
+            Some(o) if o >= start && o < end && !reserved.contains(&o) => {
+                let i = usize::try_from(o - start).unwrap_or(0);
+                slots[i] = Some(Slot {
+                    pod: pod.clone(),
+                    new: false,
+                });
+            }
+            o => condemned.push((o.unwrap_or(-1), pod.clone())),
+        }
+    }
+    condemned.sort_by_key(|c| std::cmp::Reverse(c.0));
+
+    // Missing pods, in ascending order, each seeing the ones filled before it.
+    for ord in start..end {
+        let i = usize::try_from(ord - start).unwrap_or(0);
+        if reserved.contains(&ord) || slots[i].is_some() {
+            continue;
+        }
+        let views: Vec<Option<PodView>> = slots
+            .iter()
+            .map(|s| s.as_ref().map(|s| s.pod.clone()))
+            .collect();
+        let rev = if is_current_revision_needed(set, &update.name, ord, &views) {
+            current
+        } else {
+            update
+        };
+        let object = new_pod(set, ord, &rev.name, &rev.template, service_name, now);
+        let mut view = PodView::from_value(&object);
+        view.phase.clear();
+        view.labels.insert(REVISION_LABEL.into(), rev.name.clone());
+        slots[i] = Some(Slot {
+            pod: view,
+            new: true,
+        });
+        plan.create.push(object);
+    }
+    // Only the first missing pod is created under OrderedReady; trimmed in the loop below.
+    let mut to_create = std::mem::take(&mut plan.create);
+    to_create.reverse();
+
+    let monotonic = !set.is_parallel();
+    let mut status = AstsStatus {
+        observed_generation: set.generation(),
+        current_revision: current.name.clone(),
+        update_revision: update.name.clone(),
+        collision_count: Some(resolved.collision_count),
+        label_selector: set.spec.selector.render(),
+        ..AstsStatus::default()
+    };
+
+    let finish = |mut plan: Plan,
+                  mut status: AstsStatus,
+                  slots: &[Option<Slot>],
+                  condemned: &[(i64, PodView)]| {
+        count_status(
+            &mut status,
+            slots,
+            condemned,
+            min_ready,
+            now,
+            &current.name,
+            &update.name,
+        );
+        complete_rolling_update(set, &mut status);
+        plan.write_status = status.differs_from(&old_status);
+        plan.status = status;
+        plan
+    };
+
+    // processReplica over the live slots.
+    let mut exit = false;
+    for slot in slots.iter().flatten() {
+        let pod = &slot.pod;
+        if slot.new {
+            if let Some(obj) = to_create.pop() {
+                plan.create.push(obj);
+            }
+            if monotonic {
+                exit = true;
+                break;
+            }
+            continue;
+        }
+        if pod.is_failed() {
+            if !pod.terminating {
+                plan.delete.push(Delete {
+                    name: pod.name.clone(),
+                    uid: pod.uid.clone(),
+                    reason: DeleteReason::Failed,
+                });
+            }
+            if monotonic {
+                exit = true;
+                break;
+            }
+            continue;
+        }
+        if pod.terminating {
+            if monotonic {
+                exit = true;
+                break;
+            }
+            continue;
+        }
+        if monotonic && let Err(wait) = pod.available(min_ready, now) {
+            if let Some(wait) = wait {
+                plan.requeue(wait);
+            }
+            exit = true;
+            break;
+        }
+    }
+    if exit {
+        return finish(plan, status, &slots, &condemned);
+    }
+
+    // processCondemned, highest ordinal first.
+    for (_, pod) in &condemned {
+        if pod.terminating {
+            if monotonic {
+                return finish(plan, status, &slots, &condemned);
+            }
+            continue;
+        }
+        plan.delete.push(Delete {
+            name: pod.name.clone(),
+            uid: pod.uid.clone(),
+            reason: DeleteReason::Condemned,
+        });
+        if monotonic {
+            return finish(plan, status, &slots, &condemned);
+        }
+    }
+
+    count_status(
+        &mut status,
+        &slots,
+        &condemned,
+        min_ready,
+        now,
+        &current.name,
+        &update.name,
+    );
+    let Some(ru) = set.rolling_update() else {
+        // OnDelete: pods change revision only when someone deletes them.
+        complete_rolling_update(set, &mut status);
+        plan.write_status = status.differs_from(&old_status);
+        plan.status = status;
+        return plan;
+    };
+    let status_done = |mut plan: Plan, mut status: AstsStatus| {
+        complete_rolling_update(set, &mut status);
+        plan.write_status = status.differs_from(&old_status);
+        plan.status = status;
+        plan
+    };
+    if lifecycle_moved || ru.paused {
+        return status_done(plan, status);
+    }
+
+    // The unavailable budget, counted over every live pod.
+    let max_unavailable = scaled_max_unavailable(ru.max_unavailable.as_ref(), set.replicas());
+    let max_unavailable = usize::try_from(max_unavailable).unwrap_or(usize::MAX);
+    let mut unavailable: BTreeSet<usize> = BTreeSet::new();
+    for (i, slot) in slots.iter().enumerate() {
+        let Some(slot) = slot else { continue };
+        let pod = &slot.pod;
+        if slot.new || !pod.is_healthy() || !pod.in_place_completed() {
+            unavailable.insert(i);
+        } else if let Err(wait) = pod.available(min_ready, now) {
+            if let Some(wait) = wait {
+                plan.requeue(wait);
+            }
+            unavailable.insert(i);
+        }
+    }
+
+    // Specified deletes, highest slot first; a blocked pod is skipped, not a stop.
+    let mut specified: BTreeSet<usize> = BTreeSet::new();
+    for (i, slot) in slots.iter().enumerate().rev() {
+        let Some(slot) = slot else { continue };
+        let pod = &slot.pod;
+        if slot.new || pod.terminating || !pod.labels.contains_key(SPECIFIED_DELETE_LABEL) {
+            continue;
+        }
+        if unavailable.len() >= max_unavailable && !unavailable.contains(&i) {
+            continue;
+        }
+        plan.delete.push(Delete {
+            name: pod.name.clone(),
+            uid: pod.uid.clone(),
+            reason: DeleteReason::Specified,
+        });
+        specified.insert(i);
+        unavailable.insert(i);
+        if pod.revision() == update.name {
+            status.updated_replicas -= 1;
+        }
+    }
+
+    let views: Vec<Option<PodView>> = slots
+        .iter()
+        .map(|s| s.as_ref().map(|s| s.pod.clone()))
+        .collect();
+    let order = sort_pods_to_update(Some(&ru), &update.name, set.replicas(), &views);
+    let policy = set.pod_update_policy();
+    for i in order {
+        let Some(slot) = &slots[i] else { continue };
+        let pod = &slot.pod;
+        if pod.revision() == update.name {
+            continue;
+        }
+        if unavailable.len() >= max_unavailable && !unavailable.contains(&i) {
+            break;
+        }
+        if slot.new || specified.contains(&i) || pod.terminating {
+            unavailable.insert(i);
+            continue;
+        }
+        let old = revisions.iter().find(|r| r.name == pod.revision());
+        let in_place = match (policy, old) {
+            (PodUpdatePolicy::ReCreate, _) | (_, None) => None,
+            (_, Some(old)) => can_update_in_place(&old.template, &update.template).then_some(old),
+        };
+        match (in_place, policy) {
+            (Some(old), _) => plan.in_place.push(InPlace {
+                name: pod.name.clone(),
+                uid: pod.uid.clone(),
+                from: old.name.clone(),
+                to: update.name.clone(),
+                old_template: old.template.clone(),
+                new_template: update.template.clone(),
+            }),
+            // InPlaceOnly refuses to recreate; Kruise reports an error and retries.
+            (None, PodUpdatePolicy::InPlaceOnly) => continue,
+            (None, _) => plan.delete.push(Delete {
+                name: pod.name.clone(),
+                uid: pod.uid.clone(),
+                reason: DeleteReason::Update {
+                    from: pod.revision().to_string(),
+                    to: update.name.clone(),
+                },
+            }),
+        }
+        unavailable.insert(i);
+        if pod.revision() == current.name {
+            status.current_replicas -= 1;
+        }
+    }
+    status_done(plan, status)
+}
+
+/// `computeReplicaStatus` over the stored pods (pods created by this pass are not counted).
+fn count_status(
+    status: &mut AstsStatus,
+    slots: &[Option<Slot>],
+    condemned: &[(i64, PodView)],
+    min_ready: i64,
+    now: Timestamp,
+    current: &str,
+    update: &str,
+) {
+    let pods = slots
+        .iter()
+        .flatten()
+        .filter(|s| !s.new)
+        .map(|s| &s.pod)
+        .chain(condemned.iter().map(|(_, p)| p));
+    let (mut replicas, mut ready, mut available) = (0, 0, 0);
+    let (mut current_n, mut updated, mut updated_ready, mut updated_available) = (0, 0, 0, 0);
+    for pod in pods {
+        replicas += 1;
+        if pod.phase == "Running" && pod.ready {
+            ready += 1;
+            let avail = pod.available(min_ready, now).is_ok();
+            if avail {
+                available += 1;
+            }
+            if pod.revision() == update {
+                updated_ready += 1;
+                if avail {
+                    updated_available += 1;
+                }
+            }
+        }
+        if !pod.terminating {
+            if pod.revision() == current {
+                current_n += 1;
+            }
+            if pod.revision() == update {
+                updated += 1;
+            }
+        }
+    }
+    status.replicas = replicas;
+    status.ready_replicas = ready;
+    status.available_replicas = available;
+    status.current_replicas = current_n;
+    status.updated_replicas = updated;
+    status.updated_ready_replicas = updated_ready;
+    status.updated_available_replicas = updated_available;
+}
+
+/// `completeRollingUpdate`: once every pod is updated and ready, the update revision becomes
+/// the current one.
+fn complete_rolling_update(set: &Asts, status: &mut AstsStatus) {
+    if set.is_rolling_update()
+        && status.updated_replicas == status.replicas
+        && status.ready_replicas == status.replicas
+    {
+        status.current_replicas = status.updated_replicas;
+        status.current_revision = status.update_revision.clone();
+    }
+}
