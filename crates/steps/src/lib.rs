@@ -1,1 +1,114 @@
 //! Kubernetes and arbiter steps of a Baton rollout.
+//!
+//! The engine decides and persists; this crate touches the world. Each DAG node is a
+//! module under [`steps`] that re-reads the ASTS, its pods and the arbiter
+//! ([`k8s::read_snapshot`]), asks the engine's pure decision core what to do, and writes
+//! absolute values through guarded JSON patches ([`patch`]), recording every write in the
+//! run's audit log. [`RolloutSteps`] is the [`baton_engine::step::StepRunner`] the executor
+//! drives; [`lease`] is the run lock; [`preflight`] and [`abort`] serve `engine plan` and
+//! `engine abort`.
+//!
+//! Only [`k8s`] and the step modules name Kubernetes client types.
+
+pub mod arbiter;
+pub mod env;
+pub mod events;
+pub mod k8s;
+pub mod lease;
+pub mod patch;
+pub mod runner;
+pub mod steps;
+
+use baton_engine::decide::{Refusal, Warning, check_preconditions};
+use baton_engine::plan::ValidPlan;
+use baton_engine::snapshot::Snapshot;
+
+pub use arbiter::{ArbiterClient, ArbiterError};
+pub use k8s::{KubeError, read_snapshot};
+pub use lease::{LeaseError, LeaseGuard, acquire};
+pub use runner::RolloutSteps;
+
+use crate::k8s::Target;
+use crate::patch::{PatchError, partition_patch, updated_template};
+
+/// Why `engine plan` / `engine run` refuse to start. Nothing was written.
+#[derive(Debug, thiserror::Error)]
+pub enum PreflightError {
+    #[error("cannot reach the arbiter")]
+    Arbiter(#[source] ArbiterError),
+    #[error("cannot read the statefulset")]
+    Kube(#[source] KubeError),
+    #[error(transparent)]
+    Refused(Refusal),
+    #[error("the plan's update does not fit the statefulset's template")]
+    Template(#[source] PatchError),
+}
+
+/// Reads the cluster and the arbiter and checks the preconditions. Writes nothing.
+pub async fn preflight(
+    client: &kube::Client,
+    plan: &ValidPlan,
+) -> Result<(Snapshot, Vec<Warning>), PreflightError> {
+    let arbiter = ArbiterClient::new(&plan.spec().arbiter).map_err(PreflightError::Arbiter)?;
+    let target = Target::from_plan(client.clone(), plan);
+    let sts = target.get_sts().await.map_err(PreflightError::Kube)?;
+    let update = &plan.spec().update;
+    updated_template(
+        &sts.spec.template,
+        &update.images,
+        update.template_patch.as_ref(),
+    )
+    .map_err(PreflightError::Template)?;
+    let snapshot = match k8s::read_target(&target, &plan.spec().roles, &arbiter).await {
+        Ok(s) => s,
+        Err(KubeError::Arbiter(e)) => return Err(PreflightError::Arbiter(e)),
+        Err(e) => return Err(PreflightError::Kube(e)),
+    };
+    let warnings = check_preconditions(&snapshot).map_err(PreflightError::Refused)?;
+    Ok((snapshot, warnings))
+}
+
+/// What `abort` did to the partition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AbortOutcome {
+    pub before: Option<i32>,
+    pub partition: u32,
+    pub changed: bool,
+}
+
+/// Freezes the rollout where it stands: `partition = |P| - |U|` (or |P| while the update
+/// revision is not trusted), so no further pod updates. The caller records it and
+/// releases the lock.
+pub async fn abort(client: &kube::Client, plan: &ValidPlan) -> Result<AbortOutcome, KubeError> {
+    let target = Target::from_plan(client.clone(), plan);
+    let sts = target.get_sts().await?;
+    let pods = target.owned_pods(&sts).await?;
+    let snapshot = k8s::snapshot_of(&sts, &pods, Default::default(), &plan.spec().roles);
+    let updated = snapshot.sts.trusted_update_revision().map_or(0, |want| {
+        snapshot
+            .pods
+            .iter()
+            .filter(|p| p.revision.as_deref() == Some(want))
+            .count()
+    });
+    let partition = snapshot
+        .sts
+        .replicas
+        .saturating_sub(u32::try_from(updated).unwrap_or(u32::MAX));
+    let before = sts.partition();
+    let changed = match partition_patch(&env::to_value(&sts), partition) {
+        None => false,
+        Some(patch) => {
+            let json = patch.into_patch().map_err(|e| KubeError::Conflict {
+                what: e.to_string(),
+            })?;
+            target.patch_sts("set partition", json).await?;
+            true
+        }
+    };
+    Ok(AbortOutcome {
+        before,
+        partition,
+        changed,
+    })
+}

@@ -1,0 +1,238 @@
+//! What every step shares: the plan, the target's API handles, the arbiter client and
+//! the event recorder, plus the write path (failpoint, patch, audit record) and the
+//! typed outputs steps hand to later steps.
+
+use std::sync::Arc;
+
+use baton_engine::dag::{StepId, StepKind};
+use baton_engine::decide::{Policy, Refusal, WaveDecision};
+use baton_engine::plan::ValidPlan;
+use baton_engine::snapshot::{Role, Snapshot};
+use baton_engine::step::{AuditWrite, StepContext, StepError, StepErrorKind};
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use serde_json::Value;
+
+use crate::arbiter::{ArbiterClient, ArbiterError};
+use crate::events::Recorder;
+use crate::k8s::{KubeError, Live, Target, read_live};
+use crate::patch::{JsonPatch, PatchError};
+
+/// Shared, read-only state of a rollout's steps.
+pub struct Env {
+    pub plan: Arc<ValidPlan>,
+    pub target: Target,
+    pub arbiter: ArbiterClient,
+    pub recorder: Recorder,
+}
+
+impl Env {
+    /// Re-reads the ASTS, its pods and the arbiter. Steps never trust an older read.
+    pub async fn live(&self) -> Result<Live, StepError> {
+        Ok(read_live(&self.target, &self.plan.spec().roles, &self.arbiter).await?)
+    }
+
+    /// The role label value that mirrors an arbiter role.
+    pub fn role_value(&self, role: Role) -> &str {
+        let roles = &self.plan.spec().roles;
+        match role {
+            Role::Working => &roles.working,
+            Role::Idle => &roles.idle,
+        }
+    }
+
+    /// The decision policy for a wave, from the plan and earlier outputs.
+    pub fn policy(&self, ctx: &StepContext) -> Policy {
+        let min_working =
+            wave_output::<QueryOutput>(ctx, StepKind::QueryArbiter).map(|q| q.min_working);
+        Policy {
+            max_per_wave: self.plan.spec().waves.max_per_wave,
+            min_working: min_working.unwrap_or(self.plan.spec().safety.min_working),
+            expected_update_revision: output::<ApplyOutput>(
+                ctx,
+                &StepId::run_level(StepKind::ApplyUpdate),
+            )
+            .and_then(|a| a.update_revision),
+        }
+    }
+
+    /// Patches the ASTS and records the write once acknowledged.
+    pub async fn write_sts(
+        &self,
+        ctx: &StepContext,
+        action: &str,
+        patch: JsonPatch,
+        before: Value,
+        after: Value,
+    ) -> Result<(), StepError> {
+        let json = patch.into_patch().map_err(step_err)?;
+        failpoint(&ctx.step);
+        self.target.patch_sts(action, json).await?;
+        failpoint_after(&ctx.step);
+        record(
+            ctx,
+            AuditWrite {
+                object: self.target.sts_object(),
+                action: action.to_owned(),
+                before,
+                after,
+            },
+        )
+    }
+
+    /// Patches a pod and records the write once acknowledged.
+    pub async fn write_pod(
+        &self,
+        ctx: &StepContext,
+        pod: &str,
+        action: &str,
+        patch: JsonPatch,
+        before: Value,
+        after: Value,
+    ) -> Result<(), StepError> {
+        let json = patch.into_patch().map_err(step_err)?;
+        failpoint(&ctx.step);
+        self.target.patch_pod(pod, action, json).await?;
+        failpoint_after(&ctx.step);
+        record(
+            ctx,
+            AuditWrite {
+                object: self.target.pod_object(pod),
+                action: action.to_owned(),
+                before,
+                after,
+            },
+        )
+    }
+}
+
+/// The crash-test hook right before every external write (`before-write:wave-1/relabel`).
+pub fn failpoint(step: &StepId) {
+    baton_engine::failpoint::hit(&format!("before-write:{step}"));
+}
+
+/// The crash-test hook between a write's acknowledgement and its audit record.
+pub fn failpoint_after(step: &StepId) {
+    baton_engine::failpoint::hit(&format!("after-write:{step}"));
+}
+
+pub fn record(ctx: &StepContext, write: AuditWrite) -> Result<(), StepError> {
+    ctx.journal.record_write(&ctx.step, write).map_err(|e| {
+        StepError::failed(format!(
+            "recording the write in the audit log failed: {}",
+            e.0
+        ))
+    })
+}
+
+/// Output of `apply-update`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApplyOutput {
+    /// Whether this run changed the template (false: it already matched).
+    pub changed: bool,
+    /// `status.updateRevision` once the controller observed the template.
+    pub update_revision: Option<String>,
+}
+
+/// Output of `query-arbiter`: the arbiter's view and the wave's starting snapshot.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct QueryOutput {
+    pub epoch: u64,
+    pub working: Vec<String>,
+    pub idle: Vec<String>,
+    /// `safety.minWorking`, resolved once per run (0 = the working count at the first query).
+    pub min_working: u32,
+    /// Everything `verify` compares against at the end of the wave.
+    pub snapshot: Snapshot,
+}
+
+/// Output of `select`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SelectOutput {
+    pub decision: WaveDecision,
+    pub select: Vec<String>,
+    pub partition: u32,
+}
+
+/// Output of `handover`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HandoverOutput {
+    pub promote: Vec<String>,
+    pub demote: Vec<String>,
+    pub epoch: u64,
+    /// Why nothing was handed over, when nothing was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<String>,
+}
+
+/// A typed earlier output, if that step succeeded and its output parses.
+pub fn output<T: DeserializeOwned>(ctx: &StepContext, id: &StepId) -> Option<T> {
+    ctx.output_of(id)
+        .and_then(|v| serde_json::from_value(v.clone()).ok())
+}
+
+/// The output of `kind` in the current step's wave.
+pub fn wave_output<T: DeserializeOwned>(ctx: &StepContext, kind: StepKind) -> Option<T> {
+    let wave = ctx.step.wave?;
+    output(ctx, &StepId::in_wave(wave, kind))
+}
+
+pub fn to_value<T: Serialize>(v: &T) -> Value {
+    serde_json::to_value(v).unwrap_or(Value::Null)
+}
+
+/// An error and its sources, joined for an operator (the top error never repeats its source).
+pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        cur = s.source();
+    }
+    out
+}
+
+fn step_err(e: PatchError) -> StepError {
+    StepError::failed(chain(&e))
+}
+
+impl From<KubeError> for StepError {
+    fn from(e: KubeError) -> Self {
+        let kind = if e.is_retryable() {
+            StepErrorKind::Retryable
+        } else {
+            StepErrorKind::Failed
+        };
+        StepError::new(kind, chain(&e)).with_source(e)
+    }
+}
+
+impl From<ArbiterError> for StepError {
+    fn from(e: ArbiterError) -> Self {
+        let kind = if e.is_retryable() {
+            StepErrorKind::Retryable
+        } else {
+            StepErrorKind::Failed
+        };
+        StepError::new(kind, chain(&e)).with_source(e)
+    }
+}
+
+impl From<PatchError> for StepError {
+    fn from(e: PatchError) -> Self {
+        step_err(e)
+    }
+}
+
+/// A refusal from the decision core: the controller lagging is transient, the rest is not.
+pub fn refusal(r: Refusal) -> StepError {
+    let kind = match r {
+        Refusal::RevisionNotObserved => StepErrorKind::Retryable,
+        _ => StepErrorKind::Failed,
+    };
+    StepError::new(kind, r.to_string())
+}

@@ -1,0 +1,371 @@
+//! The run lock: a `coordination.k8s.io/v1` Lease `baton-<asts>` in the target namespace.
+//! It lives in the cluster, so a second run against the same ASTS is refused from any
+//! machine. The holder renews it in the background with optimistic concurrency on
+//! `resourceVersion`; if renewal fails for a whole lease duration (or someone else took
+//! it), the guard's `lost` token is cancelled and the executor stops at a safe point.
+
+use std::time::Duration;
+
+use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
+use kube::api::{Api, PostParams};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// Annotation naming the run that holds the lease.
+pub const RUN_ANNOTATION: &str = "baton.dev/run";
+
+#[derive(Debug, thiserror::Error)]
+pub enum LeaseError {
+    #[error("another run holds the lock on this statefulset: {holder}")]
+    Held { holder: String },
+    #[error("lease request failed: {what}")]
+    Api {
+        what: String,
+        #[source]
+        source: kube::Error,
+    },
+}
+
+/// How long a lease lives without renewal, and how often the holder renews it.
+#[derive(Debug, Clone, Copy)]
+pub struct LeaseConfig {
+    pub duration: Duration,
+    pub renew_every: Duration,
+}
+
+impl Default for LeaseConfig {
+    fn default() -> Self {
+        LeaseConfig {
+            duration: Duration::from_secs(15),
+            renew_every: Duration::from_secs(5),
+        }
+    }
+}
+
+/// `<run>@<host>/<pid>`: who holds the lock, for the message a refused run prints.
+pub fn holder_identity(run_id: &str) -> String {
+    format!(
+        "{run_id}@{}/{}",
+        crate::events::hostname(),
+        std::process::id()
+    )
+}
+
+/// The lease name for an ASTS.
+pub fn lease_name(sts: &str) -> String {
+    format!("baton-{sts}")
+}
+
+/// Whether `spec` is free for `holder` at `now`: no holder, the same holder, or expired.
+pub fn is_free(spec: Option<&LeaseSpec>, holder: &str, now: jiff::Timestamp) -> bool {
+    let Some(spec) = spec else { return true };
+    match spec.holder_identity.as_deref() {
+        None | Some("") => true,
+        Some(h) if h == holder => true,
+        Some(_) => {
+            let Some(MicroTime(renewed)) = spec.renew_time else {
+                return true;
+            };
+            let secs = i64::from(spec.lease_duration_seconds.unwrap_or(0));
+            renewed + jiff::SignedDuration::from_secs(secs) < now
+        }
+    }
+}
+
+/// A held lease. Dropping it stops renewal (the lease then expires); prefer [`LeaseGuard::release`].
+pub struct LeaseGuard {
+    api: Api<Lease>,
+    name: String,
+    holder: String,
+    lost: CancellationToken,
+    stop: CancellationToken,
+    task: Option<JoinHandle<()>>,
+}
+
+impl LeaseGuard {
+    /// Cancelled when the lease is lost: the run must stop at a safe point.
+    pub fn lost(&self) -> CancellationToken {
+        self.lost.clone()
+    }
+
+    pub fn holder(&self) -> &str {
+        &self.holder
+    }
+
+    /// Stops renewal and clears the holder, so the next run can start at once.
+    pub async fn release(mut self) -> Result<(), LeaseError> {
+        self.stop.cancel();
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+        let api_err = |what: &str| {
+            let what = what.to_owned();
+            move |source| LeaseError::Api { what, source }
+        };
+        let Some(mut lease) = self
+            .api
+            .get_opt(&self.name)
+            .await
+            .map_err(api_err("get lease"))?
+        else {
+            return Ok(());
+        };
+        let spec = lease.spec.get_or_insert_with(LeaseSpec::default);
+        if spec.holder_identity.as_deref() != Some(self.holder.as_str()) {
+            return Ok(());
+        }
+        spec.holder_identity = None;
+        spec.renew_time = None;
+        self.api
+            .replace(&self.name, &PostParams::default(), &lease)
+            .await
+            .map_err(api_err("release lease"))?;
+        Ok(())
+    }
+}
+
+impl Drop for LeaseGuard {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+/// Takes the lock on `sts` for `holder`, with the default timing.
+pub async fn acquire(
+    client: &kube::Client,
+    namespace: &str,
+    sts: &str,
+    holder: &str,
+    run_id: &str,
+) -> Result<LeaseGuard, LeaseError> {
+    acquire_with(
+        client,
+        namespace,
+        sts,
+        holder,
+        run_id,
+        LeaseConfig::default(),
+    )
+    .await
+}
+
+/// Creates the lease, or takes it over when it is free (see [`is_free`]); else [`LeaseError::Held`].
+pub async fn acquire_with(
+    client: &kube::Client,
+    namespace: &str,
+    sts: &str,
+    holder: &str,
+    run_id: &str,
+    config: LeaseConfig,
+) -> Result<LeaseGuard, LeaseError> {
+    let api: Api<Lease> = Api::namespaced(client.clone(), namespace);
+    let name = lease_name(sts);
+    let now = jiff::Timestamp::now();
+    let held = |lease: &Lease| LeaseError::Held {
+        holder: lease
+            .spec
+            .as_ref()
+            .and_then(|s| s.holder_identity.clone())
+            .unwrap_or_default(),
+    };
+    let taken = match api.get_opt(&name).await {
+        Err(source) => {
+            return Err(LeaseError::Api {
+                what: format!("get lease {namespace}/{name}"),
+                source,
+            });
+        }
+        Ok(None) => {
+            let lease = Lease {
+                metadata: ObjectMeta {
+                    name: Some(name.clone()),
+                    namespace: Some(namespace.to_owned()),
+                    annotations: Some([(RUN_ANNOTATION.to_owned(), run_id.to_owned())].into()),
+                    ..ObjectMeta::default()
+                },
+                spec: Some(held_spec(None, holder, now, config)),
+            };
+            match api.create(&PostParams::default(), &lease).await {
+                Ok(l) => l,
+                Err(kube::Error::Api(s)) if s.code == 409 => {
+                    let current = api.get(&name).await.map_err(|source| LeaseError::Api {
+                        what: format!("get lease {namespace}/{name}"),
+                        source,
+                    })?;
+                    return Err(held(&current));
+                }
+                Err(source) => {
+                    return Err(LeaseError::Api {
+                        what: format!("create lease {namespace}/{name}"),
+                        source,
+                    });
+                }
+            }
+        }
+        Ok(Some(mut lease)) => {
+            if !is_free(lease.spec.as_ref(), holder, now) {
+                return Err(held(&lease));
+            }
+            lease.spec = Some(held_spec(lease.spec.as_ref(), holder, now, config));
+            lease
+                .metadata
+                .annotations
+                .get_or_insert_default()
+                .insert(RUN_ANNOTATION.to_owned(), run_id.to_owned());
+            match api.replace(&name, &PostParams::default(), &lease).await {
+                Ok(l) => l,
+                Err(kube::Error::Api(s)) if s.code == 409 => {
+                    let current = api.get(&name).await.map_err(|source| LeaseError::Api {
+                        what: format!("get lease {namespace}/{name}"),
+                        source,
+                    })?;
+                    return Err(held(&current));
+                }
+                Err(source) => {
+                    return Err(LeaseError::Api {
+                        what: format!("take over lease {namespace}/{name}"),
+                        source,
+                    });
+                }
+            }
+        }
+    };
+    let lost = CancellationToken::new();
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(renew(
+        api.clone(),
+        taken,
+        holder.to_owned(),
+        config,
+        lost.clone(),
+        stop.clone(),
+    ));
+    Ok(LeaseGuard {
+        api,
+        name,
+        holder: holder.to_owned(),
+        lost,
+        stop,
+        task: Some(task),
+    })
+}
+
+fn held_spec(
+    previous: Option<&LeaseSpec>,
+    holder: &str,
+    now: jiff::Timestamp,
+    config: LeaseConfig,
+) -> LeaseSpec {
+    let same = previous.and_then(|p| p.holder_identity.as_deref()) == Some(holder);
+    let transitions = previous.and_then(|p| p.lease_transitions).unwrap_or(0);
+    LeaseSpec {
+        holder_identity: Some(holder.to_owned()),
+        lease_duration_seconds: Some(
+            i32::try_from(config.duration.as_secs())
+                .unwrap_or(i32::MAX)
+                .max(1),
+        ),
+        acquire_time: if same {
+            previous.and_then(|p| p.acquire_time.clone())
+        } else {
+            Some(MicroTime(now))
+        },
+        renew_time: Some(MicroTime(now)),
+        lease_transitions: Some(if same || previous.is_none() {
+            transitions
+        } else {
+            transitions + 1
+        }),
+        ..LeaseSpec::default()
+    }
+}
+
+/// Renews until stopped; cancels `lost` when another holder took the lease or renewal
+/// kept failing for a whole lease duration.
+async fn renew(
+    api: Api<Lease>,
+    mut lease: Lease,
+    holder: String,
+    config: LeaseConfig,
+    lost: CancellationToken,
+    stop: CancellationToken,
+) {
+    let name = lease.metadata.name.clone().unwrap_or_default();
+    let mut last_ok = tokio::time::Instant::now();
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(config.renew_every) => {}
+        }
+        if let Some(spec) = lease.spec.as_mut() {
+            spec.renew_time = Some(MicroTime(jiff::Timestamp::now()));
+        }
+        match api.replace(&name, &PostParams::default(), &lease).await {
+            Ok(renewed) => {
+                lease = renewed;
+                last_ok = tokio::time::Instant::now();
+                continue;
+            }
+            Err(kube::Error::Api(s)) if s.code == 409 || s.code == 404 => match api
+                .get_opt(&name)
+                .await
+            {
+                Ok(Some(current))
+                    if current
+                        .spec
+                        .as_ref()
+                        .and_then(|s| s.holder_identity.as_deref())
+                        == Some(holder.as_str()) =>
+                {
+                    lease = current;
+                }
+                Ok(_) => {
+                    tracing::error!(lease = %name, "the run lock was taken by someone else");
+                    lost.cancel();
+                    return;
+                }
+                Err(error) => tracing::warn!(%error, lease = %name, "cannot re-read the run lock"),
+            },
+            Err(error) => tracing::warn!(%error, lease = %name, "cannot renew the run lock"),
+        }
+        if last_ok.elapsed() >= config.duration {
+            tracing::error!(lease = %name, "the run lock expired: renewal failed for a whole lease duration");
+            lost.cancel();
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(holder: Option<&str>, renewed_secs_ago: i64, duration: i32) -> LeaseSpec {
+        let now = jiff::Timestamp::from_second(1_000_000).unwrap();
+        LeaseSpec {
+            holder_identity: holder.map(str::to_owned),
+            renew_time: Some(MicroTime(
+                now - jiff::SignedDuration::from_secs(renewed_secs_ago),
+            )),
+            lease_duration_seconds: Some(duration),
+            ..LeaseSpec::default()
+        }
+    }
+
+    #[test]
+    fn a_lease_is_free_when_unheld_ours_or_expired() {
+        let now = jiff::Timestamp::from_second(1_000_000).unwrap();
+        let cases = [
+            (None, true),
+            (Some(spec(None, 0, 15)), true),
+            (Some(spec(Some("me"), 0, 15)), true),
+            (Some(spec(Some("other"), 5, 15)), false),
+            (Some(spec(Some("other"), 15, 15)), false),
+            (Some(spec(Some("other"), 16, 15)), true),
+        ];
+        for (s, want) in cases {
+            assert_eq!(is_free(s.as_ref(), "me", now), want, "{s:?}");
+        }
+    }
+}

@@ -1,0 +1,127 @@
+//! `handover`: promote updated idle pods and demote old working ones through the
+//! arbiter, never letting the working count drop (SPEC §1 step 8). A stale epoch (409)
+//! means someone else changed roles: re-read, re-plan, retry. A 202 is polled until the
+//! arbiter shows the roles. Then the role labels follow.
+
+use baton_engine::decide::{Refusal, plan_handover};
+use baton_engine::event::RunEvent;
+use baton_engine::step::{AuditWrite, StepContext, StepError, StepOutput};
+use serde_json::json;
+
+use super::{Selection, relabel_pods};
+use crate::arbiter::{HandoverOutcome, HandoverRequest, shows_handover};
+use crate::env::{Env, HandoverOutput, failpoint, record, refusal, to_value};
+use crate::events::{EventType, HANDOVER};
+
+/// How many stale-epoch answers in a row before giving up for this attempt.
+const MAX_STALE: u32 = 5;
+
+pub async fn run(env: &Env, ctx: &StepContext) -> Result<StepOutput, StepError> {
+    let wave = ctx.step.wave.unwrap_or(0);
+    let request_id = format!("{}/{wave}", ctx.run_id);
+    let policy = env.policy(ctx);
+    for _ in 0..MAX_STALE {
+        let live = env.live().await?;
+        let planned = match plan_handover(&live.snapshot, &policy) {
+            Ok(Some(h)) if !h.promote.is_empty() => h,
+            Ok(_) => {
+                return skipped(env, ctx, "no working pod runs the old revision".to_owned()).await;
+            }
+            Err(r @ Refusal::NoIdleToHandOver { .. }) => {
+                return skipped(env, ctx, r.to_string()).await;
+            }
+            Err(r) => return Err(refusal(r)),
+        };
+        let req = HandoverRequest {
+            epoch: live.snapshot.arbiter.epoch,
+            promote: planned.promote.clone(),
+            demote: planned.demote.clone(),
+            request_id: request_id.clone(),
+        };
+        failpoint(&ctx.step);
+        let outcome = env.arbiter.handover(&req).await?;
+        if matches!(
+            outcome,
+            HandoverOutcome::Applied(_) | HandoverOutcome::Accepted
+        ) {
+            crate::env::failpoint_after(&ctx.step);
+        }
+        let applied = match outcome {
+            HandoverOutcome::StaleEpoch(epoch) => {
+                tracing::info!(sent = req.epoch, current = ?epoch, "stale arbiter epoch; re-planning the handover");
+                continue;
+            }
+            HandoverOutcome::Refused(reason) => {
+                return Err(StepError::failed(format!(
+                    "the arbiter refused the handover: {reason}"
+                )));
+            }
+            HandoverOutcome::Applied(view) => Some(view),
+            HandoverOutcome::Accepted => None,
+        };
+        record(
+            ctx,
+            AuditWrite {
+                object: format!("arbiter {}", env.arbiter.url()),
+                action: "handover".to_owned(),
+                before: json!({"epoch": req.epoch, "working": working(&live.snapshot.arbiter)}),
+                after: to_value(&req),
+            },
+        )?;
+        let view = match applied {
+            Some(view) if shows_handover(&view, &req.promote, &req.demote) => view,
+            _ => {
+                let within = env.plan.spec().waves.ready_timeout.as_std();
+                tokio::select! {
+                    () = ctx.cancel.cancelled() => return Err(StepError::interrupted()),
+                    view = env.arbiter.wait_roles(&req.promote, &req.demote, within) => view?,
+                }
+            }
+        };
+        ctx.journal.emit(RunEvent::Handover {
+            wave,
+            promote: req.promote.clone(),
+            demote: req.demote.clone(),
+            epoch: view.epoch,
+        });
+        let message = format!(
+            "wave {wave}: promoted {}, demoted {}",
+            req.promote.join(", "),
+            req.demote.join(", ")
+        );
+        env.recorder
+            .publish(EventType::Normal, HANDOVER, &message)
+            .await;
+        let live = env.live().await?;
+        relabel_pods(env, ctx, &live, Selection::Keep).await?;
+        let out = HandoverOutput {
+            promote: req.promote,
+            demote: req.demote,
+            epoch: view.epoch,
+            skipped: None,
+        };
+        return Ok(StepOutput::new(to_value(&out)));
+    }
+    Err(StepError::retryable(format!(
+        "the arbiter epoch changed {MAX_STALE} times in a row while handing over"
+    )))
+}
+
+fn working(view: &baton_engine::snapshot::ArbiterView) -> Vec<&String> {
+    view.members
+        .iter()
+        .filter(|(_, r)| **r == baton_engine::snapshot::Role::Working)
+        .map(|(n, _)| n)
+        .collect()
+}
+
+async fn skipped(env: &Env, ctx: &StepContext, why: String) -> Result<StepOutput, StepError> {
+    let live = env.live().await?;
+    relabel_pods(env, ctx, &live, Selection::Keep).await?;
+    let out = HandoverOutput {
+        epoch: live.snapshot.arbiter.epoch,
+        skipped: Some(why),
+        ..HandoverOutput::default()
+    };
+    Ok(StepOutput::new(to_value(&out)))
+}

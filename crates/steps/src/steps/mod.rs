@@ -1,0 +1,114 @@
+//! One module per node of the rollout DAG (SPEC §1). Each step re-reads the cluster and
+//! the arbiter, computes its target with the pure decision core or a pure patch
+//! builder, and writes absolute values, so running it twice converges on one effect.
+
+pub mod apply_update;
+pub mod finalize;
+pub mod handover;
+pub mod hooks;
+pub mod protect;
+pub mod query_arbiter;
+pub mod relabel;
+pub mod select;
+pub mod set_partition;
+pub mod verify;
+pub mod wait;
+pub mod wait_updated;
+
+use std::collections::BTreeMap;
+
+use baton_engine::step::{StepContext, StepError};
+use serde_json::json;
+
+use crate::env::{Env, to_value};
+use crate::k8s::{Asts, Live, SELECTED_LABEL, labels_of};
+use crate::patch::{label_patch, partition_patch};
+
+/// Sets the partition to `target` unless it already is; true when it wrote.
+pub async fn write_partition(
+    env: &Env,
+    ctx: &StepContext,
+    sts: &Asts,
+    target: u32,
+) -> Result<bool, StepError> {
+    let Some(patch) = partition_patch(&to_value(sts), target) else {
+        return Ok(false);
+    };
+    env.write_sts(
+        ctx,
+        "set partition",
+        patch,
+        json!(sts.partition()),
+        json!(target),
+    )
+    .await?;
+    Ok(true)
+}
+
+/// Which pods carry `baton.dev/selected`.
+#[derive(Debug, Clone, Copy)]
+pub enum Selection<'a> {
+    /// Exactly these pods.
+    Exactly(&'a [String]),
+    /// Leave the selection labels as they are.
+    Keep,
+}
+
+/// Makes every pod's role label match the arbiter and applies `selection`, patching only
+/// pods that differ. Pods the arbiter does not list keep their role label. Returns the
+/// patched pods.
+pub async fn relabel_pods(
+    env: &Env,
+    ctx: &StepContext,
+    live: &Live,
+    selection: Selection<'_>,
+) -> Result<Vec<String>, StepError> {
+    let role_label = &env.plan.spec().roles.label;
+    let mut patched = Vec::new();
+    for pod in &live.pods {
+        let Some(name) = pod.metadata.name.as_deref() else {
+            continue;
+        };
+        let desired = desired_labels(env, live, name, selection);
+        let doc = to_value(pod);
+        let Some(patch) = label_patch(&doc, &desired) else {
+            continue;
+        };
+        let labels = labels_of(pod);
+        let before: BTreeMap<&String, Option<&String>> =
+            desired.keys().map(|k| (k, labels.get(k))).collect();
+        env.write_pod(
+            ctx,
+            name,
+            "patch labels",
+            patch,
+            json!(before),
+            json!(desired),
+        )
+        .await?;
+        tracing::debug!(pod = name, label = %role_label, "relabelled");
+        patched.push(name.to_owned());
+    }
+    Ok(patched)
+}
+
+/// The labels one pod should carry: `Some` to set, `None` to remove.
+pub fn desired_labels(
+    env: &Env,
+    live: &Live,
+    pod: &str,
+    selection: Selection<'_>,
+) -> BTreeMap<String, Option<String>> {
+    let mut desired = BTreeMap::new();
+    if let Some(role) = live.snapshot.arbiter.members.get(pod) {
+        desired.insert(
+            env.plan.spec().roles.label.clone(),
+            Some(env.role_value(*role).to_owned()),
+        );
+    }
+    if let Selection::Exactly(s) = selection {
+        let on = s.iter().any(|p| p == pod);
+        desired.insert(SELECTED_LABEL.to_owned(), on.then(|| "true".to_owned()));
+    }
+    desired
+}

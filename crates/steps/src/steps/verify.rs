@@ -1,0 +1,122 @@
+//! `verify`: no pod that was working when the wave began changed revision, restarted or
+//! was recreated, and the update revision is still the run's. Any violation is a safety
+//! stop: the partition goes back to |P| at once, before anything else.
+
+use baton_engine::dag::StepKind;
+use baton_engine::decide::{Violation, judge_wave};
+use baton_engine::event::RunEvent;
+use baton_engine::step::{StepContext, StepError, StepOutput};
+use serde_json::json;
+
+use crate::env::{Env, QueryOutput, wave_output};
+use crate::events::{EventType, SAFETY_STOP};
+
+pub async fn run(env: &Env, ctx: &StepContext) -> Result<StepOutput, StepError> {
+    let before: QueryOutput = wave_output(ctx, StepKind::QueryArbiter).ok_or_else(|| {
+        StepError::failed("verify needs the output of this wave's query-arbiter step")
+    })?;
+    let live = env.live().await?;
+    let verdict = judge_wave(&before.snapshot, &live.snapshot);
+    let mut reasons: Vec<String> = verdict.violations.iter().map(describe).collect();
+    let expected = env.policy(ctx).expected_update_revision;
+    let found = live
+        .snapshot
+        .sts
+        .trusted_update_revision()
+        .map(str::to_owned);
+    if let (Some(e), Some(f)) = (&expected, &found)
+        && e != f
+    {
+        reasons.push(format!(
+            "the update revision changed under the run: expected {e}, found {f}"
+        ));
+    }
+    if reasons.is_empty() {
+        return Ok(StepOutput::new(json!({"safe": true})));
+    }
+    let reason = reasons.join("; ");
+    // Freeze first: nothing may update while the operator looks.
+    let sts = env.target.get_sts().await?;
+    super::write_partition(env, ctx, &sts, sts.replicas()).await?;
+    ctx.journal.emit(RunEvent::SafetyStop {
+        step: ctx.step.to_string(),
+        reason: reason.clone(),
+    });
+    env.recorder
+        .publish(EventType::Warning, SAFETY_STOP, &reason)
+        .await;
+    Err(StepError::safety_stop(format!(
+        "safety stop, the rollout is frozen (partition = {}): {reason}",
+        sts.replicas()
+    )))
+}
+
+/// One violation, for an operator.
+pub fn describe(v: &Violation) -> String {
+    match v {
+        Violation::RevisionChanged { pod, from, to } => format!(
+            "working pod {pod} changed revision from {} to {}",
+            from.as_deref().unwrap_or("none"),
+            to.as_deref().unwrap_or("none")
+        ),
+        Violation::Restarted { pod, before, after } => {
+            format!("working pod {pod} restarted (restarts {before} -> {after})")
+        }
+        Violation::Recreated {
+            pod,
+            external: true,
+            revision,
+        } => format!(
+            "working pod {pod} was deleted by someone else and recreated at revision {} \
+             (an external recreation, not the engine's doing)",
+            revision.as_deref().unwrap_or("none")
+        ),
+        Violation::Recreated {
+            pod,
+            external: false,
+            revision,
+        } => format!(
+            "working pod {pod} was recreated at revision {}",
+            revision.as_deref().unwrap_or("none")
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn violations_read_as_sentences_and_external_recreation_is_named() {
+        let cases = [
+            (
+                Violation::RevisionChanged {
+                    pod: "sample-0".into(),
+                    from: Some("a".into()),
+                    to: Some("b".into()),
+                },
+                "working pod sample-0 changed revision from a to b",
+            ),
+            (
+                Violation::Restarted {
+                    pod: "sample-2".into(),
+                    before: 0,
+                    after: 1,
+                },
+                "working pod sample-2 restarted (restarts 0 -> 1)",
+            ),
+            (
+                Violation::Recreated {
+                    pod: "sample-4".into(),
+                    external: true,
+                    revision: Some("b".into()),
+                },
+                "working pod sample-4 was deleted by someone else and recreated at revision b \
+                 (an external recreation, not the engine's doing)",
+            ),
+        ];
+        for (v, want) in cases {
+            assert_eq!(describe(&v), want);
+        }
+    }
+}

@@ -1,0 +1,496 @@
+//! Watching the ASTS and its pods until a condition holds: `kube::runtime::watcher`
+//! streams (which resume a cut watch with backoff), never a polling loop. The judgement
+//! of a wave's pods is pure ([`progress`]) and explains every pod still in the way.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::pin::Pin;
+
+use baton_engine::snapshot::{PodView, StsView};
+use baton_engine::step::{StepContext, StepError};
+use futures::{Stream, StreamExt};
+use k8s_openapi::api::core::v1::Pod;
+use kube::runtime::{WatchStreamExt, watcher};
+
+use crate::env::Env;
+use crate::k8s::{Asts, KubeError, pod_view, render_selector, sts_view};
+
+/// Why one pod of a wave is not done yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stuck {
+    /// The pod does not exist (being recreated).
+    Missing,
+    Terminating,
+    /// It still carries another revision.
+    WrongRevision {
+        found: Option<String>,
+        want: String,
+    },
+    /// Its containers keep crashing.
+    CrashLooping {
+        reason: String,
+        restarts: u32,
+    },
+    NotReady {
+        reason: Option<String>,
+    },
+    /// Kruise lifecycle state other than `Normal`.
+    Lifecycle(String),
+}
+
+impl fmt::Display for Stuck {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Stuck::Missing => f.write_str("missing (not recreated yet)"),
+            Stuck::Terminating => f.write_str("terminating"),
+            Stuck::WrongRevision { found, want } => {
+                write!(
+                    f,
+                    "wrong revision: has {}, want {want}",
+                    found.as_deref().unwrap_or("none")
+                )
+            }
+            Stuck::CrashLooping { reason, restarts } => {
+                write!(f, "crash looping ({reason}, {restarts} restarts)")
+            }
+            Stuck::NotReady { reason } => write!(
+                f,
+                "not ready ({})",
+                reason.as_deref().unwrap_or("no reason given")
+            ),
+            Stuck::Lifecycle(state) => write!(f, "lifecycle state {state}"),
+        }
+    }
+}
+
+/// A wave's progress at one moment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Progress {
+    /// The controller has not observed the latest generation yet.
+    NotObserved {
+        generation: i64,
+        observed: Option<i64>,
+    },
+    /// Pods still in the way, each with its first blocking reason.
+    Waiting(Vec<(String, Stuck)>),
+    Done,
+}
+
+impl Progress {
+    /// One line for an operator.
+    pub fn explain(&self) -> String {
+        match self {
+            Progress::NotObserved {
+                generation,
+                observed,
+            } => format!(
+                "the controller has not observed generation {generation} (observed {})",
+                observed.map_or_else(|| "none".to_owned(), |o| o.to_string())
+            ),
+            Progress::Waiting(stuck) => stuck
+                .iter()
+                .map(|(p, why)| format!("{p}: {why}"))
+                .collect::<Vec<_>>()
+                .join("; "),
+            Progress::Done => "done".to_owned(),
+        }
+    }
+}
+
+/// Reasons that mean the containers keep failing rather than still starting.
+const CRASH_REASONS: [&str; 4] = [
+    "CrashLoopBackOff",
+    "Error",
+    "ImagePullBackOff",
+    "ErrImagePull",
+];
+
+/// Whether every pod of `selected` runs the update revision and is settled.
+pub fn progress(sts: &StsView, pods: &[PodView], selected: &[String]) -> Progress {
+    let Some(want) = sts.trusted_update_revision() else {
+        return Progress::NotObserved {
+            generation: sts.generation,
+            observed: sts.observed_generation,
+        };
+    };
+    let mut stuck = Vec::new();
+    for name in selected {
+        let Some(p) = pods.iter().find(|p| &p.name == name) else {
+            stuck.push((name.clone(), Stuck::Missing));
+            continue;
+        };
+        let why = if p.terminating {
+            Some(Stuck::Terminating)
+        } else if p
+            .not_ready_reason
+            .as_deref()
+            .is_some_and(|r| CRASH_REASONS.contains(&r))
+        {
+            Some(Stuck::CrashLooping {
+                reason: p.not_ready_reason.clone().unwrap_or_default(),
+                restarts: p.restarts,
+            })
+        } else if p.revision.as_deref() != Some(want) {
+            Some(Stuck::WrongRevision {
+                found: p.revision.clone(),
+                want: want.to_owned(),
+            })
+        } else if !p.ready {
+            Some(Stuck::NotReady {
+                reason: p.not_ready_reason.clone(),
+            })
+        } else if !p.is_settled() {
+            Some(Stuck::Lifecycle(
+                p.lifecycle_state.clone().unwrap_or_default(),
+            ))
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            stuck.push((name.clone(), why));
+        }
+    }
+    if stuck.is_empty() {
+        Progress::Done
+    } else {
+        Progress::Waiting(stuck)
+    }
+}
+
+enum Change {
+    Sts(watcher::Event<Asts>),
+    Pod(watcher::Event<Pod>),
+}
+
+type Changes = Pin<Box<dyn Stream<Item = Result<Change, watcher::Error>> + Send>>;
+
+/// The ASTS and its pods as a watch keeps them.
+pub struct Watched {
+    pub sts: Option<Asts>,
+    pub pods: BTreeMap<String, Pod>,
+    pending: Option<BTreeMap<String, Pod>>,
+    pods_listed: bool,
+    with_pods: bool,
+}
+
+impl Watched {
+    fn apply(&mut self, change: Change) {
+        match change {
+            Change::Sts(watcher::Event::Apply(s) | watcher::Event::InitApply(s)) => {
+                self.sts = Some(s)
+            }
+            Change::Sts(watcher::Event::Delete(_)) => self.sts = None,
+            Change::Sts(_) => {}
+            Change::Pod(watcher::Event::Init) => self.pending = Some(BTreeMap::new()),
+            Change::Pod(watcher::Event::InitApply(p)) => {
+                if let (Some(buf), Some(n)) = (self.pending.as_mut(), p.metadata.name.clone()) {
+                    buf.insert(n, p);
+                }
+            }
+            Change::Pod(watcher::Event::InitDone) => {
+                if let Some(buf) = self.pending.take() {
+                    self.pods = buf;
+                }
+                self.pods_listed = true;
+            }
+            Change::Pod(watcher::Event::Apply(p)) => {
+                if let Some(n) = p.metadata.name.clone() {
+                    self.pods.insert(n, p);
+                }
+            }
+            Change::Pod(watcher::Event::Delete(p)) => {
+                if let Some(n) = p.metadata.name.as_deref() {
+                    self.pods.remove(n);
+                }
+            }
+        }
+    }
+
+    fn ready(&self) -> bool {
+        self.sts.is_some() && (!self.with_pods || self.pods_listed)
+    }
+
+    /// The views of the owned pods, by ordinal.
+    pub fn views(&self, roles: &baton_engine::plan::Roles) -> (StsView, Vec<PodView>) {
+        let Some(sts) = &self.sts else {
+            return (sts_view(&Asts::default()), Vec::new());
+        };
+        let uid = sts.metadata.uid.clone().unwrap_or_default();
+        let name = sts.metadata.name.clone().unwrap_or_default();
+        let mut pods: Vec<PodView> = self
+            .pods
+            .values()
+            .filter(|p| crate::k8s::is_owned_by(p, &uid))
+            .filter_map(|p| pod_view(p, &name, roles))
+            .collect();
+        pods.sort_by_key(|p| p.ordinal);
+        (sts_view(sts), pods)
+    }
+}
+
+/// Watches until `done` returns `Some`, bounded by `waves.readyTimeout` and the run's
+/// cancellation. On timeout, `explain` says what was still missing.
+pub async fn watch_until<T>(
+    env: &Env,
+    ctx: &StepContext,
+    with_pods: bool,
+    mut done: impl FnMut(&Watched) -> Option<T>,
+    explain: impl Fn(&Watched) -> String,
+) -> Result<T, StepError> {
+    let timeout = env.plan.spec().waves.ready_timeout.as_std();
+    let target = &env.target;
+    let sts_cfg = watcher::Config::default().fields(&format!("metadata.name={}", target.name));
+    let sts_stream = watcher(target.sts.clone(), sts_cfg)
+        .default_backoff()
+        .map(|r| r.map(Change::Sts));
+    let mut changes: Changes = if with_pods {
+        let sts = target.get_sts().await?;
+        let selector = sts
+            .spec
+            .selector
+            .as_ref()
+            .and_then(render_selector)
+            .ok_or_else(|| KubeError::NoSelector(target.name.clone()))?;
+        let pods_stream = watcher(
+            target.pods.clone(),
+            watcher::Config::default().labels(&selector),
+        )
+        .default_backoff()
+        .map(|r| r.map(Change::Pod));
+        Box::pin(futures::stream::select(sts_stream, pods_stream))
+    } else {
+        Box::pin(sts_stream)
+    };
+    let mut state = Watched {
+        sts: None,
+        pods: BTreeMap::new(),
+        pending: None,
+        pods_listed: false,
+        with_pods,
+    };
+    let deadline = tokio::time::sleep(timeout);
+    tokio::pin!(deadline);
+    loop {
+        tokio::select! {
+            () = ctx.cancel.cancelled() => return Err(StepError::interrupted()),
+            () = &mut deadline => {
+                return Err(StepError::failed(format!(
+                    "{} did not finish within {}: {}",
+                    ctx.step,
+                    env.plan.spec().waves.ready_timeout,
+                    explain(&state)
+                )));
+            }
+            next = changes.next() => match next {
+                None => return Err(StepError::retryable("the watch stream ended")),
+                Some(Err(error)) => tracing::warn!(%error, "watch interrupted; resuming"),
+                Some(Ok(change)) => {
+                    state.apply(change);
+                    if state.ready() && let Some(out) = done(&state) {
+                        return Ok(out);
+                    }
+                }
+            },
+        }
+    }
+}
+
+/// Waits until the controller has observed the ASTS's generation; returns `updateRevision`.
+pub async fn observed_revision(env: &Env, ctx: &StepContext) -> Result<String, StepError> {
+    let roles = &env.plan.spec().roles;
+    watch_until(
+        env,
+        ctx,
+        false,
+        |w| {
+            w.views(roles)
+                .0
+                .trusted_update_revision()
+                .map(str::to_owned)
+        },
+        |w| {
+            let (sts, _) = w.views(roles);
+            Progress::NotObserved {
+                generation: sts.generation,
+                observed: sts.observed_generation,
+            }
+            .explain()
+        },
+    )
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use baton_engine::snapshot::{PodManagementPolicy, UpdateStrategyType};
+
+    fn sts(generation: i64, observed: Option<i64>) -> StsView {
+        StsView {
+            namespace: "default".into(),
+            name: "sample".into(),
+            replicas: 3,
+            partition: Some(1),
+            generation,
+            observed_generation: observed,
+            update_revision: Some("sample-new".into()),
+            current_revision: Some("sample-old".into()),
+            pod_management_policy: PodManagementPolicy::Parallel,
+            update_type: UpdateStrategyType::RollingUpdate,
+            paused: false,
+            unordered: true,
+            max_unavailable: 1,
+        }
+    }
+
+    fn pod(name: &str, rev: &str, ready: bool) -> PodView {
+        PodView {
+            name: name.into(),
+            ordinal: name
+                .rsplit('-')
+                .next()
+                .and_then(|o| o.parse().ok())
+                .unwrap_or(0),
+            uid: format!("uid-{name}"),
+            revision: Some(rev.into()),
+            ready,
+            terminating: false,
+            lifecycle_state: Some("Normal".into()),
+            role_label: None,
+            selected: true,
+            restarts: 0,
+            not_ready_reason: (!ready).then(|| "ContainersNotReady".into()),
+        }
+    }
+
+    #[test]
+    fn each_stuck_pod_is_explained_by_its_first_blocking_reason() {
+        let crash = PodView {
+            not_ready_reason: Some("CrashLoopBackOff".into()),
+            restarts: 4,
+            ..pod("sample-1", "sample-new", false)
+        };
+        let terminating = PodView {
+            terminating: true,
+            ..pod("sample-2", "sample-old", true)
+        };
+        let updating = PodView {
+            lifecycle_state: Some("Updating".into()),
+            ..pod("sample-3", "sample-new", true)
+        };
+        let cases: Vec<(Vec<PodView>, &str, Progress)> = vec![
+            (
+                vec![pod("sample-1", "sample-new", true)],
+                "sample-1",
+                Progress::Done,
+            ),
+            (
+                vec![pod("sample-1", "sample-old", true)],
+                "sample-1",
+                Progress::Waiting(vec![(
+                    "sample-1".into(),
+                    Stuck::WrongRevision {
+                        found: Some("sample-old".into()),
+                        want: "sample-new".into(),
+                    },
+                )]),
+            ),
+            (
+                vec![pod("sample-1", "sample-new", false)],
+                "sample-1",
+                Progress::Waiting(vec![(
+                    "sample-1".into(),
+                    Stuck::NotReady {
+                        reason: Some("ContainersNotReady".into()),
+                    },
+                )]),
+            ),
+            (
+                vec![crash],
+                "sample-1",
+                Progress::Waiting(vec![(
+                    "sample-1".into(),
+                    Stuck::CrashLooping {
+                        reason: "CrashLoopBackOff".into(),
+                        restarts: 4,
+                    },
+                )]),
+            ),
+            (
+                vec![terminating],
+                "sample-2",
+                Progress::Waiting(vec![("sample-2".into(), Stuck::Terminating)]),
+            ),
+            (
+                vec![updating],
+                "sample-3",
+                Progress::Waiting(vec![(
+                    "sample-3".into(),
+                    Stuck::Lifecycle("Updating".into()),
+                )]),
+            ),
+            (
+                vec![],
+                "sample-4",
+                Progress::Waiting(vec![("sample-4".into(), Stuck::Missing)]),
+            ),
+        ];
+        for (pods, selected, want) in cases {
+            assert_eq!(
+                progress(&sts(2, Some(2)), &pods, &[selected.to_owned()]),
+                want,
+                "{selected}"
+            );
+        }
+    }
+
+    #[test]
+    fn nothing_is_judged_before_the_controller_observed_the_generation() {
+        let pods = vec![pod("sample-1", "sample-new", true)];
+        assert_eq!(
+            progress(&sts(3, Some(2)), &pods, &["sample-1".into()]),
+            Progress::NotObserved {
+                generation: 3,
+                observed: Some(2)
+            }
+        );
+    }
+
+    #[test]
+    fn explanations_name_each_pod_and_why() {
+        let p = Progress::Waiting(vec![
+            (
+                "sample-1".into(),
+                Stuck::CrashLooping {
+                    reason: "CrashLoopBackOff".into(),
+                    restarts: 3,
+                },
+            ),
+            (
+                "sample-3".into(),
+                Stuck::WrongRevision {
+                    found: None,
+                    want: "sample-new".into(),
+                },
+            ),
+            ("sample-4".into(), Stuck::NotReady { reason: None }),
+            (
+                "sample-5".into(),
+                Stuck::Lifecycle("PreparingUpdate".into()),
+            ),
+        ]);
+        assert_eq!(
+            p.explain(),
+            "sample-1: crash looping (CrashLoopBackOff, 3 restarts); sample-3: wrong revision: has none, want sample-new; \
+             sample-4: not ready (no reason given); sample-5: lifecycle state PreparingUpdate"
+        );
+        assert_eq!(
+            Progress::NotObserved {
+                generation: 4,
+                observed: None
+            }
+            .explain(),
+            "the controller has not observed generation 4 (observed none)"
+        );
+    }
+}

@@ -1,0 +1,247 @@
+//! A simulator, a plan against it, a recording journal and a minimal sequential driver:
+//! enough to run any step through the real `StepRunner` over HTTP.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use baton_engine::dag::{StepId, StepKind};
+use baton_engine::event::RunEvent;
+use baton_engine::plan::ValidPlan;
+use baton_engine::step::{
+    Approval, AuditWrite, BoxFuture, Control, Journal, JournalError, StepContext, StepError,
+    StepOutput, StepRunner,
+};
+use baton_sim::{Served, Sim, SimConfig};
+use baton_steps::RolloutSteps;
+use baton_steps::k8s::Asts;
+use k8s_openapi::api::core::v1::Pod;
+use kube::Api;
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+pub const RUN: &str = "run-1";
+
+/// Records what steps report.
+#[derive(Default)]
+pub struct TestJournal {
+    pub writes: Mutex<Vec<(StepId, AuditWrite)>>,
+    pub events: Mutex<Vec<RunEvent>>,
+}
+
+impl Journal for TestJournal {
+    fn record_write(&self, step: &StepId, write: AuditWrite) -> Result<(), JournalError> {
+        self.writes.lock().unwrap().push((step.clone(), write));
+        Ok(())
+    }
+    fn emit(&self, event: RunEvent) {
+        self.events.lock().unwrap().push(event);
+    }
+    fn wait_approval(&self, _gate: StepId) -> BoxFuture<'static, Result<Approval, JournalError>> {
+        Box::pin(async {
+            Ok(Approval {
+                by: "test".into(),
+                reason: None,
+                at: "2026-01-01T00:00:00Z".into(),
+            })
+        })
+    }
+}
+
+impl TestJournal {
+    pub fn writes_by(&self, step: &StepId) -> Vec<AuditWrite> {
+        self.writes
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(s, _)| s == step)
+            .map(|(_, w)| w.clone())
+            .collect()
+    }
+    pub fn events(&self) -> Vec<RunEvent> {
+        self.events.lock().unwrap().clone()
+    }
+}
+
+pub struct Harness {
+    pub sim: Sim,
+    pub served: Served,
+    pub client: kube::Client,
+    pub plan: ValidPlan,
+    pub steps: RolloutSteps,
+    pub journal: Arc<TestJournal>,
+    pub outputs: BTreeMap<StepId, Value>,
+}
+
+/// The seed plan against `arbiter`, with extra `spec` lines (indented two spaces).
+pub fn plan_text(arbiter: &str, image: &str, extra: &str) -> String {
+    format!(
+        "apiVersion: baton.dev/v1alpha1
+kind: UpgradePlan
+metadata:
+  name: sample-upgrade
+spec:
+  target:
+    namespace: default
+    name: sample
+  update:
+    images:
+      main: {image}
+  arbiter:
+    url: {arbiter}
+    timeout: 2s
+    retries: 2
+{extra}"
+    )
+}
+
+pub async fn start(cfg: SimConfig, image: &str, extra: &str) -> Harness {
+    let sim = Sim::new(cfg);
+    let served = sim.serve().await.unwrap();
+    let client = kube::Client::new(sim.router(), "default");
+    let text = plan_text(&served.arbiter, image, extra);
+    let plan = ValidPlan::parse("plan.yaml", &text).unwrap();
+    let steps = RolloutSteps::connect(&plan, client.clone()).await.unwrap();
+    Harness {
+        sim,
+        served,
+        client,
+        plan,
+        steps,
+        journal: Arc::default(),
+        outputs: BTreeMap::new(),
+    }
+}
+
+pub async fn seed(extra: &str) -> Harness {
+    start(SimConfig::default(), "alpine:3.18.0", extra).await
+}
+
+impl Harness {
+    pub fn ctx(&self, step: StepId) -> StepContext {
+        StepContext {
+            run_id: RUN.into(),
+            step,
+            attempt: 1,
+            outputs: Arc::new(self.outputs.clone()),
+            journal: self.journal.clone(),
+            cancel: CancellationToken::new(),
+        }
+    }
+
+    /// Runs one step; keeps its output for later steps when it succeeds.
+    pub async fn run(&mut self, step: StepId) -> Result<StepOutput, StepError> {
+        let out = self.steps.run(self.ctx(step.clone())).await;
+        if let Ok(o) = &out {
+            self.outputs.insert(step, o.value.clone());
+        }
+        out
+    }
+
+    pub async fn ok(&mut self, step: StepId) -> StepOutput {
+        let name = step.to_string();
+        match self.run(step).await {
+            Ok(o) => o,
+            Err(e) => panic!("{name} failed: {e}"),
+        }
+    }
+
+    pub async fn run_level(&mut self, kind: StepKind) -> StepOutput {
+        self.ok(StepId::run_level(kind)).await
+    }
+
+    pub async fn wave(&mut self, wave: u32, kind: StepKind) -> StepOutput {
+        self.ok(StepId::in_wave(wave, kind)).await
+    }
+
+    /// `protect` and `apply-update`.
+    pub async fn prepare(&mut self) {
+        self.run_level(StepKind::Protect).await;
+        self.run_level(StepKind::ApplyUpdate).await;
+    }
+
+    /// One wave up to `wait-updated`. Returns false when select said the rollout is done.
+    pub async fn update_wave(&mut self, wave: u32) -> bool {
+        self.wave(wave, StepKind::QueryArbiter).await;
+        if self.wave(wave, StepKind::Select).await.control == Control::Finish {
+            return false;
+        }
+        self.wave(wave, StepKind::Relabel).await;
+        self.wave(wave, StepKind::SetPartition).await;
+        self.wave(wave, StepKind::WaitUpdated).await;
+        true
+    }
+
+    /// The whole rollout, one step at a time. Returns the partition each wave set.
+    pub async fn drive(&mut self) -> Vec<u64> {
+        self.prepare().await;
+        let mut partitions = Vec::new();
+        for wave in 1..=10 {
+            if !self.update_wave(wave).await {
+                break;
+            }
+            let set = self.outputs[&StepId::in_wave(wave, StepKind::SetPartition)]["partition"]
+                .as_u64()
+                .unwrap();
+            partitions.push(set);
+            self.wave(wave, StepKind::Verify).await;
+            self.wave(wave, StepKind::Settle).await;
+            self.wave(wave, StepKind::Handover).await;
+        }
+        self.run_level(StepKind::Finalize).await;
+        partitions
+    }
+
+    pub fn sts_api(&self) -> Api<Asts> {
+        Api::namespaced(self.client.clone(), "default")
+    }
+
+    pub fn pod_api(&self) -> Api<Pod> {
+        Api::namespaced(self.client.clone(), "default")
+    }
+
+    pub async fn sts(&self) -> Asts {
+        self.sts_api().get("sample").await.unwrap()
+    }
+
+    pub async fn sts_json(&self) -> Value {
+        serde_json::to_value(self.sts().await).unwrap()
+    }
+
+    pub async fn pod(&self, name: &str) -> Pod {
+        self.pod_api().get(name).await.unwrap()
+    }
+
+    pub async fn label(&self, pod: &str, key: &str) -> Option<String> {
+        self.pod(pod)
+            .await
+            .metadata
+            .labels
+            .unwrap_or_default()
+            .get(key)
+            .cloned()
+    }
+
+    pub async fn image(&self, pod: &str) -> String {
+        self.pod(pod).await.spec.unwrap().containers[0]
+            .image
+            .clone()
+            .unwrap()
+    }
+
+    /// Merge-patches the ASTS as an outside actor would.
+    pub async fn outside_patch_sts(&self, patch: Value) {
+        self.sts_api()
+            .patch(
+                "sample",
+                &kube::api::PatchParams::default(),
+                &kube::api::Patch::Merge(patch),
+            )
+            .await
+            .unwrap();
+    }
+}
+
+pub fn names(pods: &[&str]) -> Vec<String> {
+    pods.iter().map(|p| (*p).to_owned()).collect()
+}
