@@ -158,8 +158,8 @@ pub fn progress(sts: &StsView, pods: &[PodView], selected: &[String]) -> Progres
 }
 
 enum Change {
-    Sts(watcher::Event<Asts>),
-    Pod(watcher::Event<Pod>),
+    Sts(Box<watcher::Event<Asts>>),
+    Pod(Box<watcher::Event<Pod>>),
 }
 
 type Changes = Pin<Box<dyn Stream<Item = Result<Change, watcher::Error>> + Send>>;
@@ -176,29 +176,35 @@ pub struct Watched {
 impl Watched {
     fn apply(&mut self, change: Change) {
         match change {
-            Change::Sts(watcher::Event::Apply(s) | watcher::Event::InitApply(s)) => {
-                self.sts = Some(s)
-            }
-            Change::Sts(watcher::Event::Delete(_)) => self.sts = None,
-            Change::Sts(_) => {}
-            Change::Pod(watcher::Event::Init) => self.pending = Some(BTreeMap::new()),
-            Change::Pod(watcher::Event::InitApply(p)) => {
+            Change::Sts(event) => match *event {
+                watcher::Event::Apply(s) | watcher::Event::InitApply(s) => self.sts = Some(s),
+                watcher::Event::Delete(_) => self.sts = None,
+                watcher::Event::Init | watcher::Event::InitDone => {}
+            },
+            Change::Pod(event) => self.apply_pod(*event),
+        }
+    }
+
+    fn apply_pod(&mut self, event: watcher::Event<Pod>) {
+        match event {
+            watcher::Event::Init => self.pending = Some(BTreeMap::new()),
+            watcher::Event::InitApply(p) => {
                 if let (Some(buf), Some(n)) = (self.pending.as_mut(), p.metadata.name.clone()) {
                     buf.insert(n, p);
                 }
             }
-            Change::Pod(watcher::Event::InitDone) => {
+            watcher::Event::InitDone => {
                 if let Some(buf) = self.pending.take() {
                     self.pods = buf;
                 }
                 self.pods_listed = true;
             }
-            Change::Pod(watcher::Event::Apply(p)) => {
+            watcher::Event::Apply(p) => {
                 if let Some(n) = p.metadata.name.clone() {
                     self.pods.insert(n, p);
                 }
             }
-            Change::Pod(watcher::Event::Delete(p)) => {
+            watcher::Event::Delete(p) => {
                 if let Some(n) = p.metadata.name.as_deref() {
                     self.pods.remove(n);
                 }
@@ -242,7 +248,7 @@ pub async fn watch_until<T>(
     let sts_cfg = watcher::Config::default().fields(&format!("metadata.name={}", target.name));
     let sts_stream = watcher(target.sts.clone(), sts_cfg)
         .default_backoff()
-        .map(|r| r.map(Change::Sts));
+        .map(|r| r.map(|e| Change::Sts(Box::new(e))));
     let mut changes: Changes = if with_pods {
         let sts = target.get_sts().await?;
         let selector = sts
@@ -256,7 +262,7 @@ pub async fn watch_until<T>(
             watcher::Config::default().labels(&selector),
         )
         .default_backoff()
-        .map(|r| r.map(Change::Pod));
+        .map(|r| r.map(|e| Change::Pod(Box::new(e))));
         Box::pin(futures::stream::select(sts_stream, pods_stream))
     } else {
         Box::pin(sts_stream)
