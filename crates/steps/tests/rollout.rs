@@ -53,3 +53,51 @@ async fn the_seed_rollout_updates_every_pod_in_three_waves_without_touching_a_wo
         "wave 4's select finishes the run"
     );
 }
+
+#[tokio::test]
+async fn the_seed_rollout_leaves_kubernetes_events_on_the_statefulset() {
+    let mut h = common::seed("").await;
+    h.drive().await;
+    let events: kube::Api<k8s_openapi::api::core::v1::Event> =
+        kube::Api::namespaced(h.client.clone(), "default");
+    let list = events.list(&Default::default()).await.unwrap();
+    let reasons: Vec<String> = list
+        .items
+        .iter()
+        .filter(|e| e.involved_object.name.as_deref() == Some("sample"))
+        .filter_map(|e| e.reason.clone())
+        .collect();
+    let count = |r: &str| reasons.iter().filter(|x| *x == r).count();
+    assert_eq!(count("BatonWaveStarted"), 3, "{reasons:?}");
+    assert_eq!(count("BatonHandover"), 2, "{reasons:?}");
+    assert_eq!(count("BatonFinished"), 1, "{reasons:?}");
+}
+
+#[tokio::test]
+async fn the_seed_rollout_succeeds_through_the_real_executor() {
+    let h = common::seed("").await;
+    let dir = tempfile::tempdir().unwrap();
+    let opts = baton_engine::executor::RunOptions {
+        state_dir: dir.path().to_owned(),
+        accept_risk: false,
+        replan: false,
+    };
+    let (events, _rx) = tokio::sync::broadcast::channel(4096);
+    let outcome = baton_engine::executor::start(
+        &h.plan,
+        std::sync::Arc::new(h.steps.clone()),
+        &opts,
+        events,
+        tokio_util::sync::CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(outcome, baton_engine::executor::Outcome::Succeeded);
+    for i in 0..5 {
+        assert_eq!(h.image(&format!("sample-{i}")).await, "alpine:3.18.0");
+    }
+    let report = h.sim.report();
+    assert_eq!(report["violations"], serde_json::json!([]), "{report}");
+    assert_eq!(report["workingMin"], 3, "{report}");
+    assert_eq!(h.sts().await.partition(), Some(0));
+}

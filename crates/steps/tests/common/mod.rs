@@ -91,7 +91,8 @@ spec:
     url: {arbiter}
     timeout: 2s
     retries: 2
-{extra}"
+{}",
+        extra.replace("ARBITER_URL", arbiter)
     )
 }
 
