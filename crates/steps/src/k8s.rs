@@ -152,7 +152,7 @@ impl KubeError {
     pub fn api(what: impl Into<String>, source: kube::Error) -> Self {
         let what = what.into();
         if let kube::Error::Api(status) = &source
-            && (status.code == 409 || (status.code == 422 && status.message.contains("test")))
+            && is_conflict(status.code, &status.message)
         {
             return KubeError::Conflict { what };
         }
@@ -168,6 +168,13 @@ impl KubeError {
             KubeError::NotFound { .. } | KubeError::NoSelector(_) => false,
         }
     }
+}
+
+/// Whether an API answer means "the object changed under us": a resourceVersion conflict,
+/// or a failed JSON-patch `test` op (422; the API server says "test failed", the
+/// simulator "value did not match").
+pub fn is_conflict(code: u16, message: &str) -> bool {
+    code == 409 || (code == 422 && (message.contains("test") || message.contains("did not match")))
 }
 
 /// 5xx, 429, 409 and transport failures are transient; other API answers are not.
@@ -575,6 +582,25 @@ mod tests {
                 *want,
                 "{value:?} of {replicas}"
             );
+        }
+    }
+
+    #[test]
+    fn failed_test_ops_and_version_conflicts_are_conflicts() {
+        let cases = [
+            (409, "Operation cannot be fulfilled", true),
+            (422, "testing value /spec/x failed: test failed", true),
+            (
+                422,
+                "operation '/0' failed at path '/spec/x': value did not match",
+                true,
+            ),
+            (422, "spec.replicas: Invalid value: -1", false),
+            (500, "test", false),
+            (404, "not found", false),
+        ];
+        for (code, message, want) in cases {
+            assert_eq!(is_conflict(code, message), want, "{code} {message}");
         }
     }
 

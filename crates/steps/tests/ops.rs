@@ -43,6 +43,38 @@ async fn preflight_says_when_the_arbiter_is_unreachable() {
 }
 
 #[tokio::test]
+async fn a_guarded_write_fails_as_a_retryable_conflict_when_the_value_changed_underneath() {
+    let h = common::seed("").await;
+    let stale = serde_json::to_value(h.sts().await).unwrap();
+    h.outside_patch_sts(json!({"spec": {"updateStrategy": {"rollingUpdate": {"partition": 4}}}}))
+        .await;
+    let patch = baton_steps::patch::partition_patch(&stale, 3)
+        .unwrap()
+        .into_patch()
+        .unwrap();
+    let err = h
+        .steps
+        .env()
+        .target
+        .patch_sts("set partition", patch)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, baton_steps::KubeError::Conflict { .. }),
+        "{err:?}"
+    );
+    assert_eq!(
+        baton_engine::step::StepError::from(err).kind,
+        StepErrorKind::Retryable
+    );
+    assert_eq!(
+        h.sts().await.partition(),
+        Some(4),
+        "the stale write changed nothing"
+    );
+}
+
+#[tokio::test]
 async fn abort_freezes_the_partition_at_the_count_of_old_pods() {
     let mut h = common::seed("").await;
     h.prepare().await;

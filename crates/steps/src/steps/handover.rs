@@ -12,6 +12,7 @@ use super::{Selection, relabel_pods};
 use crate::arbiter::{HandoverOutcome, HandoverRequest, shows_handover};
 use crate::env::{Env, HandoverOutput, failpoint, record, refusal, to_value};
 use crate::events::{EventType, HANDOVER};
+use crate::k8s::pod_rows;
 
 /// How many stale-epoch answers in a row before giving up for this attempt.
 const MAX_STALE: u32 = 5;
@@ -94,6 +95,9 @@ pub async fn run(env: &Env, ctx: &StepContext) -> Result<StepOutput, StepError> 
             .await;
         let live = env.live().await?;
         relabel_pods(env, ctx, &live, Selection::Keep).await?;
+        ctx.journal.emit(RunEvent::Pods {
+            pods: pod_rows(&live, &env.plan.spec().update.images),
+        });
         let out = HandoverOutput {
             promote: req.promote,
             demote: req.demote,
