@@ -101,3 +101,30 @@ async fn the_seed_rollout_succeeds_through_the_real_executor() {
     assert_eq!(report["workingMin"], 3, "{report}");
     assert_eq!(h.sts().await.partition(), Some(0));
 }
+
+#[tokio::test]
+async fn max_per_wave_one_updates_one_pod_per_wave_and_never_drops_a_working_pod() {
+    let mut h = common::seed("  waves:\n    maxPerWave: 1\n").await;
+    let partitions = h.drive().await;
+    assert_eq!(partitions, vec![4, 3, 2, 1, 0]);
+    let report = h.sim.report();
+    assert_eq!(report["violations"], serde_json::json!([]), "{report}");
+    assert_eq!(report["workingMin"], 3, "{report}");
+    for i in 0..5 {
+        assert_eq!(h.image(&format!("sample-{i}")).await, "alpine:3.18.0");
+    }
+}
+
+#[tokio::test]
+async fn a_set_with_a_single_idle_pod_rolls_through_it_one_wave_at_a_time() {
+    let cfg = baton_sim::SimConfig {
+        working: vec![0, 1, 2, 3],
+        ..baton_sim::SimConfig::default()
+    };
+    let mut h = common::start(cfg, "alpine:3.18.0", "").await;
+    let partitions = h.drive().await;
+    assert_eq!(partitions, vec![4, 3, 2, 1, 0]);
+    let report = h.sim.report();
+    assert_eq!(report["violations"], serde_json::json!([]), "{report}");
+    assert_eq!(report["workingMin"], 4, "{report}");
+}
