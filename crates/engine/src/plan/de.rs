@@ -242,13 +242,39 @@ impl<'de> de::Deserializer<'de> for NodeDe<'de, '_> {
         result.map_err(|e| self.locate(e))
     }
 
+    /// Structs are mappings only: serde would also accept a sequence of field values,
+    /// which in YAML is always a mistake.
+    fn deserialize_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        _fields: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, DeError> {
+        let result = match &self.node.kind {
+            NodeKind::Map(_) => self.any(visitor),
+            NodeKind::Seq(_) => Err(de::Error::invalid_type(Unexpected::Seq, &visitor)),
+            NodeKind::Scalar(scalar) => {
+                let found = match scalar.resolve() {
+                    Resolved::Null => Unexpected::Unit,
+                    Resolved::Bool(b) => Unexpected::Bool(b),
+                    Resolved::Unsigned(n) => Unexpected::Unsigned(n),
+                    Resolved::Signed(n) => Unexpected::Signed(n),
+                    Resolved::Float(x) => Unexpected::Float(x),
+                    Resolved::Str(s) => Unexpected::Str(s),
+                };
+                Err(de::Error::invalid_type(found, &visitor))
+            }
+        };
+        result.map_err(|e| self.locate(e))
+    }
+
     fn deserialize_ignored_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
         visitor.visit_unit()
     }
 
     serde::forward_to_deserialize_any! {
         bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char
-        bytes byte_buf unit unit_struct seq tuple tuple_struct map struct
+        bytes byte_buf unit unit_struct seq tuple tuple_struct map
     }
 }
 
