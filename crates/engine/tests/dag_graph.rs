@@ -75,11 +75,8 @@ fn hook(k: Option<u32>, point: HookPoint, name: &str) -> StepId {
     }
 }
 
-fn node(id: StepId, deps: &[StepId]) -> NodeSpec {
-    NodeSpec {
-        id,
-        deps: deps.to_vec(),
-    }
+fn node(id: StepId, deps: Vec<StepId>) -> NodeSpec {
+    NodeSpec { id, deps }
 }
 
 fn ids(specs: &[NodeSpec]) -> Vec<String> {
@@ -251,22 +248,24 @@ fn bad_nodes_are_refused_and_leave_the_graph_unchanged() {
     let b = run(StepKind::ApplyUpdate);
     let c = run(StepKind::Finalize);
     let mut dag = Dag::new();
-    dag.add(node(a.clone(), &[])).unwrap();
+    dag.add(node(a.clone(), vec![])).unwrap();
 
-    assert!(matches!(dag.add(node(a.clone(), &[])), Err(DagError::DuplicateStep(id)) if id == a));
+    assert!(
+        matches!(dag.add(node(a.clone(), vec![])), Err(DagError::DuplicateStep(id)) if id == a)
+    );
     assert!(matches!(
-        dag.add(node(b.clone(), &[c.clone()])),
+        dag.add(node(b.clone(), vec![c.clone()])),
         Err(DagError::UnknownDependency { step, dep }) if step == b && dep == c
     ));
     assert!(matches!(
-        dag.add(node(b.clone(), &[b.clone()])),
+        dag.add(node(b.clone(), vec![b.clone()])),
         Err(DagError::Cycle(_))
     ));
 
     // A batch is all or nothing: the good first node is not kept when the second is bad.
     let batch = vec![
-        node(b.clone(), &[a.clone()]),
-        node(c.clone(), &[run(StepKind::Settle)]),
+        node(b.clone(), vec![a.clone()]),
+        node(c.clone(), vec![run(StepKind::Settle)]),
     ];
     assert!(matches!(
         dag.extend(batch),
@@ -276,8 +275,8 @@ fn bad_nodes_are_refused_and_leave_the_graph_unchanged() {
     assert!(!dag.contains(&b));
     // A batch may refer to its own earlier nodes.
     dag.extend(vec![
-        node(b.clone(), &[a.clone()]),
-        node(c.clone(), &[b.clone(), a.clone(), b.clone()]),
+        node(b.clone(), vec![a.clone()]),
+        node(c.clone(), vec![b.clone(), a.clone(), b.clone()]),
     ])
     .unwrap();
     assert_eq!(
@@ -298,12 +297,15 @@ fn sinks_are_every_step_nothing_waits_for() {
     let a = run(StepKind::Protect);
     let mut dag = Dag::new();
     assert!(dag.sinks().is_empty());
-    dag.add(node(a.clone(), &[])).unwrap();
+    dag.add(node(a.clone(), vec![])).unwrap();
     assert_eq!(dag.sinks(), vec![a.clone()]);
     let h1 = hook(None, HookPoint::AfterRollout, "one");
     let h2 = hook(None, HookPoint::AfterRollout, "two");
-    dag.extend(vec![node(h1.clone(), &[a.clone()]), node(h2.clone(), &[a])])
-        .unwrap();
+    dag.extend(vec![
+        node(h1.clone(), vec![a.clone()]),
+        node(h2.clone(), vec![a]),
+    ])
+    .unwrap();
     assert_eq!(dag.sinks(), vec![h1, h2]);
 }
 
@@ -362,10 +364,10 @@ fn odd_step_names_stay_distinct_and_quoted_in_every_format() {
     let quoted = hook(None, HookPoint::AfterRollout, "say \"hi\"");
     let mut dag = Dag::new();
     dag.extend(vec![
-        node(a.clone(), &[]),
-        node(dash, &[a.clone()]),
-        node(under, &[a.clone()]),
-        node(quoted, &[a]),
+        node(a.clone(), vec![]),
+        node(dash, vec![a.clone()]),
+        node(under, vec![a.clone()]),
+        node(quoted, vec![a]),
     ])
     .unwrap();
 
