@@ -8,6 +8,7 @@
 //!
 //! - [`check_preconditions`]: may a run touch this set at all?
 //! - [`plan_wave`] / [`plan_handover`]: the next wave and the handover after it.
+//! - [`finalize_partition`]: the partition that ends a run without touching protected pods.
 //! - [`judge_wave`]: did a wave disturb a working pod?
 //! - [`forecast`]: every wave, assuming each succeeds (`engine plan`).
 
