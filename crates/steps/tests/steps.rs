@@ -380,3 +380,33 @@ async fn the_arbiter_client_sends_the_bearer_token_from_the_token_file() {
     assert_eq!(with.members().await.unwrap().members.len(), 5);
     assert!(!format!("{with:?}").contains("t0ken"));
 }
+
+#[tokio::test]
+async fn set_partition_run_again_after_the_wave_updated_keeps_the_same_partition() {
+    let mut h = seed("").await;
+    h.prepare().await;
+    assert!(h.update_wave(1).await);
+    let step = StepId::in_wave(1, StepKind::SetPartition);
+    let writes = h.journal.writes_by(&step).len();
+    let again = h.ok(step.clone()).await;
+    assert_eq!(
+        again.value["partition"],
+        json!(3),
+        "U ∪ S counts each updated pod once"
+    );
+    assert_eq!(h.sts().await.partition(), Some(3));
+    assert_eq!(
+        h.journal.writes_by(&step).len(),
+        writes,
+        "nothing to write the second time"
+    );
+}
+
+#[tokio::test]
+async fn handover_run_again_after_it_applied_changes_no_role() {
+    let mut h = handover_after_wave_one(ArbiterConfig::default()).await;
+    let epoch = h.steps.env().arbiter.members().await.unwrap().epoch;
+    let again = h.ok(StepId::in_wave(1, StepKind::Handover)).await;
+    assert!(again.value["skipped"].is_string(), "{}", again.value);
+    assert_eq!(h.steps.env().arbiter.members().await.unwrap().epoch, epoch);
+}
