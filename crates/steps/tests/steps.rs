@@ -410,3 +410,26 @@ async fn handover_run_again_after_it_applied_changes_no_role() {
     assert!(again.value["skipped"].is_string(), "{}", again.value);
     assert_eq!(h.steps.env().arbiter.members().await.unwrap().epoch, epoch);
 }
+
+#[tokio::test]
+async fn set_partition_refuses_when_an_operator_priority_term_outranks_the_wave() {
+    let mut h = seed("").await;
+    h.prepare().await;
+    h.wave(1, StepKind::QueryArbiter).await;
+    h.wave(1, StepKind::Select).await;
+    h.wave(1, StepKind::Relabel).await;
+    let terms = json!([
+        {"weight": 100, "matchSelector": {"matchLabels": {"working": "true"}}},
+        {"weight": 100, "matchSelector": {"matchLabels": {"statefulset.kubernetes.io/pod-name": "sample-0"}}},
+    ]);
+    let strategy = json!({"unorderedUpdate": {"priorityStrategy": {"weightPriority": terms}}});
+    h.outside_patch_sts(json!({"spec": {"updateStrategy": {"rollingUpdate": strategy}}}))
+        .await;
+    let err = h
+        .run(StepId::in_wave(1, StepKind::SetPartition))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, StepErrorKind::Failed);
+    assert!(err.message.contains("rank sample-0"), "{}", err.message);
+    assert_eq!(h.sts().await.partition(), Some(5), "nothing opened");
+}

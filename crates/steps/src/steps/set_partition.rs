@@ -3,12 +3,12 @@
 //! updated nor selected keeps the old revision. Counting `U ∪ S` (not `|U| + |S|`) keeps
 //! a re-run after a partial wave from opening the partition one pod too far.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use baton_engine::dag::StepKind;
-use baton_engine::snapshot::Snapshot;
+use baton_engine::snapshot::{PodView, Snapshot};
 use baton_engine::step::{StepContext, StepError, StepOutput};
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::env::{Env, SelectOutput, to_value, wave_output};
 use crate::patch::priority_patch;
@@ -29,9 +29,21 @@ pub async fn run(env: &Env, ctx: &StepContext) -> Result<StepOutput, StepError> 
     let current = sts
         .rolling_update()
         .and_then(|r| r.unordered_update.clone());
+    let desired = crate::patch::desired_unordered(current.as_ref())?;
+    let old_pods: Vec<(String, BTreeMap<String, String>)> = live
+        .pods
+        .iter()
+        .filter_map(|p| Some((p.metadata.name.clone()?, crate::k8s::labels_of(p))))
+        .filter(|(name, _)| {
+            live.snapshot
+                .pods
+                .iter()
+                .any(|v| &v.name == name && !updated(&live.snapshot, v))
+        })
+        .collect();
+    check_ranking(&desired, &old_pods, &select.select).map_err(StepError::failed)?;
     if let Some(patch) = priority_patch(&to_value(&sts))? {
-        let after = crate::patch::desired_unordered(current.as_ref())?;
-        env.write_sts(ctx, "set update priority", patch, json!(current), after)
+        env.write_sts(ctx, "set update priority", patch, json!(current), desired)
             .await?;
         sts = env.target.get_sts().await?;
     }
@@ -46,6 +58,82 @@ pub async fn run(env: &Env, ctx: &StepContext) -> Result<StepOutput, StepError> 
     Ok(StepOutput::new(
         json!({"partition": target, "changed": changed}),
     ))
+}
+
+fn updated(s: &Snapshot, p: &PodView) -> bool {
+    s.sts
+        .trusted_update_revision()
+        .is_some_and(|want| p.revision.as_deref() == Some(want))
+}
+
+/// Kruise updates the old pods with the highest summed `weightPriority` first, ties going to
+/// the higher ordinal. The wave is safe only if every selected pod outweighs every other
+/// old pod strictly; other terms of the operator's could otherwise lift a working pod into
+/// the wave. `old_pods` are the labels of the pods not yet updated.
+pub fn check_ranking(
+    unordered: &Value,
+    old_pods: &[(String, BTreeMap<String, String>)],
+    selected: &[String],
+) -> Result<(), String> {
+    let terms = unordered
+        .pointer("/priorityStrategy/weightPriority")
+        .and_then(Value::as_array);
+    let weight = |labels: &BTreeMap<String, String>| -> i64 {
+        terms
+            .into_iter()
+            .flatten()
+            .filter(|t| {
+                t.get("matchSelector")
+                    .is_some_and(|sel| selector_matches(sel, labels))
+            })
+            .filter_map(|t| t.get("weight").and_then(Value::as_i64))
+            .sum()
+    };
+    let (chosen, others): (Vec<_>, Vec<_>) =
+        old_pods.iter().partition(|(n, _)| selected.contains(n));
+    let lightest = chosen.iter().map(|(n, l)| (weight(l), n)).min();
+    let heaviest = others.iter().map(|(n, l)| (weight(l), n)).max();
+    match (lightest, heaviest) {
+        (Some((lw, ln)), Some((hw, hn))) if hw >= lw => Err(format!(
+            "the statefulset's update priorities rank {hn} (weight {hw}) at or above the selected pod {ln} \
+             (weight {lw}); Kruise could update {hn} instead; lower the other weightPriority terms"
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// A Kubernetes label selector (`matchLabels`, `matchExpressions`) against labels.
+pub fn selector_matches(selector: &Value, labels: &BTreeMap<String, String>) -> bool {
+    let by_labels = selector
+        .get("matchLabels")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+        .all(|(k, v)| labels.get(k).map(String::as_str) == v.as_str());
+    let by_expressions = selector
+        .get("matchExpressions")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .all(|e| {
+            let key = e.get("key").and_then(Value::as_str).unwrap_or_default();
+            let values: Vec<&str> = e
+                .get("values")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .collect();
+            let value = labels.get(key).map(String::as_str);
+            match e.get("operator").and_then(Value::as_str) {
+                Some("In") => value.is_some_and(|v| values.contains(&v)),
+                Some("NotIn") => value.is_none_or(|v| !values.contains(&v)),
+                Some("Exists") => value.is_some(),
+                Some("DoesNotExist") => value.is_none(),
+                _ => false,
+            }
+        });
+    by_labels && by_expressions
 }
 
 /// `|P| - |U ∪ S|`, or `None` while the update revision is not trusted.
@@ -63,4 +151,81 @@ pub fn partition_for(s: &Snapshot, selected: &[String]) -> Option<u32> {
             .replicas
             .saturating_sub(u32::try_from(moving.len()).unwrap_or(u32::MAX)),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pods(spec: &[(&str, &[(&str, &str)])]) -> Vec<(String, BTreeMap<String, String>)> {
+        spec.iter()
+            .map(|(n, ls)| {
+                (
+                    (*n).to_owned(),
+                    ls.iter()
+                        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                        .collect(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_wave_must_outweigh_every_other_old_pod_strictly() {
+        let seed = json!({"priorityStrategy": {"weightPriority": [
+            {"weight": 100, "matchSelector": {"matchLabels": {"baton.dev/selected": "true"}}},
+            {"weight": 50, "matchSelector": {"matchLabels": {"working": "false"}}},
+            {"weight": 30, "matchSelector": {"matchLabels": {"working": "true"}}}]}});
+        let heavy = json!({"priorityStrategy": {"weightPriority": [
+            {"weight": 100, "matchSelector": {"matchLabels": {"baton.dev/selected": "true"}}},
+            {"weight": 100, "matchSelector": {"matchLabels": {"zone": "a"}}},
+            {"weight": 100, "matchSelector": {"matchExpressions": [{"key": "tier", "operator": "Exists"}]}}]}});
+        let wave = pods(&[
+            (
+                "sample-0",
+                &[("working", "true"), ("zone", "a"), ("tier", "db")],
+            ),
+            (
+                "sample-1",
+                &[("working", "false"), ("baton.dev/selected", "true")],
+            ),
+            ("sample-2", &[("working", "false")]),
+        ]);
+        let selected = vec!["sample-1".to_owned()];
+        assert_eq!(check_ranking(&seed, &wave, &selected), Ok(()));
+        let err = check_ranking(&heavy, &wave, &selected).unwrap_err();
+        assert!(
+            err.contains("sample-0 (weight 200)") && err.contains("sample-1 (weight 100)"),
+            "{err}"
+        );
+        assert_eq!(check_ranking(&json!({}), &wave, &[]), Ok(()));
+    }
+
+    #[test]
+    fn selectors_match_labels_and_expressions() {
+        let labels: BTreeMap<String, String> = [("app".to_owned(), "x".to_owned())].into();
+        let cases = [
+            (json!({"matchLabels": {"app": "x"}}), true),
+            (json!({"matchLabels": {"app": "y"}}), false),
+            (
+                json!({"matchExpressions": [{"key": "app", "operator": "In", "values": ["x", "z"]}]}),
+                true,
+            ),
+            (
+                json!({"matchExpressions": [{"key": "app", "operator": "NotIn", "values": ["x"]}]}),
+                false,
+            ),
+            (
+                json!({"matchExpressions": [{"key": "gone", "operator": "DoesNotExist"}]}),
+                true,
+            ),
+            (
+                json!({"matchExpressions": [{"key": "gone", "operator": "Exists"}]}),
+                false,
+            ),
+        ];
+        for (sel, want) in cases {
+            assert_eq!(selector_matches(&sel, &labels), want, "{sel}");
+        }
+    }
 }
