@@ -8,7 +8,8 @@
 //! drives; [`lease`] is the run lock; [`preflight`] and [`abort`] serve `engine plan` and
 //! `engine abort`.
 //!
-//! Only [`k8s`] and the step modules name Kubernetes client types.
+//! The ASTS type, the pod views and every API read live in [`k8s`]; [`lease`] and
+//! [`events`] own their own resource types; the rest works on the engine's plain data.
 
 pub mod arbiter;
 pub mod env;

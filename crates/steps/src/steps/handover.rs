@@ -72,6 +72,13 @@ pub async fn run(env: &Env, ctx: &StepContext) -> Result<StepOutput, StepError> 
         let view = match applied {
             Some(view) if shows_handover(&view, &req.promote, &req.demote) => view,
             _ => {
+                ctx.journal.emit(RunEvent::Waiting {
+                    step: ctx.step.to_string(),
+                    what: format!(
+                        "the arbiter to apply the handover (request {})",
+                        req.request_id
+                    ),
+                });
                 let within = env.plan.spec().waves.ready_timeout.as_std();
                 tokio::select! {
                     () = ctx.cancel.cancelled() => return Err(StepError::interrupted()),
