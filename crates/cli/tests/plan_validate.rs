@@ -1,0 +1,199 @@
+//! `engine validate` as a process, on every plan in `plans/` (all valid) and every
+//! fixture in `tests/plans/invalid/` (each names the problems it must produce in
+//! `# expect: LINE:COLUMN PATH | MESSAGE PART` header lines; `-` for no path).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// Runs `engine` from the workspace root so file names print as `tests/plans/...`.
+fn engine(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_engine"))
+        .args(args)
+        .current_dir(workspace())
+        .env("NO_COLOR", "1")
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("engine runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// The `.yaml` files of a workspace directory, as workspace-relative paths, sorted.
+fn yaml_files(dir: &str) -> Vec<String> {
+    let mut files: Vec<String> = std::fs::read_dir(workspace().join(dir))
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.ends_with(".yaml"))
+        .map(|name| format!("{dir}/{name}"))
+        .collect();
+    files.sort();
+    files
+}
+
+#[derive(Debug)]
+struct Expect {
+    line: u64,
+    column: u64,
+    path: String,
+    message: String,
+}
+
+fn expectations(file: &str) -> Vec<Expect> {
+    let source = std::fs::read_to_string(workspace().join(file)).unwrap();
+    source
+        .lines()
+        .filter_map(|l| l.strip_prefix("# expect: "))
+        .map(|rest| {
+            let (place, message) = rest.split_once(" | ").expect("`LINE:COL PATH | MESSAGE`");
+            let (position, path) = place.split_once(' ').expect("`LINE:COL PATH`");
+            let (line, column) = position.split_once(':').expect("`LINE:COL`");
+            Expect {
+                line: line.parse().unwrap(),
+                column: column.parse().unwrap(),
+                path: if path == "-" {
+                    String::new()
+                } else {
+                    path.to_owned()
+                },
+                message: message.to_owned(),
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn every_example_plan_validates() {
+    let plans = yaml_files("plans");
+    assert!(plans.len() >= 3, "{plans:?}");
+    for plan in &plans {
+        let out = engine(&["validate", plan]);
+        assert_eq!(out.status.code(), Some(0), "{plan}: {}", text(&out.stderr));
+        let stdout = text(&out.stdout);
+        assert!(stdout.starts_with(&format!("ok: {plan} (")), "{stdout}");
+        assert!(
+            stdout.trim_end().ends_with(", target default/sample)"),
+            "{stdout}"
+        );
+    }
+    let out = engine(&["validate", "plans/seed.yaml"]);
+    assert_eq!(
+        text(&out.stdout),
+        "ok: plans/seed.yaml (sample-to-3-18-0, target default/sample)\n"
+    );
+
+    let out = engine(&["validate", "plans/seed.yaml", "--output", "json"]);
+    assert_eq!(out.status.code(), Some(0));
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["valid"], true);
+    assert_eq!(json["name"], "sample-to-3-18-0");
+    assert_eq!(json["target"]["namespace"], "default");
+    assert_eq!(json["target"]["name"], "sample");
+    assert_eq!(json["hash"].as_str().unwrap().len(), 64);
+}
+
+#[test]
+fn every_invalid_plan_fails_with_its_expected_problems_located() {
+    let fixtures = yaml_files("tests/plans/invalid");
+    assert!(
+        fixtures.len() >= 25,
+        "at least 25 invalid plans, found {}",
+        fixtures.len()
+    );
+    for file in &fixtures {
+        let expected = expectations(file);
+        assert!(!expected.is_empty(), "{file} has no `# expect:` line");
+
+        let out = engine(&["validate", file]);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{file}: {stderr}");
+        assert!(out.stdout.is_empty(), "{file}: nothing on stdout");
+        for e in &expected {
+            let arrow = format!("--> {file}:{}:{}\n", e.line, e.column);
+            assert!(
+                stderr.contains(&arrow),
+                "{file}: expected {arrow:?} in\n{stderr}"
+            );
+            assert!(
+                stderr.contains(&e.message),
+                "{file}: expected {:?} in\n{stderr}",
+                e.message
+            );
+            if !e.path.is_empty() {
+                assert!(
+                    stderr.contains(&format!("^ {}", e.path)),
+                    "{file}: {} labelled in\n{stderr}",
+                    e.path
+                );
+            }
+        }
+
+        let out = engine(&["validate", file, "--output", "json"]);
+        assert_eq!(out.status.code(), Some(2), "{file} (json)");
+        let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(json["valid"], false);
+        let errors = json["errors"].as_array().unwrap();
+        assert_eq!(errors.len(), expected.len(), "{file}: {errors:#?}");
+        for (got, want) in errors.iter().zip(&expected) {
+            assert_eq!(got["file"], file.as_str());
+            assert_eq!(got["line"], want.line, "{file}: {got}");
+            assert_eq!(got["column"], want.column, "{file}: {got}");
+            assert_eq!(got["path"], want.path.as_str(), "{file}: {got}");
+            let message = got["message"].as_str().unwrap();
+            assert!(
+                message.contains(&want.message),
+                "{file}: {message:?} should contain {:?}",
+                want.message
+            );
+            // The YAML parser words its own messages; every other message says what was expected.
+            let says_expected = message.contains("expected") || message.contains("required");
+            assert!(
+                says_expected || message.starts_with("invalid YAML"),
+                "{file}: {message:?} says what was expected"
+            );
+        }
+    }
+}
+
+#[test]
+fn invalid_plan_reports_match_their_snapshots() {
+    for file in yaml_files("tests/plans/invalid") {
+        let out = engine(&["validate", &file]);
+        let stem = Path::new(&file)
+            .file_stem()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        insta::assert_snapshot!(format!("invalid__{stem}"), text(&out.stderr));
+    }
+}
+
+#[test]
+fn an_unreadable_plan_is_a_usage_error() {
+    let out = engine(&["validate", "tests/plans/no-such-plan.yaml"]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.starts_with("error: cannot read plan file tests/plans/no-such-plan.yaml: "),
+        "{stderr}"
+    );
+
+    let out = engine(&[
+        "validate",
+        "tests/plans/no-such-plan.yaml",
+        "--output",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["valid"], false);
+    assert_eq!(json["errors"][0]["line"], Value::Null);
+    assert_eq!(json["errors"][0]["file"], "tests/plans/no-such-plan.yaml");
+}
