@@ -379,6 +379,26 @@ pub fn stored_plan(state_dir: &Path, run_id: Option<&str>) -> Result<ValidPlan, 
     })
 }
 
+/// The run a command means: `run_id` when given (it must exist), else the only
+/// unfinished run, else the only run.
+///
+/// # Errors
+/// [`ExecError::UnknownRun`], [`ExecError::AmbiguousRun`].
+pub fn pick_run(state_dir: &Path, run_id: Option<&str>) -> Result<String, ExecError> {
+    if let Some(id) = run_id {
+        return known_run(state_dir, id);
+    }
+    match only_unfinished(state_dir) {
+        Err(ExecError::AmbiguousRun { unfinished }) if unfinished.is_empty() => {
+            match <[String; 1]>::try_from(run_names(state_dir)) {
+                Ok([one]) => Ok(one),
+                Err(_) => Err(ExecError::AmbiguousRun { unfinished }),
+            }
+        }
+        other => other,
+    }
+}
+
 /// Every run in `state_dir`, by name. A run whose record cannot be read is listed with
 /// its problem rather than failing the whole list.
 pub fn list_runs(state_dir: &Path) -> Result<Vec<RunSummary>, ExecError> {

@@ -1,10 +1,101 @@
-//! `engine status`.
+//! `engine status [RUN]`: the run's state, current wave and DAG with node states. Reads
+//! the database when no process drives the run, else the status file that process keeps
+//! current, so it works while the run goes on elsewhere.
+
+use std::fmt::Write as _;
+
+use baton_engine::executor;
+use baton_engine::store::{NodeState, RunView};
 
 use crate::args::{GlobalArgs, OptRunArg};
 use crate::exit::ExitStatus;
+use crate::printer;
 
 pub fn run(global: &GlobalArgs, args: &OptRunArg) -> anyhow::Result<ExitStatus> {
-    let _ = global;
-    let _ = args;
-    anyhow::bail!("`engine status` is not available in this build yet")
+    let dir = state_dir(global)?;
+    let run = executor::pick_run(&dir, args.run.as_deref())?;
+    let view = executor::load_run(&dir, &run)?;
+    if printer::is_json(global) {
+        printer::out_json(&serde_json::to_value(&view)?);
+    } else {
+        printer::out(render(&view).trim_end());
+    }
+    Ok(ExitStatus::Success)
+}
+
+/// `--state-dir`, `$ENGINE_STATE_DIR`, then the XDG default.
+pub fn state_dir(global: &GlobalArgs) -> anyhow::Result<std::path::PathBuf> {
+    match &global.state_dir {
+        Some(dir) => Ok(dir.clone()),
+        None => executor::default_state_dir().ok_or_else(|| {
+            anyhow::anyhow!("cannot find a state directory: set --state-dir or ENGINE_STATE_DIR")
+        }),
+    }
+}
+
+fn render(view: &RunView) -> String {
+    let mut s = String::new();
+    let live = match view.live_pid {
+        Some(pid) => format!(" (driven by pid {pid})"),
+        None => String::new(),
+    };
+    let _ = writeln!(s, "run:     {}", view.run);
+    let _ = writeln!(s, "state:   {}{live}", view.state.as_str());
+    if let Some(reason) = &view.reason {
+        let _ = writeln!(s, "reason:  {reason}");
+    }
+    let _ = writeln!(s, "target:  {}", view.target);
+    let short = view.plan_hash.get(..12).unwrap_or(&view.plan_hash);
+    let _ = writeln!(s, "plan:    {} (sha256 {short})", view.plan_file);
+    let wave = match view.current_wave {
+        Some(w) => format!("wave {w}"),
+        None => format!("{:?}", view.phase).to_lowercase(),
+    };
+    let _ = writeln!(s, "phase:   {wave}");
+    let _ = writeln!(s, "updated: {}", view.updated_at);
+    for gate in &view.waiting_approval {
+        let _ = writeln!(
+            s,
+            "waiting: approval of {gate}: run `engine approve {}`",
+            view.run
+        );
+    }
+    if !view.vars.is_empty() {
+        let vars: Vec<String> = view.vars.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let _ = writeln!(s, "vars:    {}", vars.join(" "));
+    }
+    let width = view
+        .nodes
+        .iter()
+        .map(|n| n.id.len())
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    let _ = writeln!(
+        s,
+        "\n{:<width$}  {:<11}  {:>8}  ERROR",
+        "STEP", "STATE", "ATTEMPTS"
+    );
+    for node in &view.nodes {
+        let mark = match node.state {
+            NodeState::Succeeded => "✓",
+            NodeState::Running => "▶",
+            NodeState::Failed => "✗",
+            NodeState::Interrupted => "!",
+            NodeState::Skipped => "-",
+            NodeState::Pending => " ",
+        };
+        let error = node
+            .error
+            .as_ref()
+            .map(|e| e.message.as_str())
+            .unwrap_or("");
+        let state = format!("{mark} {}", node.state.as_str());
+        let _ = writeln!(
+            s,
+            "{:<width$}  {state:<11}  {:>8}  {error}",
+            node.id, node.attempts
+        );
+    }
+    s
 }

@@ -87,3 +87,88 @@ impl RunStore for MemoryStore {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dag::{NodeSpec, StepId, StepKind};
+    use crate::event::RunEvent;
+    use crate::plan::PlanSource;
+    use crate::store::records::{LogKind, NodeState, Phase, RunState};
+
+    fn record() -> RunRecord {
+        let at: jiff::Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+        let spec = NodeSpec {
+            id: StepId::run_level(StepKind::Protect),
+            deps: vec![],
+        };
+        RunRecord {
+            meta: RunMeta {
+                run_id: "r".into(),
+                plan: PlanSource {
+                    file: "p.yaml".into(),
+                    text: "x".into(),
+                    hash: "h".into(),
+                },
+                target: "default/sample".into(),
+                created_at: at,
+                updated_at: at,
+                state: RunState::Running,
+                reason: None,
+                phase: Phase::Prologue,
+                phase_start: 0,
+                finishing: false,
+                vars: Default::default(),
+                log_len: 1,
+                node_count: 1,
+            },
+            nodes: vec![NodeRecord {
+                state: NodeState::Running,
+                attempts: 1,
+                ..NodeRecord::pending(spec)
+            }],
+            log: vec![LogEntry {
+                seq: 0,
+                at,
+                entry: LogKind::Event {
+                    event: RunEvent::StepStarted {
+                        step: "protect".into(),
+                        attempt: 1,
+                    },
+                },
+            }],
+        }
+    }
+
+    #[test]
+    fn a_committed_record_loads_back_equal_through_the_envelope_format() {
+        let store = MemoryStore::new();
+        assert_eq!(store.load().unwrap(), None);
+        let rec = record();
+        let commit = Commit {
+            label: "t",
+            meta: &rec.meta,
+            nodes: vec![(0, &rec.nodes[0])],
+            log: &rec.log,
+        };
+        store.commit(&commit).unwrap();
+        assert_eq!(store.load().unwrap(), Some(rec));
+    }
+
+    #[test]
+    fn log_entries_out_of_sequence_are_refused() {
+        let store = MemoryStore::new();
+        let mut rec = record();
+        rec.log[0].seq = 5;
+        let commit = Commit {
+            label: "t",
+            meta: &rec.meta,
+            nodes: vec![],
+            log: &rec.log,
+        };
+        assert!(matches!(
+            store.commit(&commit),
+            Err(StoreError::Corrupt { .. })
+        ));
+    }
+}
