@@ -48,6 +48,7 @@ pub fn spawn(
             kubelet,
             clocks: HashMap::new(),
             ready: HashSet::new(),
+            set_uids: None,
         };
         loop {
             let wake = driver.pass();
@@ -122,6 +123,8 @@ struct Driver {
     clocks: HashMap<String, (String, Instant)>,
     /// UIDs of pods last seen Ready (to record each Ready transition once).
     ready: HashSet<String>,
+    /// UIDs of the sets at the last garbage collection.
+    set_uids: Option<HashSet<String>>,
 }
 
 fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
@@ -138,12 +141,12 @@ fn meta_str<'a>(v: &'a Value, field: &str) -> &'a str {
 impl Driver {
     /// One pass; returns when the next timer is due.
     fn pass(&mut self) -> Option<Instant> {
-        let mut wake = self.kubelet_pass();
-        self.collect_garbage();
+        let (mut wake, pods) = self.kubelet_pass();
         let (sets, _) = self.store.list(Kind::StatefulSet, None);
+        self.collect_garbage(&sets);
         for set in &sets {
             match Asts::from_value(set) {
-                Ok(set) => wake = earliest(wake, self.reconcile_set(&set)),
+                Ok(set) => wake = earliest(wake, self.reconcile_set(&set, &pods)),
                 Err(e) => {
                     tracing::warn!(error = %e, name = meta_str(set, "name"), "unreadable statefulset")
                 }
@@ -152,14 +155,17 @@ impl Driver {
         wake
     }
 
-    /// The kubelet acts on every pod that needs it.
-    fn kubelet_pass(&mut self) -> Option<Instant> {
+    /// The kubelet acts on every pod that needs it. Returns the next timer and the pods as
+    /// they are after its writes (the controller's view for this pass, like an informer
+    /// cache: any later change triggers another pass).
+    fn kubelet_pass(&mut self) -> (Option<Instant>, Vec<Value>) {
         let now = Instant::now();
         let now_ts = Timestamp::now();
-        let (pods, _) = self.store.list(Kind::Pod, None);
+        let (mut pods, _) = self.store.list(Kind::Pod, None);
         let mut wake = None;
         let mut live = HashSet::new();
-        for p in &pods {
+        let mut gone = HashSet::new();
+        for p in &mut pods {
             let (uid, ns, name) = (
                 meta_str(p, "uid"),
                 meta_str(p, "namespace"),
@@ -171,6 +177,7 @@ impl Driver {
                 if let Err(e) = self.store.delete(Kind::Pod, ns, name) {
                     tracing::debug!(pod = name, reason = %e.reason, "kubelet could not finish a deletion");
                 }
+                gone.insert(uid.to_string());
                 continue;
             }
             let sig = kubelet::image_signature(p);
@@ -201,32 +208,52 @@ impl Driver {
                 Ok(())
             });
             match written {
-                Ok(v) => self.note_ready(&v, name, uid),
+                Ok(v) => {
+                    let (name, uid) = (name.to_string(), uid.to_string());
+                    self.note_ready(&v, &name, &uid);
+                    *p = v;
+                }
                 Err(e) => tracing::debug!(pod = name, reason = %e.reason, "kubelet write skipped"),
             }
         }
         self.clocks.retain(|uid, _| live.contains(uid));
         self.ready.retain(|uid| live.contains(uid));
-        wake
+        pods.retain(|p| !gone.contains(meta_str(p, "uid")));
+        (wake, pods)
     }
 
     /// Records a pod's transition to Ready in the report.
     fn note_ready(&mut self, p: &Value, name: &str, uid: &str) {
-        let view = PodView::from_value(p);
-        if view.ready && view.phase == "Running" {
-            if self.ready.insert(uid.to_string()) {
-                self.report
-                    .record_ready(name, view.ready_since.unwrap_or_else(Timestamp::now));
+        let ready = p["status"]["conditions"].as_array().and_then(|cs| {
+            cs.iter()
+                .find(|c| c["type"] == "Ready" && c["status"] == "True")
+        });
+        match ready {
+            Some(c) if p["status"]["phase"] == "Running" => {
+                if !self.ready.contains(uid) {
+                    self.ready.insert(uid.to_string());
+                    let at = c["lastTransitionTime"]
+                        .as_str()
+                        .and_then(|t| t.parse::<Timestamp>().ok())
+                        .unwrap_or_else(Timestamp::now);
+                    self.report.record_ready(name, at);
+                }
             }
-        } else {
-            self.ready.remove(uid);
+            _ => {
+                self.ready.remove(uid);
+            }
         }
     }
 
-    /// Deletes pods and revisions whose owning set no longer exists.
-    fn collect_garbage(&self) {
-        let (sets, _) = self.store.list(Kind::StatefulSet, None);
+    /// Deletes pods and revisions whose owning set no longer exists. Runs when the sets changed
+    /// since the last pass (a set was deleted or replaced).
+    fn collect_garbage(&mut self, sets: &[Value]) {
         let uids: HashSet<&str> = sets.iter().map(|s| meta_str(s, "uid")).collect();
+        let known: HashSet<String> = uids.iter().map(|u| u.to_string()).collect();
+        if self.set_uids.as_ref() == Some(&known) {
+            return;
+        }
+        self.set_uids = Some(known);
         for kind in [Kind::Pod, Kind::ControllerRevision] {
             let (objs, _) = self.store.list(kind, None);
             for o in &objs {
@@ -250,7 +277,7 @@ impl Driver {
     }
 
     /// Reconciles one set and applies the plan; returns when to look again.
-    fn reconcile_set(&self, stored: &Asts) -> Option<Instant> {
+    fn reconcile_set(&self, stored: &Asts, all_pods: &[Value]) -> Option<Instant> {
         let set = stored.defaulted();
         let ns = set.namespace().to_string();
         let uid = set.metadata.uid.clone().unwrap_or_default();
@@ -285,8 +312,10 @@ impl Driver {
                 }
             }
         }
-        let (all_pods, _) = self.store.list(Kind::Pod, Some(&ns));
-        let owned: Vec<&Value> = all_pods.iter().filter(|p| is_owned_by(p, &uid)).collect();
+        let owned: Vec<&Value> = all_pods
+            .iter()
+            .filter(|p| meta_str(p, "namespace") == ns && is_owned_by(p, &uid))
+            .collect();
         let views: Vec<PodView> = owned.iter().map(|p| PodView::from_value(p)).collect();
         let service_name = stored_service_name(&self.store, &ns, set.name());
         let now = Timestamp::now();

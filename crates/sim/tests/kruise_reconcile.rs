@@ -267,7 +267,13 @@ fn a_missing_pod_is_created_at_the_revision_kruise_would_choose() {
             .collect()
     };
     let unordered = |p: i64| json!({"partition": p, "unorderedUpdate": {}});
-    let cases: Vec<(&str, Asts, Vec<PodView>, Vec<(&str, &str)>)> = vec![
+    type Case = (
+        &'static str,
+        Asts,
+        Vec<PodView>,
+        Vec<(&'static str, &'static str)>,
+    );
+    let cases: Vec<Case> = vec![
         (
             "e2e canary: ordered partition 2, pod 0 comes back at the current revision",
             set(3, true, json!({"partition": 2})),

@@ -55,7 +55,14 @@ fn weights_k_v1_20_v2_10() -> Value {
 #[test]
 fn sort_pods_to_update_matches_kruise_test_sort_pods_to_update() {
     // (Kruise case, strategy, update revision, total replicas, slots, expected order)
-    let cases: Vec<(&str, Option<RollingUpdate>, i64, Vec<&str>, Vec<usize>)> = vec![
+    type Case = (
+        &'static str,
+        Option<RollingUpdate>,
+        i64,
+        Vec<&'static str>,
+        Vec<usize>,
+    );
+    let cases: Vec<Case> = vec![
         (
             "TestSortPodsToUpdate #0: no strategy, all old: every slot, highest first",
             None,
@@ -247,7 +254,8 @@ fn priority_sort_matches_kruise_test_priority_sort_sort() {
             })
             .collect()
     };
-    let cases: Vec<(&str, Value, Vec<Option<PodView>>, Vec<usize>)> = vec![
+    type Case = (&'static str, Value, Vec<Option<PodView>>, Vec<usize>);
+    let cases: Vec<Case> = vec![
         (
             "Test_prioritySort_Sort: empty priority strategy",
             json!({}),

@@ -161,15 +161,15 @@ pub fn reconcile(input: Input<'_>) -> Plan {
     condemned.sort_by_key(|c| std::cmp::Reverse(c.0));
 
     // Missing pods, in ascending order, each seeing the ones filled before it.
+    let mut views: Vec<Option<PodView>> = slots
+        .iter()
+        .map(|s| s.as_ref().map(|s| s.pod.clone()))
+        .collect();
     for ord in start..end {
         let i = usize::try_from(ord - start).unwrap_or(0);
         if reserved.contains(&ord) || slots[i].is_some() {
             continue;
         }
-        let views: Vec<Option<PodView>> = slots
-            .iter()
-            .map(|s| s.as_ref().map(|s| s.pod.clone()))
-            .collect();
         let rev = if is_current_revision_needed(set, &update.name, ord, &views) {
             current
         } else {
@@ -179,6 +179,7 @@ pub fn reconcile(input: Input<'_>) -> Plan {
         let mut view = PodView::from_value(&object);
         view.phase.clear();
         view.labels.insert(REVISION_LABEL.into(), rev.name.clone());
+        views[i] = Some(view.clone());
         slots[i] = Some(Slot {
             pod: view,
             new: true,
@@ -349,10 +350,6 @@ pub fn reconcile(input: Input<'_>) -> Plan {
         }
     }
 
-    let views: Vec<Option<PodView>> = slots
-        .iter()
-        .map(|s| s.as_ref().map(|s| s.pod.clone()))
-        .collect();
     let order = sort_pods_to_update(Some(&ru), &update.name, set.replicas(), &views);
     let policy = set.pod_update_policy();
     for i in order {
