@@ -5,9 +5,14 @@ use std::process::ExitCode;
 use clap::Parser;
 
 mod args;
+mod cluster;
 mod commands;
 mod exit;
+mod metrics;
 mod printer;
+mod progress;
+mod rollout;
+mod state;
 
 fn main() -> ExitCode {
     let cli = args::Cli::parse();

@@ -73,6 +73,69 @@ pub fn is_free(spec: Option<&LeaseSpec>, holder: &str, now: jiff::Timestamp) -> 
     }
 }
 
+/// Whether `holder` (`<run>@<host>/<pid>`) names a process on this machine that no
+/// longer exists. Such a lease is free at once: a run killed with SIGKILL and resumed
+/// on the same machine must not wait for the lease to expire. Holders on other
+/// machines are only ever judged by expiry.
+pub fn holder_is_dead_here(holder: &str) -> bool {
+    let Some((rest, pid)) = holder.rsplit_once('/') else {
+        return false;
+    };
+    let Some((_, host)) = rest.rsplit_once('@') else {
+        return false;
+    };
+    let Ok(pid) = pid.parse::<u32>() else {
+        return false;
+    };
+    host == crate::events::hostname()
+        && pid != std::process::id()
+        && std::path::Path::new("/proc/self").exists()
+        && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// Clears the lease of run `run_id` when its holder is gone (expired, or a dead process on
+/// this machine). Used by `engine abort`; a live holder releases its own lease when it stops.
+/// Returns whether a holder was cleared.
+pub async fn clear_stale(
+    client: &kube::Client,
+    namespace: &str,
+    sts: &str,
+    run_id: &str,
+) -> Result<bool, LeaseError> {
+    let api: Api<Lease> = Api::namespaced(client.clone(), namespace);
+    let name = lease_name(sts);
+    let api_err = |what: String| move |source| LeaseError::Api { what, source };
+    let Some(mut lease) = api
+        .get_opt(&name)
+        .await
+        .map_err(api_err(format!("get lease {namespace}/{name}")))?
+    else {
+        return Ok(false);
+    };
+    let ours = lease
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(RUN_ANNOTATION))
+        .is_some_and(|r| r == run_id);
+    let holder = lease
+        .spec
+        .as_ref()
+        .and_then(|s| s.holder_identity.clone())
+        .unwrap_or_default();
+    let expired = is_free(lease.spec.as_ref(), "", jiff::Timestamp::now());
+    if !ours || holder.is_empty() || !(expired || holder_is_dead_here(&holder)) {
+        return Ok(false);
+    }
+    let spec = lease.spec.get_or_insert_with(LeaseSpec::default);
+    spec.holder_identity = None;
+    spec.renew_time = None;
+    api.replace(&name, &PostParams::default(), &lease)
+        .await
+        .map_err(api_err(format!("clear lease {namespace}/{name}")))?;
+    Ok(true)
+}
+
 /// A held lease. Dropping it stops renewal (the lease then expires); prefer [`LeaseGuard::release`].
 pub struct LeaseGuard {
     api: Api<Lease>,
@@ -204,7 +267,12 @@ pub async fn acquire_with(
             }
         }
         Ok(Some(mut lease)) => {
-            if !is_free(lease.spec.as_ref(), holder, now) {
+            let dead = lease
+                .spec
+                .as_ref()
+                .and_then(|s| s.holder_identity.as_deref())
+                .is_some_and(holder_is_dead_here);
+            if !dead && !is_free(lease.spec.as_ref(), holder, now) {
                 return Err(held(&lease));
             }
             lease.spec = Some(held_spec(lease.spec.as_ref(), holder, now, config));

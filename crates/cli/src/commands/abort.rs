@@ -1,10 +1,45 @@
-//! `engine abort`.
+//! `engine abort RUN`: freeze the rollout where it stands (partition = |P| - |U|) and
+//! release the lock. Recorded in the run's history with who and why.
 
-use crate::args::{GlobalArgs, GateArgs};
+use baton_engine::executor;
+
+use crate::args::{GateArgs, GlobalArgs};
 use crate::exit::ExitStatus;
+use crate::{cluster, printer, state};
 
 pub fn run(global: &GlobalArgs, args: &GateArgs) -> anyhow::Result<ExitStatus> {
-    let _ = global;
-    let _ = args;
-    anyhow::bail!("`engine abort` is not available in this build yet")
+    let dir = state::state_dir(global)?;
+    let plan = match executor::stored_plan(&dir, Some(&args.run)) {
+        Ok(plan) => plan,
+        Err(error) => return state::report_exec_error(error),
+    };
+    let by = crate::commands::who();
+    cluster::runtime()?.block_on(async {
+        let client = cluster::client(global).await?;
+        // Stop the process driving the run first (it releases its own lease), then freeze.
+        if let Err(error) = executor::mark_aborted(&dir, &args.run, &by, args.reason.as_deref()) {
+            return state::report_exec_error(error);
+        }
+        let target = &plan.spec().target;
+        let frozen = baton_steps::abort(&client, &plan).await?;
+        baton_steps::lease::clear_stale(&client, &target.namespace, &target.name, plan.name())
+            .await?;
+        let message = if frozen.changed {
+            format!(
+                "aborted {}: partition {} -> {} (frozen), lock released",
+                args.run,
+                frozen
+                    .before
+                    .map_or_else(|| "unset".to_owned(), |p| p.to_string()),
+                frozen.partition
+            )
+        } else {
+            format!(
+                "aborted {}: partition already frozen at {}, lock released",
+                args.run, frozen.partition
+            )
+        };
+        printer::out(message);
+        Ok(ExitStatus::Success)
+    })
 }

@@ -46,3 +46,8 @@ pub fn dispatch(cli: Cli) -> ExitStatus {
         }
     }
 }
+
+/// Who is acting, for audit records: `user@host`.
+pub fn who() -> String {
+    baton_engine::control::operator()
+}

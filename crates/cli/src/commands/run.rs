@@ -1,10 +1,39 @@
-//! `engine run`.
+//! `engine run PLAN`: start a run and follow it to the end.
+
+use baton_engine::plan::ValidPlan;
 
 use crate::args::{GlobalArgs, RunArgs};
 use crate::exit::ExitStatus;
+use crate::rollout::{self, Entry};
+use crate::{cluster, printer, state};
 
 pub fn run(global: &GlobalArgs, args: &RunArgs) -> anyhow::Result<ExitStatus> {
-    let _ = global;
-    let _ = args;
-    anyhow::bail!("`engine run` is not available in this build yet")
+    let plan = match ValidPlan::load(&args.plan) {
+        Ok(plan) => plan,
+        Err(error) => {
+            printer::err(error.render());
+            return Ok(ExitStatus::Usage);
+        }
+    };
+    let opts = state::run_options(global, false, false)?;
+    cluster::runtime()?.block_on(async {
+        let client = cluster::client(global).await?;
+        if let Some(status) = crate::commands::plan::refuse_if_unsafe(&client, &plan).await? {
+            return Ok(status);
+        }
+        let finished = rollout::drive(
+            client,
+            &plan,
+            Entry::Start,
+            &opts,
+            printer::is_json(global),
+            global.verbose > 0,
+            args.metrics_addr,
+        )
+        .await?;
+        if let (Some(pods), false) = (&finished.pods, printer::is_json(global)) {
+            printer::err(crate::progress::pod_table(pods));
+        }
+        Ok(finished.status)
+    })
 }

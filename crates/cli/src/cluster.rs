@@ -1,0 +1,38 @@
+//! Connecting to a cluster: kubeconfig and context from the common flags.
+
+use anyhow::Context as _;
+use kube::config::{KubeConfigOptions, Kubeconfig};
+
+use crate::args::GlobalArgs;
+
+/// A client for the cluster the flags name (`--kubeconfig`, `--context`, `$KUBECONFIG`,
+/// then the usual defaults, in-cluster config included).
+pub async fn client(global: &GlobalArgs) -> anyhow::Result<kube::Client> {
+    let options = KubeConfigOptions {
+        context: global.context.clone(),
+        ..KubeConfigOptions::default()
+    };
+    let config = match &global.kubeconfig {
+        Some(path) => {
+            let kubeconfig = Kubeconfig::read_from(path)
+                .with_context(|| format!("cannot read kubeconfig {}", path.display()))?;
+            kube::Config::from_custom_kubeconfig(kubeconfig, &options)
+                .await
+                .with_context(|| format!("kubeconfig {} is not usable", path.display()))?
+        }
+        None => kube::Config::from_kubeconfig(&options)
+            .await
+            .or_else(|_| kube::Config::incluster())
+            .context("no usable kubeconfig found (use --kubeconfig)")?,
+    };
+    kube::Client::try_from(config).context("cannot build a Kubernetes client")
+}
+
+/// A tokio runtime for one command.
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}

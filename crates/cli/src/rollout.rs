@@ -1,0 +1,183 @@
+//! Driving a run in this process: lease, steps, executor, signals, progress.
+//! Shared by `engine run`, `engine resume` and `engine demo`.
+
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use baton_engine::event::PodRow;
+use baton_engine::executor::{self, Outcome, RunOptions};
+use baton_engine::plan::ValidPlan;
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+
+use crate::exit::ExitStatus;
+use crate::printer;
+
+/// How to enter the executor.
+pub enum Entry<'a> {
+    Start,
+    Resume {
+        run: Option<&'a str>,
+        plan_override: Option<&'a ValidPlan>,
+    },
+}
+
+/// What the caller gets back: the exit status and the last pod table.
+pub struct Finished {
+    pub status: ExitStatus,
+    pub pods: Option<Vec<PodRow>>,
+}
+
+/// Run (or resume) `plan` against the cluster `client` points at, to the end.
+pub async fn drive(
+    client: kube::Client,
+    plan: &ValidPlan,
+    entry: Entry<'_>,
+    opts: &RunOptions,
+    json: bool,
+    verbose: bool,
+    metrics_addr: Option<std::net::SocketAddr>,
+) -> anyhow::Result<Finished> {
+    let spec = plan.spec();
+    let holder = baton_steps::lease::holder_identity(plan.name());
+    let lease = match baton_steps::lease::acquire(
+        &client,
+        &spec.target.namespace,
+        &spec.target.name,
+        &holder,
+        plan.name(),
+    )
+    .await
+    {
+        Ok(lease) => lease,
+        Err(baton_steps::lease::LeaseError::Held { holder }) => {
+            printer::err(format!(
+                "error: another run holds the lock on {}/{}: {holder}",
+                spec.target.namespace, spec.target.name
+            ));
+            return Ok(Finished {
+                status: ExitStatus::Locked,
+                pods: None,
+            });
+        }
+        Err(other) => return Err(other).context("cannot take the rollout lock (Lease)"),
+    };
+
+    let runner = Arc::new(
+        baton_steps::runner::RolloutSteps::connect(plan, client.clone())
+            .await
+            .context("cannot prepare the rollout steps")?,
+    );
+    let (events, receiver) = broadcast::channel(4096);
+    let printer_task = tokio::spawn(crate::progress::follow(receiver, json, verbose));
+    if let Some(addr) = metrics_addr {
+        let server = crate::metrics::serve(addr, events.subscribe()).await?;
+        printer::err(format!("metrics on http://{}/metrics", server.addr));
+    }
+
+    let shutdown = CancellationToken::new();
+    spawn_signal_handler(shutdown.clone());
+    // A lost lease stops the run safely, like a signal.
+    let lost = lease.lost();
+    let on_lost = shutdown.clone();
+    tokio::spawn(async move {
+        lost.cancelled().await;
+        on_lost.cancel();
+    });
+
+    let outcome = match entry {
+        Entry::Start => executor::start(plan, runner, opts, events.clone(), shutdown.clone()).await,
+        Entry::Resume { run, plan_override } => {
+            executor::resume(
+                run,
+                plan_override,
+                runner,
+                opts,
+                events.clone(),
+                shutdown.clone(),
+            )
+            .await
+        }
+    };
+    drop(events);
+    let pods = printer_task.await.ok().flatten();
+    let lease_lost = lease.lost().is_cancelled();
+    if let Err(error) = lease.release().await {
+        tracing::warn!(error = %error, "could not release the lease; it expires on its own");
+    }
+    let status = match outcome? {
+        Outcome::Succeeded => ExitStatus::Success,
+        Outcome::AlreadyFinished => {
+            printer::err("the run already finished; nothing to do");
+            ExitStatus::Success
+        }
+        Outcome::Failed { step, message } => {
+            printer::err(format!("error: step {step} failed: {message}"));
+            printer::err("the run is resumable: fix the cause, then `engine resume`");
+            ExitStatus::Failed
+        }
+        Outcome::SafetyStop { step, message } => {
+            printer::err(format!("SAFETY STOP at {step}: {message}"));
+            printer::err(
+                "the rollout is frozen (partition = replicas); inspect, then `engine resume --accept-risk`",
+            );
+            ExitStatus::Failed
+        }
+        Outcome::Interrupted if lease_lost => {
+            printer::err(
+                "error: the rollout lock (Lease) was lost; the run stopped at a safe point and is resumable",
+            );
+            ExitStatus::Failed
+        }
+        Outcome::Interrupted => {
+            printer::err("interrupted; state is checkpointed, continue with `engine resume`");
+            ExitStatus::Interrupted
+        }
+    };
+    Ok(Finished { status, pods })
+}
+
+/// First SIGINT/SIGTERM: cancel and let the executor checkpoint. Second: exit at once
+/// (the checkpoint of the last transition is already on disk).
+fn spawn_signal_handler(shutdown: CancellationToken) {
+    tokio::spawn(async move {
+        let mut count = 0;
+        loop {
+            wait_signal().await;
+            count += 1;
+            if count == 1 {
+                printer::err(
+                    "signal received: stopping at the next safe point (again to exit now)",
+                );
+                shutdown.cancel();
+            } else {
+                #[allow(clippy::exit)]
+                std::process::exit(ExitStatus::Interrupted as i32);
+            }
+        }
+    });
+}
+
+#[cfg(unix)]
+async fn wait_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) {
+        (Ok(mut int), Ok(mut term)) => {
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+        }
+        _ => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+#[cfg(not(unix))]
+async fn wait_signal() {
+    let _ = tokio::signal::ctrl_c().await;
+}
