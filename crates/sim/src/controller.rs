@@ -360,8 +360,8 @@ impl Driver {
                 if r.mark_inplace_ready {
                     set_condition(p, INPLACE_READY_CONDITION, true, "", now);
                 }
-                if r.lifecycle_normal {
-                    p["metadata"]["labels"][LIFECYCLE_STATE_LABEL] = "Normal".into();
+                if let Some(state) = &r.lifecycle {
+                    p["metadata"]["labels"][LIFECYCLE_STATE_LABEL] = state.as_str().into();
                     p["metadata"]["annotations"][LIFECYCLE_TIMESTAMP_ANNOTATION] =
                         now.to_string().into();
                 }
@@ -402,6 +402,17 @@ impl Driver {
                     return Err(ApiError::new(409, "Conflict", "the pod was replaced"));
                 }
                 in_place_update(p, &u.old_template, &u.new_template, &u.to, now);
+                Ok(())
+            });
+        }
+        for park in &plan.park {
+            let _ = self.store.modify(Kind::Pod, ns, &park.name, |p| {
+                if meta_str(p, "uid") != park.uid {
+                    return Err(ApiError::new(409, "Conflict", "the pod was replaced"));
+                }
+                p["metadata"]["labels"][LIFECYCLE_STATE_LABEL] = park.state.as_str().into();
+                p["metadata"]["annotations"][LIFECYCLE_TIMESTAMP_ANNOTATION] =
+                    now.to_string().into();
                 Ok(())
             });
         }

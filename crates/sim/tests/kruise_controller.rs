@@ -567,3 +567,55 @@ async fn a_rollback_reuses_the_old_revision_and_a_crashing_image_never_becomes_r
     .await;
     assert_eq!(s.list(Kind::ControllerRevision, Some(NS)).0.len(), 2);
 }
+
+fn lifecycle_state(store: &Store, pod: &str) -> String {
+    pods(store)
+        .get(pod)
+        .and_then(|p| {
+            p["metadata"]["labels"]["lifecycle.apps.kruise.io/state"]
+                .as_str()
+                .map(str::to_string)
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn an_in_place_update_hook_label_holds_a_pod_in_preparing_update_until_removed() {
+    let sim = start(0);
+    let s = &sim.store;
+    let mut strategy = seed_strategy(0, json!(1));
+    strategy["unorderedUpdate"] = json!(null);
+    let mut obj = asts(2, true, strategy);
+    obj["spec"]["lifecycle"] = json!({"inPlaceUpdate": {"labelsHandler": {"hold": "true"}}});
+    s.create(Kind::StatefulSet, NS, obj).unwrap();
+    settle(s, 2).await;
+    let old = update_revision(s);
+    label(s, "web-1", "hold", Some("true"));
+    set_image(s, "alpine:3.19.0");
+    wait_until(s, "web-1 parked", |s| {
+        lifecycle_state(s, "web-1") == "PreparingUpdate"
+    })
+    .await;
+    label(s, "web-0", "poke", Some("1"));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(rev(&pods(s)["web-1"]), old, "a held pod is not updated");
+    assert_eq!(rev(&pods(s)["web-0"]), old, "the held pod fills the budget");
+    assert!(sim.report.updates().is_empty());
+
+    // Released: updated in place, then held in Updated until the label is back.
+    label(s, "web-1", "hold", None);
+    wait_until(s, "web-1 updated", |s| {
+        rev(&pods(s)["web-1"]) == update_revision(s) && lifecycle_state(s, "web-1") == "Updated"
+    })
+    .await;
+    label(s, "web-1", "hold", Some("true"));
+    wait_until(s, "web-0 updated after web-1 is Normal again", |s| {
+        lifecycle_state(s, "web-1") == "Normal" && lifecycle_state(s, "web-0") == "Updated"
+    })
+    .await;
+    label(s, "web-0", "hold", Some("true"));
+    wait_updated(s, &["web-0", "web-1"], 2).await;
+    wait_until(s, "web-0 Normal", |s| lifecycle_state(s, "web-0") == "Normal").await;
+    let order: Vec<String> = sim.report.updates().iter().map(|u| u.pod.clone()).collect();
+    assert_eq!(order, ["web-1", "web-0"]);
+}

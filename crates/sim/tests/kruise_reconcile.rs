@@ -431,3 +431,60 @@ fn min_ready_seconds_keeps_a_fresh_pod_unavailable_and_asks_for_a_requeue() {
     assert!(wait.as_secs() <= 30 && wait.as_secs() >= 28, "{wait:?}");
     assert_eq!(plan.status.available_replicas, 2);
 }
+
+#[test]
+fn a_pre_delete_hook_parks_the_pod_instead_of_deleting_it() {
+    let mut s = set(3, true, json!({"partition": 2}));
+    s.spec.lifecycle = Some(
+        serde_json::from_value(json!({"preDelete": {"labelsHandler": {"hold": "true"}}})).unwrap(),
+    );
+    let mut pods = all("old", 3);
+    pods[2].labels.insert("hold".into(), "true".into());
+    let plan = run(&s, &pods);
+    assert!(plan.delete.is_empty());
+    assert_eq!(plan.park.len(), 1);
+    assert_eq!(
+        (plan.park[0].name.as_str(), plan.park[0].state.as_str()),
+        ("web-2", "PreparingDelete")
+    );
+    // Parked and still held: nothing more happens, and the parked pod fills the budget.
+    pods[2].labels.insert(
+        "lifecycle.apps.kruise.io/state".into(),
+        "PreparingDelete".into(),
+    );
+    let mut held = set(3, true, json!({"partition": 1}));
+    held.spec.lifecycle = s.spec.lifecycle.clone();
+    let plan = run(&held, &pods);
+    assert!(plan.delete.is_empty() && plan.park.is_empty(), "{plan:?}");
+    // Released: deleted for the update.
+    pods[2].labels.remove("hold");
+    let plan = run(&held, &pods);
+    assert_eq!(updated(&plan), ["web-2"]);
+}
+
+#[test]
+fn a_specified_delete_ignores_the_partition_but_respects_the_budget() {
+    let mut pods = all("old", 3);
+    pods[0]
+        .labels
+        .insert("apps.kruise.io/specified-delete".into(), "true".into());
+    let plan = run(
+        &set(3, true, json!({"partition": 3, "maxUnavailable": 1})),
+        &pods,
+    );
+    let deleted: Vec<(&str, &DeleteReason)> = plan
+        .delete
+        .iter()
+        .map(|d| (d.name.as_str(), &d.reason))
+        .collect();
+    assert_eq!(deleted, [("web-0", &DeleteReason::Specified)]);
+    pods[1] = pod(1, "old", false);
+    let plan = run(
+        &set(3, true, json!({"partition": 3, "maxUnavailable": 1})),
+        &pods,
+    );
+    assert!(
+        plan.delete.is_empty(),
+        "the budget is full and web-0 is available"
+    );
+}

@@ -47,6 +47,7 @@ pub struct PodView {
     pub name: String,
     pub uid: String,
     pub labels: BTreeMap<String, String>,
+    pub finalizers: Vec<String>,
     pub phase: String,
     pub ready: bool,
     /// `lastTransitionTime` of `Ready=True`.
@@ -119,6 +120,14 @@ impl PodView {
             name: meta["name"].as_str().unwrap_or_default().to_string(),
             uid: meta["uid"].as_str().unwrap_or_default().to_string(),
             labels: str_map(&meta["labels"]),
+            finalizers: meta["finalizers"]
+                .as_array()
+                .map(|fs| {
+                    fs.iter()
+                        .filter_map(|f| f.as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default(),
             // The API server sets `Pending` on create; a stored pod always has a phase.
             phase: v["status"]["phase"]
                 .as_str()

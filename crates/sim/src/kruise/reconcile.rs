@@ -55,14 +55,24 @@ pub struct Refresh {
     pub uid: String,
     /// Set `InPlaceUpdateReady=True` (the pod carries the readiness gate).
     pub mark_inplace_ready: bool,
-    /// Move the lifecycle state from `Updating` to `Normal`.
-    pub lifecycle_normal: bool,
+    /// The lifecycle state to move to (`refreshPodState`).
+    pub lifecycle: Option<String>,
 }
 
-/// What one reconcile wants done, in order: refresh, create, delete, in-place, status.
+/// A pod parked by a lifecycle hook instead of being updated or deleted.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Park {
+    pub name: String,
+    pub uid: String,
+    /// `PreparingUpdate` or `PreparingDelete`.
+    pub state: String,
+}
+
+/// What one reconcile wants done, in order: refresh, create, delete, in-place, park, status.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Plan {
     pub refresh: Vec<Refresh>,
+    pub park: Vec<Park>,
     /// Pod objects to create.
     pub create: Vec<Value>,
     pub delete: Vec<Delete>,
@@ -121,24 +131,42 @@ pub fn reconcile(input: Input<'_>) -> Plan {
     let old_status = set.status_or_default();
     let mut plan = Plan::default();
 
-    // Refresh (`inplaceupdate.Refresh`): a gated pod gets `InPlaceUpdateReady=True` when it has
-    // no such condition yet or its in-place update finished; a finished update also leaves the
-    // `Updating` lifecycle state.
+    // Refresh (`inplaceupdate.Refresh` + `refreshPodState`): a gated pod gets
+    // `InPlaceUpdateReady=True` when it has no such condition yet or its in-place update
+    // finished; lifecycle states advance when their hook lets them.
+    let hooks = set.spec.lifecycle.clone().unwrap_or_default();
+    let released = |hook: &Option<super::types::LifecycleHook>, pod: &PodView| {
+        hook.as_ref()
+            .is_none_or(|h| h.all_hooked(&pod.labels, &pod.finalizers))
+    };
     for pod in pods.iter().filter(|p| !p.terminating) {
-        if pod.in_place_completed() {
-            let mark = pod.inplace_gate && pod.inplace_ready != Some(true);
-            let normal = pod.inplace_state.is_some() && pod.lifecycle_state() == "Updating";
-            if mark || normal {
-                plan.refresh.push(Refresh {
-                    name: pod.name.clone(),
-                    uid: pod.uid.clone(),
-                    mark_inplace_ready: mark,
-                    lifecycle_normal: normal,
-                });
+        let completed = pod.in_place_completed();
+        let mark = completed && pod.inplace_gate && pod.inplace_ready != Some(true);
+        let after_update = || {
+            if released(&hooks.in_place_update, pod) {
+                "Normal"
+            } else {
+                "Updated"
             }
+        };
+        let next = match pod.lifecycle_state() {
+            "PreparingNormal" if released(&hooks.pre_normal, pod) => Some("Normal"),
+            "PreparingUpdate" if pod.revision() == resolved.update.name => Some(after_update()),
+            "Updating" if completed => Some(after_update()),
+            "Updated" if released(&hooks.in_place_update, pod) => Some("Normal"),
+            _ => None,
+        };
+        let next = next.filter(|n| *n != pod.lifecycle_state());
+        if mark || next.is_some() {
+            plan.refresh.push(Refresh {
+                name: pod.name.clone(),
+                uid: pod.uid.clone(),
+                mark_inplace_ready: mark,
+                lifecycle: next.map(str::to_string),
+            });
         }
     }
-    let lifecycle_moved = plan.refresh.iter().any(|r| r.lifecycle_normal);
+    let lifecycle_moved = plan.refresh.iter().any(|r| r.lifecycle.is_some());
 
     // Slots of the live range, and the condemned pods outside it.
     let (start, end) = set.replicas_range();
@@ -274,11 +302,7 @@ pub fn reconcile(input: Input<'_>) -> Plan {
             }
             continue;
         }
-        plan.delete.push(Delete {
-            name: pod.name.clone(),
-            uid: pod.uid.clone(),
-            reason: DeleteReason::Condemned,
-        });
+        delete_pod(&mut plan, &hooks, pod, DeleteReason::Condemned);
         if monotonic {
             return finish(plan, status, &slots, &condemned);
         }
@@ -338,11 +362,7 @@ pub fn reconcile(input: Input<'_>) -> Plan {
         if unavailable.len() >= max_unavailable && !unavailable.contains(&i) {
             continue;
         }
-        plan.delete.push(Delete {
-            name: pod.name.clone(),
-            uid: pod.uid.clone(),
-            reason: DeleteReason::Specified,
-        });
+        delete_pod(&mut plan, &hooks, pod, DeleteReason::Specified);
         specified.insert(i);
         unavailable.insert(i);
         if pod.revision() == update.name {
@@ -371,24 +391,47 @@ pub fn reconcile(input: Input<'_>) -> Plan {
             (_, Some(old)) => can_update_in_place(&old.template, &update.template).then_some(old),
         };
         match (in_place, policy) {
-            (Some(old), _) => plan.in_place.push(InPlace {
-                name: pod.name.clone(),
-                uid: pod.uid.clone(),
-                from: old.name.clone(),
-                to: update.name.clone(),
-                old_template: old.template.clone(),
-                new_template: update.template.clone(),
-            }),
+            (Some(old), _) => {
+                // `inPlaceUpdatePod`: a hooked pod is parked in PreparingUpdate instead.
+                let hooked = hooks
+                    .in_place_update
+                    .as_ref()
+                    .is_some_and(|h| h.is_hooked(&pod.labels, &pod.finalizers));
+                match pod.lifecycle_state() {
+                    "PreparingDelete" => continue,
+                    "PreparingUpdate" if hooked => {}
+                    "" | "Normal" | "PreparingNormal" | "Updated"
+                        if hooked
+                            || pod.lifecycle_state() == "Updated"
+                                && hooks.in_place_update.is_some() =>
+                    {
+                        plan.park.push(Park {
+                            name: pod.name.clone(),
+                            uid: pod.uid.clone(),
+                            state: "PreparingUpdate".into(),
+                        });
+                    }
+                    _ => plan.in_place.push(InPlace {
+                        name: pod.name.clone(),
+                        uid: pod.uid.clone(),
+                        from: old.name.clone(),
+                        to: update.name.clone(),
+                        old_template: old.template.clone(),
+                        new_template: update.template.clone(),
+                    }),
+                }
+            }
             // InPlaceOnly refuses to recreate; Kruise reports an error and retries.
             (None, PodUpdatePolicy::InPlaceOnly) => continue,
-            (None, _) => plan.delete.push(Delete {
-                name: pod.name.clone(),
-                uid: pod.uid.clone(),
-                reason: DeleteReason::Update {
+            (None, _) => delete_pod(
+                &mut plan,
+                &hooks,
+                pod,
+                DeleteReason::Update {
                     from: pod.revision().to_string(),
                     to: update.name.clone(),
                 },
-            }),
+            ),
         }
         unavailable.insert(i);
         if pod.revision() == current.name {
@@ -396,6 +439,35 @@ pub fn reconcile(input: Input<'_>) -> Plan {
         }
     }
     status_done(plan, status)
+}
+
+/// `deletePod`: with a preDelete hook holding the pod, park it in PreparingDelete (once)
+/// instead of deleting it.
+fn delete_pod(
+    plan: &mut Plan,
+    hooks: &super::types::Lifecycle,
+    pod: &PodView,
+    reason: DeleteReason,
+) {
+    let hooked = hooks
+        .pre_delete
+        .as_ref()
+        .is_some_and(|h| h.is_hooked(&pod.labels, &pod.finalizers));
+    if hooked {
+        if pod.lifecycle_state() != "PreparingDelete" {
+            plan.park.push(Park {
+                name: pod.name.clone(),
+                uid: pod.uid.clone(),
+                state: "PreparingDelete".into(),
+            });
+        }
+        return;
+    }
+    plan.delete.push(Delete {
+        name: pod.name.clone(),
+        uid: pod.uid.clone(),
+        reason,
+    });
 }
 
 /// `computeReplicaStatus` over the stored pods (pods created by this pass are not counted).

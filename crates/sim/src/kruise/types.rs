@@ -52,6 +52,49 @@ pub struct AstsSpec {
     pub reserve_ordinals: Vec<IntOrString>,
     pub ordinals: Option<Ordinals>,
     pub revision_history_limit: Option<i64>,
+    pub lifecycle: Option<Lifecycle>,
+}
+
+/// `spec.lifecycle`: hooks that hold a pod in a `Preparing*` state while a label or finalizer
+/// of the handler is on it.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Lifecycle {
+    pub pre_delete: Option<LifecycleHook>,
+    pub in_place_update: Option<LifecycleHook>,
+    pub pre_normal: Option<LifecycleHook>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct LifecycleHook {
+    pub labels_handler: BTreeMap<String, String>,
+    pub finalizers_handler: Vec<String>,
+    pub mark_pod_not_ready: bool,
+}
+
+impl LifecycleHook {
+    /// `IsPodHooked`: any handler label (with its value) or finalizer is on the pod.
+    pub fn is_hooked(&self, labels: &BTreeMap<String, String>, finalizers: &[String]) -> bool {
+        self.labels_handler
+            .iter()
+            .any(|(k, v)| labels.get(k) == Some(v))
+            || self
+                .finalizers_handler
+                .iter()
+                .any(|f| finalizers.contains(f))
+    }
+
+    /// `IsPodAllHooked`: every handler label and finalizer is on the pod.
+    pub fn all_hooked(&self, labels: &BTreeMap<String, String>, finalizers: &[String]) -> bool {
+        self.labels_handler
+            .iter()
+            .all(|(k, v)| labels.get(k) == Some(v))
+            && self
+                .finalizers_handler
+                .iter()
+                .all(|f| finalizers.contains(f))
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
