@@ -355,6 +355,56 @@ pub fn schema_errors(schema: &Value, value: &Value, path: &str, causes: &mut Vec
     }
 }
 
+/// Removes the fields the kind's structural schema does not declare, as the
+/// apiserver prunes custom resources, and returns their paths (for
+/// `fieldValidation=Strict`, which refuses them instead). Kinds without a
+/// schema here are left alone. `metadata` is never pruned.
+pub fn prune_unknown(kind: Kind, obj: &mut Value) -> Vec<String> {
+    let mut removed = Vec::new();
+    if kind == Kind::StatefulSet {
+        prune(&ASTS_SCHEMA, obj, "", &mut removed);
+    }
+    removed
+}
+
+fn prune(schema: &Value, value: &mut Value, path: &str, removed: &mut Vec<String>) {
+    if schema.is_null() || schema["x-kubernetes-preserve-unknown-fields"] == true {
+        return;
+    }
+    match value {
+        Value::Object(map) => {
+            let props = schema["properties"].as_object();
+            let extra = &schema["additionalProperties"];
+            if props.is_none() && !extra.is_object() {
+                // An open object (`type: object` alone, e.g. metadata): nothing to prune.
+                return;
+            }
+            let mut unknown = Vec::new();
+            for (k, v) in map.iter_mut() {
+                let here = format!("{path}.{k}");
+                if path.is_empty() && matches!(k.as_str(), "apiVersion" | "kind" | "metadata") {
+                    continue;
+                }
+                match props.and_then(|p| p.get(k)) {
+                    Some(sub) => prune(sub, v, &here, removed),
+                    None if extra.is_object() => prune(extra, v, &here, removed),
+                    None => unknown.push(k.clone()),
+                }
+            }
+            for k in unknown {
+                map.remove(&k);
+                removed.push(format!("{path}.{k}"));
+            }
+        }
+        Value::Array(items) => {
+            for (i, v) in items.iter_mut().enumerate() {
+                prune(&schema["items"], v, &format!("{path}[{i}]"), removed);
+            }
+        }
+        _ => {}
+    }
+}
+
 fn type_name(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
@@ -478,6 +528,24 @@ mod tests {
                 (w, g) => panic!("{name}: wanted {w:?}, got {g:?}"),
             }
         }
+    }
+
+    #[test]
+    fn unknown_fields_are_pruned_and_reported_but_open_objects_are_kept() {
+        let mut obj = asts();
+        obj["spec"]["bogus"] = json!(1);
+        obj["spec"]["updateStrategy"]["rollingUpdate"]["typo"] = json!("x");
+        obj["spec"]["template"]["spec"]["anything"] = json!(true);
+        obj["metadata"]["labels"] = json!({"a": "b"});
+        let removed = prune_unknown(Kind::StatefulSet, &mut obj);
+        assert_eq!(
+            removed,
+            [".spec.updateStrategy.rollingUpdate.typo", ".spec.bogus"]
+        );
+        assert!(obj["spec"].get("bogus").is_none());
+        assert_eq!(obj["spec"]["template"]["spec"]["anything"], true);
+        assert_eq!(obj["metadata"]["labels"]["a"], "b");
+        assert!(prune_unknown(Kind::Pod, &mut json!({"x": 1})).is_empty());
     }
 
     #[test]

@@ -176,8 +176,8 @@ impl Sim {
             self.store
                 .get(Kind::Pod, seed::NAMESPACE, &name)
                 .is_some_and(|p| {
-                    let labelled =
-                        p["metadata"]["labels"][controller::ROLE_LABEL] == working.to_string();
+                    let labelled = p["metadata"]["labels"][controller::ROLE_LABEL].as_str()
+                        == Some(if working { "true" } else { "false" });
                     let ready = p["status"]["conditions"].as_array().is_some_and(|cs| {
                         cs.iter()
                             .any(|c| c["type"] == "Ready" && c["status"] == "True")

@@ -24,8 +24,14 @@ pub fn statefulset(cfg: &SimConfig) -> Value {
     sts["spec"]["replicas"] = json!(cfg.replicas);
     sts["spec"]["updateStrategy"]["rollingUpdate"]["partition"] = json!(cfg.replicas);
     sts["spec"]["template"]["spec"]["containers"][0]["image"] = json!(cfg.image);
+    // As `kubectl apply` leaves it, so that a later apply computes a clean diff.
+    let applied = format!("{sts}\n");
+    sts["metadata"]["annotations"] = json!({ LAST_APPLIED: applied });
     sts
 }
+
+/// The annotation client-side `kubectl apply` keeps its last configuration in.
+pub const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 
 /// Which seed pods are working: `sample-<i>` for `i` in `cfg.working`.
 pub fn roles(cfg: &SimConfig) -> BTreeMap<String, bool> {

@@ -181,6 +181,8 @@ pub struct ApiError {
     /// `NotFound`, `Conflict`, `AlreadyExists`, `Invalid`, `Gone`, `BadRequest`, ...
     pub reason: String,
     pub message: String,
+    /// For `Invalid`: one `field: what is wrong` line per problem.
+    pub causes: Vec<String>,
 }
 
 impl ApiError {
@@ -189,6 +191,7 @@ impl ApiError {
             code,
             reason: reason.to_string(),
             message: message.into(),
+            causes: Vec::new(),
         }
     }
 
@@ -226,15 +229,17 @@ impl ApiError {
             "" => kind.kind_name().to_string(),
             g => format!("{}.{g}", kind.kind_name()),
         };
-        let causes = match causes {
+        let joined = match causes {
             [one] => one.clone(),
             many => format!("[{}]", many.join(", ")),
         };
-        ApiError::new(
+        let mut err = ApiError::new(
             422,
             "Invalid",
-            format!("{what} \"{name}\" is invalid: {causes}"),
-        )
+            format!("{what} \"{name}\" is invalid: {joined}"),
+        );
+        err.causes = causes.to_vec();
+        err
     }
 
     pub fn bad_request(message: impl Into<String>) -> ApiError {

@@ -194,7 +194,7 @@ async fn handle(State(st): State<Arc<ApiState>>, req: Request) -> Response {
             &ApiError::new(
                 405,
                 "MethodNotAllowed",
-                format!("the server does not allow this method on the requested resource"),
+                "the server does not allow this method on the requested resource",
             ),
             Some(target.kind),
             target.name.as_deref(),
@@ -397,6 +397,35 @@ fn body_object(ctx: &Ctx) -> Result<Value, ApiError> {
     Ok(v)
 }
 
+/// Prunes fields the schema does not know; with `fieldValidation=Strict`
+/// (kubectl's default) they are an error instead, as on a real apiserver.
+/// `.status` is left alone: only controllers write it, through `/status`.
+fn check_fields(kind: Kind, strict: bool, obj: &mut Value) -> Result<(), ApiError> {
+    let status = obj.as_object_mut().and_then(|m| m.remove("status"));
+    let unknown = crate::admission::prune_unknown(kind, obj);
+    if let (Some(s), Some(m)) = (status, obj.as_object_mut()) {
+        m.insert("status".into(), s);
+    }
+    if strict && !unknown.is_empty() {
+        let fields: Vec<String> = unknown
+            .iter()
+            .map(|f| format!("unknown field \"{}\"", f.trim_start_matches('.')))
+            .collect();
+        return Err(ApiError::bad_request(format!(
+            "{} in version \"{}\" cannot be handled as a {}: strict decoding error: {}",
+            kind.kind_name(),
+            kind.version(),
+            kind.kind_name(),
+            fields.join(", ")
+        )));
+    }
+    Ok(())
+}
+
+fn strict(ctx: &Ctx) -> bool {
+    ctx.q("fieldValidation") == Some("Strict")
+}
+
 fn dry_run(ctx: &Ctx) -> bool {
     ctx.q("dryRun") == Some("All")
 }
@@ -423,6 +452,7 @@ fn create(st: &ApiState, ctx: &Ctx) -> Reply {
         return Err(ApiError::not_found(Kind::Namespace, ctx.ns()));
     }
     prepare_for_create(kind, &mut obj);
+    check_fields(kind, strict(ctx), &mut obj)?;
     if dry_run(ctx) {
         crate::admission::default(kind, &mut obj);
         let name = obj["metadata"]["name"]
@@ -500,6 +530,7 @@ fn update(st: &ApiState, ctx: &Ctx) -> Reply {
     let sub = ctx.target.subresource.clone();
     let name = ctx.name().to_string();
     let dry = dry_run(ctx);
+    let strict = strict(ctx);
     let apply = move |cur: &mut Value| -> Result<(), ApiError> {
         if let Some(rv) = &sent_rv
             && resource_version_of(cur) != Some(rv.as_str())
@@ -507,6 +538,7 @@ fn update(st: &ApiState, ctx: &Ctx) -> Reply {
             return Err(ApiError::conflict(kind, &name));
         }
         let mut new = obj;
+        check_fields(kind, strict, &mut new)?;
         keep_other_half(kind, sub.as_deref(), cur, &mut new);
         *cur = new;
         Ok(())
@@ -528,7 +560,7 @@ fn patch(st: &ApiState, ctx: &Ctx) -> Reply {
         ApiError::new(
             415,
             "UnsupportedMediaType",
-            format!("the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml"),
+            "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml",
         )
     })?;
     if pt == PatchType::Strategic && kind == Kind::StatefulSet {
@@ -559,6 +591,7 @@ fn patch(st: &ApiState, ctx: &Ctx) -> Reply {
                 return Err(ApiError::not_found(Kind::Namespace, ctx.ns()));
             }
             prepare_for_create(kind, &mut obj);
+            check_fields(kind, strict(ctx), &mut obj)?;
             return Ok((201, st.store.create(kind, ctx.ns(), obj)?));
         }
         return Err(ApiError::not_found(kind, ctx.name()));
@@ -566,10 +599,12 @@ fn patch(st: &ApiState, ctx: &Ctx) -> Reply {
     let sub = ctx.target.subresource.clone();
     let name = ctx.name().to_string();
     let body = ctx.body.clone();
+    let strict = strict(ctx);
     let apply = move |cur: &mut Value| -> Result<(), ApiError> {
         let before = cur.clone();
         let mut new = cur.clone();
         patch::apply(pt, &mut new, &body)?;
+        check_fields(kind, strict, &mut new)?;
         // A resourceVersion in the patch is a precondition.
         if resource_version_of(&new) != resource_version_of(&before) {
             return Err(ApiError::conflict(kind, &name));

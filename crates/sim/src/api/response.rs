@@ -29,7 +29,25 @@ pub fn status_body(err: &ApiError, kind: Option<Kind>, name: Option<&str>) -> Va
     }
     if let Some(kind) = kind {
         details["group"] = json!(kind.group());
-        details["kind"] = json!(kind.plural());
+        // Invalid names the kind, every other reason the resource.
+        details["kind"] = if err.reason == "Invalid" {
+            json!(kind.kind_name())
+        } else {
+            json!(kind.plural())
+        };
+    }
+    if !err.causes.is_empty() {
+        let causes: Vec<Value> = err
+            .causes
+            .iter()
+            .map(|c| match c.split_once(": ") {
+                Some((field, message)) => {
+                    json!({"reason": "FieldValueInvalid", "field": field, "message": message})
+                }
+                None => json!({"reason": "FieldValueInvalid", "message": c}),
+            })
+            .collect();
+        details["causes"] = json!(causes);
     }
     let mut body = json!({
         "kind": "Status", "apiVersion": "v1", "metadata": {},
