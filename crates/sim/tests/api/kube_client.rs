@@ -496,3 +496,124 @@ async fn a_client_built_from_the_written_kubeconfig_works_over_tcp() {
     .await;
     served.shutdown();
 }
+
+#[tokio::test]
+async fn a_label_selected_watch_sees_objects_enter_and_leave_the_selection() {
+    let sim = seeded(SimConfig::default()).await;
+    let pods: Api<Pod> = Api::default_namespaced(client(&sim));
+    let rv = pods
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .metadata
+        .resource_version
+        .unwrap();
+    let mut stream = pods
+        .watch(&WatchParams::default().labels("working=true"), &rv)
+        .await
+        .unwrap()
+        .boxed();
+    let relabel = |v: &str| Patch::Merge(json!({"metadata": {"labels": {"working": v}}}));
+    pods.patch("sample-0", &PatchParams::default(), &relabel("false"))
+        .await
+        .unwrap();
+    pods.patch("sample-1", &PatchParams::default(), &relabel("true"))
+        .await
+        .unwrap();
+    let mut seen = Vec::new();
+    while seen.len() < 2 {
+        match stream.try_next().await.unwrap() {
+            Some(WatchEvent::Deleted(p)) => seen.push(format!("DELETED {}", p.name_any())),
+            Some(WatchEvent::Added(p)) => seen.push(format!("ADDED {}", p.name_any())),
+            Some(WatchEvent::Bookmark(_)) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(seen, ["DELETED sample-0", "ADDED sample-1"]);
+}
+
+#[tokio::test]
+async fn watches_get_bookmarks_when_they_allow_them() {
+    let sim = seeded(SimConfig {
+        bookmark_every: Duration::from_millis(100),
+        ..SimConfig::default()
+    })
+    .await;
+    let pods: Api<Pod> = Api::default_namespaced(client(&sim));
+    let rv = pods
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .metadata
+        .resource_version
+        .unwrap();
+    let mut stream = pods
+        .watch(
+            &WatchParams {
+                bookmarks: true,
+                ..WatchParams::default()
+            },
+            &rv,
+        )
+        .await
+        .unwrap()
+        .boxed();
+    match stream.try_next().await.unwrap() {
+        Some(WatchEvent::Bookmark(b)) => {
+            let at: u64 = b.metadata.resource_version.parse().unwrap();
+            assert!(at >= rv.parse::<u64>().unwrap());
+        }
+        other => panic!("expected a bookmark, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn the_watcher_can_use_streaming_lists() {
+    let sim = seeded(SimConfig::default()).await;
+    let pods: Api<Pod> = Api::default_namespaced(client(&sim));
+    let mut stream = watcher(pods, watcher::Config::default().streaming_lists()).boxed();
+    let mut applied = 0;
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), stream.try_next())
+            .await
+            .unwrap()
+            .unwrap()
+        {
+            Some(watcher::Event::InitApply(_)) => applied += 1,
+            Some(watcher::Event::InitDone) => break,
+            Some(_) => {}
+            None => panic!("the watcher ended"),
+        }
+    }
+    assert_eq!(applied, 5);
+    assert_eq!(
+        sim.report()["requests"]["list pods"],
+        serde_json::Value::Null,
+        "no list was needed"
+    );
+}
+
+#[tokio::test]
+async fn creating_in_a_missing_namespace_is_not_found_and_dry_runs_write_nothing() {
+    let sim = seeded(SimConfig::default()).await;
+    let c = client(&sim);
+    let lease: Lease = serde_json::from_value(json!({"metadata": {"name": "l"}})).unwrap();
+    let elsewhere: Api<Lease> = Api::namespaced(c.clone(), "nowhere");
+    let s = status(
+        elsewhere
+            .create(&PostParams::default(), &lease)
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(
+        (s.code, s.message.as_str()),
+        (404, "namespaces \"nowhere\" not found")
+    );
+    let here: Api<Lease> = Api::default_namespaced(c);
+    let pp = PostParams {
+        dry_run: true,
+        ..PostParams::default()
+    };
+    here.create(&pp, &lease).await.unwrap();
+    assert_eq!(code(here.get("l").await.unwrap_err()), 404);
+}
