@@ -186,6 +186,12 @@ fn resource_list(gv: &GroupVersion) -> Value {
             }));
         }
     }
+    if gv.group == Kind::StatefulSet.group() {
+        resources.push(json!({
+            "name": "statefulsets/scale", "singularName": "", "namespaced": true,
+            "group": "autoscaling", "version": "v1", "kind": "Scale", "verbs": ["get", "patch", "update"]
+        }));
+    }
     json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv.group_version(), "resources": resources})
 }
 
@@ -198,11 +204,18 @@ fn aggregated_list(core: bool) -> Value {
                 .kinds()
                 .map(|k| {
                     let rk = json!({"group": k.group(), "version": k.version(), "kind": k.kind_name()});
-                    let subresources = if k.has_status_subresource() {
+                    let mut subresources = if k.has_status_subresource() {
                         json!([{"subresource": "status", "responseKind": rk, "verbs": ["get", "patch", "update"]}])
                     } else {
                         json!([])
                     };
+                    if k == Kind::StatefulSet
+                        && let Some(list) = subresources.as_array_mut()
+                    {
+                        list.push(json!({"subresource": "scale",
+                            "responseKind": {"group": "autoscaling", "version": "v1", "kind": "Scale"},
+                            "verbs": ["get", "patch", "update"]}));
+                    }
                     json!({
                         "resource": k.plural(), "responseKind": rk,
                         "scope": if k.namespaced() { "Namespaced" } else { "Cluster" },

@@ -7,6 +7,7 @@
 //! (`kube::Client::new(router, "default")`).
 
 pub mod response;
+pub mod scale;
 pub mod table;
 pub mod watch;
 
@@ -226,6 +227,35 @@ async fn handle(State(st): State<Arc<ApiState>>, req: Request) -> Response {
         content_type: header(header::CONTENT_TYPE),
         body,
     };
+    if ctx.target.subresource.as_deref() == Some("scale") && ctx.target.kind == Kind::StatefulSet {
+        let result = match verb {
+            "get" => scale::get(&st.store, ctx.ns(), ctx.name()),
+            "update" => serde_json::from_slice(&ctx.body)
+                .map_err(|e| {
+                    ApiError::bad_request(format!(
+                        "the body of the request could not be decoded: {e}"
+                    ))
+                })
+                .and_then(|v| {
+                    scale::write(&st.store, ctx.ns(), ctx.name(), scale::Write::Replace(v))
+                }),
+            "patch" => PatchType::from_content_type(&ctx.content_type)
+                .ok_or_else(|| ApiError::new(415, "UnsupportedMediaType", "unsupported patch type"))
+                .and_then(|pt| {
+                    let w = scale::Write::Patch(pt, ctx.body.clone());
+                    scale::write(&st.store, ctx.ns(), ctx.name(), w)
+                }),
+            _ => Err(ApiError::new(
+                405,
+                "MethodNotAllowed",
+                "the server does not allow this method on the requested resource",
+            )),
+        };
+        return match result {
+            Ok(v) => response::json(200, &v),
+            Err(e) => ctx.err(&e),
+        };
+    }
     if let Some(sub) = &ctx.target.subresource
         && !(sub == "status" && ctx.target.kind.has_status_subresource())
     {

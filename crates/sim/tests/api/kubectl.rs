@@ -234,6 +234,37 @@ async fn kubectl_apply_creates_configures_and_leaves_unchanged() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_scales_through_the_scale_subresource() {
+    let k = Kubectl::start().await;
+    assert!(
+        k.ok(&["scale", "asts", "sample", "--replicas", "6"])
+            .await
+            .contains("scaled")
+    );
+    let s = k.json(&["get", "asts", "sample"]).await;
+    assert_eq!(s["spec"]["replicas"], 6);
+    let out = k
+        .run(&[
+            "scale",
+            "asts",
+            "sample",
+            "--replicas",
+            "6",
+            "--current-replicas",
+            "2",
+        ])
+        .await;
+    assert!(!out.ok, "a wrong --current-replicas precondition fails");
+    let report = k.sim.report();
+    let requests = report["requests"].as_object().unwrap();
+    assert!(
+        requests.keys().any(|r| r.ends_with(" statefulsets/scale")),
+        "{requests:?}"
+    );
+    k.served.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_get_watch_streams_changes() {
     let k = Kubectl::start().await;
     let mut child = k
