@@ -1,7 +1,7 @@
 //! The REST half of the simulated apiserver: URL parsing, the verbs (get,
 //! list, watch, create, update, patch, delete, deletecollection) on every
-//! kind of [`Store`], the status subresource, request counting and fault
-//! injection. Discovery documents come from [`crate::discovery`].
+//! kind of [`Store`], the status subresource (and the ASTS `/scale`),
+//! request counting and fault injection. Discovery documents come from [`crate::discovery`].
 //!
 //! The router is a plain axum `Router`, so it serves over TCP or in-process
 //! (`kube::Client::new(router, "default")`).
