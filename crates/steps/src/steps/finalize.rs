@@ -1,7 +1,12 @@
 //! `finalize`: partition 0, no `baton.dev/selected` labels, role labels matching the
 //! arbiter (pods recreated in the last wave carry the template's). The lock is the
 //! caller's to release.
+//!
+//! One deliberate extension of SPEC §1: pods the arbiter never listed (*protected*) are
+//! never updated by Baton, not even here. The partition written is the number of
+//! protected pods still old ([`finalize_partition`]), which is 0 in every ordinary run.
 
+use baton_engine::decide::finalize_partition;
 use baton_engine::event::RunEvent;
 use baton_engine::step::{StepContext, StepError, StepOutput};
 use serde_json::json;
@@ -13,7 +18,16 @@ use crate::k8s::pod_rows;
 
 pub async fn run(env: &Env, ctx: &StepContext) -> Result<StepOutput, StepError> {
     let live = env.live().await?;
-    super::write_partition(env, ctx, &live.sts, 0).await?;
+    let partition =
+        finalize_partition(&live.snapshot, &env.policy(ctx)).map_err(crate::env::refusal)?;
+    if partition > 0 {
+        ctx.journal.emit(RunEvent::Warning {
+            message: format!(
+                "{partition} pods the arbiter does not list keep the old revision (partition {partition})"
+            ),
+        });
+    }
+    super::write_partition(env, ctx, &live.sts, partition).await?;
     let patched = relabel_pods(env, ctx, &live, Selection::Exactly(&[])).await?;
     ctx.journal.emit(RunEvent::Pods {
         pods: pod_rows(&live, &env.plan.spec().update.images),
@@ -26,6 +40,6 @@ pub async fn run(env: &Env, ctx: &StepContext) -> Result<StepOutput, StepError> 
         )
         .await;
     Ok(StepOutput::new(
-        json!({"partition": 0, "relabelled": patched}),
+        json!({"partition": partition, "relabelled": patched}),
     ))
 }
