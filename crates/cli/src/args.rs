@@ -54,7 +54,9 @@ pub enum Command {
     #[command(after_help = "Example:\n  engine schema > baton-plan.schema.json")]
     Schema,
     /// Print the step DAG of a plan.
-    #[command(after_help = "Example:\n  engine graph plans/seed.yaml --format dot | dot -Tsvg > plan.svg")]
+    #[command(
+        after_help = "Example:\n  engine graph plans/seed.yaml --format dot | dot -Tsvg > plan.svg"
+    )]
     Graph(GraphArgs),
     /// Dry run: read the cluster and the arbiter, print the waves it would run; writes nothing.
     #[command(after_help = "Example:\n  engine plan plans/seed.yaml")]
@@ -74,7 +76,9 @@ pub enum Command {
     #[command(after_help = "Example:\n  engine abort sample-to-3-18-0 --reason 'latency spike'")]
     Abort(GateArgs),
     /// Release a manual approval gate.
-    #[command(after_help = "Example:\n  engine approve sample-to-3-18-0 --reason 'dashboards green'")]
+    #[command(
+        after_help = "Example:\n  engine approve sample-to-3-18-0 --reason 'dashboards green'"
+    )]
     Approve(GateArgs),
     /// Audit log of a run: every write to the cluster or the arbiter.
     #[command(after_help = "Example:\n  engine history sample-to-3-18-0")]
@@ -168,7 +172,9 @@ pub struct DemoArgs {
 #[derive(Debug, Subcommand)]
 pub enum SimCommand {
     /// Serve the simulator (Kubernetes API + Kruise controller + kubelet) and an arbiter.
-    #[command(after_help = "Example:\n  engine sim serve --kubeconfig-out /tmp/sim.kubeconfig\n  kubectl --kubeconfig /tmp/sim.kubeconfig get pods")]
+    #[command(
+        after_help = "Example:\n  engine sim serve --kubeconfig-out /tmp/sim.kubeconfig\n  kubectl --kubeconfig /tmp/sim.kubeconfig get pods"
+    )]
     Serve(SimServeArgs),
 }
 

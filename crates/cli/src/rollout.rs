@@ -105,7 +105,14 @@ pub async fn drive(
     if let Err(error) = lease.release().await {
         tracing::warn!(error = %error, "could not release the lease; it expires on its own");
     }
-    let status = match outcome? {
+    let outcome = match outcome {
+        Ok(outcome) => outcome,
+        Err(error) => {
+            let status = crate::state::report_exec_error(error)?;
+            return Ok(Finished { status, pods });
+        }
+    };
+    let status = match outcome {
         Outcome::Succeeded => ExitStatus::Success,
         Outcome::AlreadyFinished => {
             printer::err("the run already finished; nothing to do");

@@ -40,6 +40,7 @@ pub fn report_exec_error(error: ExecError) -> anyhow::Result<ExitStatus> {
 pub fn exec_error_status(error: &ExecError) -> ExitStatus {
     match error {
         ExecError::NeedsAcceptRisk { .. } => ExitStatus::Failed,
+        ExecError::Locked { .. } => ExitStatus::Locked,
         _ => ExitStatus::Usage,
     }
 }
