@@ -17,16 +17,55 @@ pub struct PodRow {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "camelCase")]
 pub enum RunEvent {
-    RunStarted { run: String, plan: String, target: String },
-    StepStarted { step: String, attempt: u32 },
-    StepFinished { step: String, ms: u64 },
-    StepFailed { step: String, error: String, retrying: bool },
-    WavePlanned { wave: u32, pods: Vec<String>, partition: u32 },
-    PodUpdated { pod: String, revision: String },
-    Waiting { step: String, what: String },
-    Handover { wave: u32, promote: Vec<String>, demote: Vec<String>, epoch: u64 },
-    Pods { pods: Vec<PodRow> },
-    SafetyStop { step: String, reason: String },
-    Warning { message: String },
-    RunFinished { run: String, outcome: String },
+    RunStarted {
+        run: String,
+        plan: String,
+        target: String,
+    },
+    StepStarted {
+        step: String,
+        attempt: u32,
+    },
+    StepFinished {
+        step: String,
+        ms: u64,
+    },
+    StepFailed {
+        step: String,
+        error: String,
+        retrying: bool,
+    },
+    WavePlanned {
+        wave: u32,
+        pods: Vec<String>,
+        partition: u32,
+    },
+    PodUpdated {
+        pod: String,
+        revision: String,
+    },
+    Waiting {
+        step: String,
+        what: String,
+    },
+    Handover {
+        wave: u32,
+        promote: Vec<String>,
+        demote: Vec<String>,
+        epoch: u64,
+    },
+    Pods {
+        pods: Vec<PodRow>,
+    },
+    SafetyStop {
+        step: String,
+        reason: String,
+    },
+    Warning {
+        message: String,
+    },
+    RunFinished {
+        run: String,
+        outcome: String,
+    },
 }

@@ -90,7 +90,10 @@ pub struct StepOutput {
 
 impl StepOutput {
     pub fn new(value: serde_json::Value) -> Self {
-        StepOutput { value, control: Control::Continue }
+        StepOutput {
+            value,
+            control: Control::Continue,
+        }
     }
 
     pub fn empty() -> Self {
@@ -133,7 +136,11 @@ pub struct StepError {
 
 impl StepError {
     pub fn new(kind: StepErrorKind, message: impl Into<String>) -> Self {
-        StepError { kind, message: message.into(), source: None }
+        StepError {
+            kind,
+            message: message.into(),
+            source: None,
+        }
     }
     pub fn retryable(message: impl Into<String>) -> Self {
         Self::new(StepErrorKind::Retryable, message)

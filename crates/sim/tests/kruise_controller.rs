@@ -615,7 +615,10 @@ async fn an_in_place_update_hook_label_holds_a_pod_in_preparing_update_until_rem
     .await;
     label(s, "web-0", "hold", Some("true"));
     wait_updated(s, &["web-0", "web-1"], 2).await;
-    wait_until(s, "web-0 Normal", |s| lifecycle_state(s, "web-0") == "Normal").await;
+    wait_until(s, "web-0 Normal", |s| {
+        lifecycle_state(s, "web-0") == "Normal"
+    })
+    .await;
     let order: Vec<String> = sim.report.updates().iter().map(|u| u.pod.clone()).collect();
     assert_eq!(order, ["web-1", "web-0"]);
 }
