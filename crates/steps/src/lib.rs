@@ -45,7 +45,15 @@ pub enum PreflightError {
     Template(#[source] PatchError),
 }
 
+/// The update revision a dry run assumes while the plan's template is not applied yet:
+/// no pod carries it, so every pod counts as old, as it will once `apply-update` runs.
+pub const PENDING_REVISION: &str = "(pending: the plan's template)";
+
 /// Reads the cluster and the arbiter and checks the preconditions. Writes nothing.
+///
+/// The snapshot is the run's starting point as `apply-update` will leave it: when the
+/// plan would change the template, its update revision is [`PENDING_REVISION`]. A plan
+/// whose template is already applied (a resumed or re-run rollout) sees the live one.
 pub async fn preflight(
     client: &kube::Client,
     plan: &ValidPlan,
@@ -54,18 +62,23 @@ pub async fn preflight(
     let target = Target::from_plan(client.clone(), plan);
     let sts = target.get_sts().await.map_err(PreflightError::Kube)?;
     let update = &plan.spec().update;
-    updated_template(
+    let new_template = updated_template(
         &sts.spec.template,
         &update.images,
         update.template_patch.as_ref(),
     )
     .map_err(PreflightError::Template)?;
-    let snapshot = match k8s::read_target(&target, &plan.spec().roles, &arbiter).await {
+    let pending = patch::template_patch(&env::to_value(&sts), new_template).is_some();
+    let mut snapshot = match k8s::read_target(&target, &plan.spec().roles, &arbiter).await {
         Ok(s) => s,
         Err(KubeError::Arbiter(e)) => return Err(PreflightError::Arbiter(e)),
         Err(e) => return Err(PreflightError::Kube(e)),
     };
     let warnings = check_preconditions(&snapshot).map_err(PreflightError::Refused)?;
+    if pending {
+        snapshot.sts.update_revision = Some(PENDING_REVISION.to_owned());
+        snapshot.sts.observed_generation = Some(snapshot.sts.generation);
+    }
     Ok((snapshot, warnings))
 }
 
