@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Benchmarks the release `engine` against the in-process simulator.
+#   scripts/bench.sh            # 5x1, 100x10, 1000x100, polling check, resume after SIGKILL
+#   scripts/bench.sh --smoke    # smallest size only (CI)
+# Writes bench-results.json and bench-results.md in the current directory.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo build --release -p baton-cli -p baton-bench
+target="${CARGO_TARGET_DIR:-target}"
+exec "$target/release/baton-bench" --engine "$target/release/engine" \
+  --out bench-results.json --markdown bench-results.md "$@"
