@@ -38,6 +38,9 @@ struct Args {
     /// Give up on one engine run after this many seconds.
     #[arg(long, default_value_t = 300)]
     timeout_secs: u64,
+    /// Skip sizes above this many replicas (for slow machines or debug builds).
+    #[arg(long)]
+    max_replicas: Option<u32>,
 }
 
 /// One benchmark size.
@@ -138,14 +141,35 @@ fn main() -> Result<()> {
 async fn bench(args: Args, engine: PathBuf) -> Result<()> {
     let timeout = Duration::from_secs(args.timeout_secs);
     let cases = if args.smoke { SMOKE } else { FULL };
+    let cases: Vec<Case> = cases
+        .iter()
+        .copied()
+        .filter(|c| args.max_replicas.is_none_or(|m| c.replicas <= m))
+        .collect();
     let mut results = Vec::new();
-    for case in cases {
+    // A size that fails or overruns the timeout is reported, not fatal: the smaller sizes'
+    // figures are still worth having.
+    let mut failures = Vec::new();
+    for case in &cases {
         eprintln!(
             "bench: {} replicas, waves of {}",
             case.replicas, case.max_per_wave
         );
-        let (r, _) = run_case(&engine, *case, 0, timeout).await?;
-        results.push(r);
+        match run_case(&engine, *case, 0, timeout).await {
+            Ok((r, _)) => results.push(r),
+            Err(e) => {
+                let head = format!("{e:#}")
+                    .lines()
+                    .next()
+                    .unwrap_or_default()
+                    .to_string();
+                eprintln!("bench: {head}");
+                failures.push(json!({"replicas": case.replicas, "maxPerWave": case.max_per_wave, "error": head}));
+            }
+        }
+    }
+    if results.is_empty() {
+        bail!("no size completed");
     }
 
     let small = cases[0];
@@ -162,7 +186,11 @@ async fn bench(args: Args, engine: PathBuf) -> Result<()> {
         polling_reads: slow_reads as i64 - fast_reads as i64,
     };
 
-    let resume_case = if args.smoke { small } else { cases[1] };
+    let resume_case = if args.smoke {
+        small
+    } else {
+        cases.get(1).copied().unwrap_or(small)
+    };
     eprintln!(
         "bench: resume after SIGKILL, {} replicas, waves of {}",
         resume_case.replicas, resume_case.max_per_wave
@@ -175,13 +203,22 @@ async fn bench(args: Args, engine: PathBuf) -> Result<()> {
         "engine": engine.display().to_string(),
         "smoke": args.smoke,
         "cases": results,
+        "failures": failures,
         "polling": polling,
         "resume": resume,
         "targets": targets,
     });
     std::fs::write(&args.out, serde_json::to_string_pretty(&doc)?)
         .with_context(|| format!("writing {}", args.out.display()))?;
-    let md = markdown(&results, &polling, &resume, &targets);
+    let mut md = markdown(&results, &polling, &resume, &targets);
+    for f in &failures {
+        md.push_str(&format!(
+            "\nNot completed: {} replicas, waves of {}: {}\n",
+            f["replicas"],
+            f["maxPerWave"],
+            f["error"].as_str().unwrap_or_default()
+        ));
+    }
     if let Some(p) = &args.markdown {
         std::fs::write(p, &md).with_context(|| format!("writing {}", p.display()))?;
     }
