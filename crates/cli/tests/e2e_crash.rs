@@ -35,8 +35,10 @@ async fn clean_run_points() -> (Vec<String>, u64) {
 fn representative(points: &[String]) -> Vec<String> {
     let wanted = |p: &str| {
         let write = p.starts_with("before-write:") || p.starts_with("after-write:");
-        (write && (p.contains("handover") || p.contains("wave-1/") || p.contains("protect")))
-            || (write && p.contains("finalize"))
+        (write
+            && ["handover", "wave-1/", "protect", "finalize"]
+                .iter()
+                .any(|s| p.contains(s)))
             || p == "before-step:protect"
             || p == "after-step:wave-1/wait-updated"
             || p == "in-checkpoint:wave-1/handover=succeeded"
