@@ -29,14 +29,22 @@ pub fn color_enabled() -> bool {
     std::env::var_os("NO_COLOR").is_none() && std::io::stderr().is_terminal()
 }
 
-/// Print a data line on stdout.
+/// Print a data line on stdout. A closed pipe (`engine history | head`) is not an
+/// error: the reader has all it wanted, so the process exits quietly with success.
 pub fn out(line: impl std::fmt::Display) {
-    println!("{line}");
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    if let Err(error) = writeln!(stdout, "{line}")
+        && error.kind() == std::io::ErrorKind::BrokenPipe
+    {
+        #[allow(clippy::exit)]
+        std::process::exit(0);
+    }
 }
 
 /// Print a JSON value on stdout, one line.
 pub fn out_json(value: &serde_json::Value) {
-    println!("{value}");
+    out(value);
 }
 
 /// Print a message for the operator on stderr.

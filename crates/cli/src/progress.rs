@@ -20,7 +20,7 @@ pub async fn follow(
                 }
                 if json {
                     if let Ok(line) = serde_json::to_string(&event) {
-                        println!("{line}");
+                        crate::printer::out(line);
                     }
                 } else if let Some(line) = describe(&event, verbose) {
                     eprintln!("{line}");

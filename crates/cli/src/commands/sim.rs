@@ -1,5 +1,4 @@
 //! `engine sim serve`: the simulator for kubectl and other tools.
-#![allow(clippy::print_stdout)]
 
 use anyhow::Context as _;
 use baton_sim::{Sim, SimConfig};
@@ -44,7 +43,7 @@ pub fn run(global: &GlobalArgs, args: &SimServeArgs) -> anyhow::Result<ExitStatu
             "apiserver": served.apiserver,
             "arbiter": served.arbiter,
         });
-        println!("{ready}");
+        crate::printer::out(ready);
         wait_for_stop().await;
         Ok(ExitStatus::Success)
     })
