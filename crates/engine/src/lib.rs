@@ -10,6 +10,8 @@
 //! Start with [`plan::ValidPlan::parse`] and [`executor`]. This crate does no
 //! Kubernetes or HTTP I/O: that lives in `baton-steps`, behind [`step::StepRunner`].
 
+#![warn(clippy::print_stdout, clippy::print_stderr, clippy::exit)]
+
 pub mod clock;
 pub mod control;
 pub mod dag;

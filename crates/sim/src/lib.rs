@@ -9,6 +9,8 @@
 //! `Sim::serve()` binds it and the arbiter to 127.0.0.1 for `kubectl` and the
 //! CLI. The simulator never depends on the engine.
 
+#![warn(clippy::print_stdout, clippy::print_stderr, clippy::exit)]
+
 pub mod admission;
 pub mod api;
 pub mod arbiter;

@@ -11,6 +11,8 @@
 //! The ASTS type, the pod views and every API read live in [`k8s`]; [`lease`] and
 //! [`events`] own their own resource types; the rest works on the engine's plain data.
 
+#![warn(clippy::print_stdout, clippy::print_stderr, clippy::exit)]
+
 pub mod arbiter;
 pub mod env;
 pub mod events;
