@@ -94,12 +94,16 @@ async fn watch_streams_are_cut_after_n_events() {
         .await
         .unwrap()
         .boxed();
-    let mut n = 0;
-    while stream.try_next().await.unwrap().is_some() {
-        n += 1;
+    // Late status updates of the seed's pods may follow as MODIFIED; what matters is
+    // that the stream is not cut: every pod arrives, and it ends at its timeout.
+    let mut added = 0;
+    while let Some(event) = stream.try_next().await.unwrap() {
+        if matches!(event, kube::api::WatchEvent::Added(_)) {
+            added += 1;
+        }
     }
     assert_eq!(
-        n, 5,
+        added, 5,
         "without the fault every pod is listed and the stream ends at its timeout"
     );
 }
