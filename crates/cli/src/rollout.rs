@@ -144,6 +144,33 @@ pub async fn drive(
     Ok(Finished { status, pods })
 }
 
+/// [`drive`] for `engine run` and `engine resume`: progress as the global flags ask,
+/// then the final pod table on a terminal-style (text) run.
+pub async fn drive_and_report(
+    client: kube::Client,
+    plan: &ValidPlan,
+    entry: Entry<'_>,
+    opts: &RunOptions,
+    global: &crate::args::GlobalArgs,
+    metrics_addr: Option<std::net::SocketAddr>,
+) -> anyhow::Result<ExitStatus> {
+    let json = printer::is_json(global);
+    let finished = drive(
+        client,
+        plan,
+        entry,
+        opts,
+        json,
+        global.verbose > 0,
+        metrics_addr,
+    )
+    .await?;
+    if let (Some(pods), false) = (&finished.pods, json) {
+        printer::err(crate::progress::pod_table(pods));
+    }
+    Ok(finished.status)
+}
+
 /// First SIGINT/SIGTERM: cancel and let the executor checkpoint. Second: exit at once
 /// (the checkpoint of the last transition is already on disk).
 fn spawn_signal_handler(shutdown: CancellationToken) {

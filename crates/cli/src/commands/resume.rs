@@ -33,19 +33,6 @@ pub fn run(global: &GlobalArgs, args: &ResumeArgs) -> anyhow::Result<ExitStatus>
             run: Some(plan.name()),
             plan_override: override_plan.as_ref(),
         };
-        let finished = rollout::drive(
-            client,
-            &plan,
-            entry,
-            &opts,
-            printer::is_json(global),
-            global.verbose > 0,
-            args.metrics_addr,
-        )
-        .await?;
-        if let (Some(pods), false) = (&finished.pods, printer::is_json(global)) {
-            printer::err(crate::progress::pod_table(pods));
-        }
-        Ok(finished.status)
+        rollout::drive_and_report(client, &plan, entry, &opts, global, args.metrics_addr).await
     })
 }

@@ -21,19 +21,14 @@ pub fn run(global: &GlobalArgs, args: &RunArgs) -> anyhow::Result<ExitStatus> {
         if let Some(status) = crate::commands::plan::refuse_if_unsafe(&client, &plan).await? {
             return Ok(status);
         }
-        let finished = rollout::drive(
+        rollout::drive_and_report(
             client,
             &plan,
             Entry::Start,
             &opts,
-            printer::is_json(global),
-            global.verbose > 0,
+            global,
             args.metrics_addr,
         )
-        .await?;
-        if let (Some(pods), false) = (&finished.pods, printer::is_json(global)) {
-            printer::err(crate::progress::pod_table(pods));
-        }
-        Ok(finished.status)
+        .await
     })
 }
