@@ -40,15 +40,7 @@ pub async fn drive(
 ) -> anyhow::Result<Finished> {
     let spec = plan.spec();
     let holder = baton_steps::lease::holder_identity(plan.name());
-    let lease = match baton_steps::lease::acquire(
-        &client,
-        &spec.target.namespace,
-        &spec.target.name,
-        &holder,
-        plan.name(),
-    )
-    .await
-    {
+    let lease = match acquire_lease(&client, plan, &holder).await {
         Ok(lease) => lease,
         Err(baton_steps::lease::LeaseError::Held { holder }) => {
             printer::err(format!(
@@ -142,6 +134,38 @@ pub async fn drive(
         }
     };
     Ok(Finished { status, pods })
+}
+
+/// Take the Lease, asking again with backoff while the API server fails transiently.
+async fn acquire_lease(
+    client: &kube::Client,
+    plan: &ValidPlan,
+    holder: &str,
+) -> Result<baton_steps::lease::LeaseGuard, baton_steps::lease::LeaseError> {
+    let target = &plan.spec().target;
+    let mut delay = std::time::Duration::from_millis(200);
+    let mut tries = 1;
+    loop {
+        match baton_steps::lease::acquire(
+            client,
+            &target.namespace,
+            &target.name,
+            holder,
+            plan.name(),
+        )
+        .await
+        {
+            Err(baton_steps::lease::LeaseError::Api { source, what })
+                if tries < 5 && baton_steps::k8s::kube_error_retryable(&source) =>
+            {
+                tracing::warn!(%what, tries, "taking the lease failed transiently; retrying");
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+                tries += 1;
+            }
+            other => return other,
+        }
+    }
 }
 
 /// [`drive`] for `engine run` and `engine resume`: progress as the global flags ask,

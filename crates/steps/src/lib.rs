@@ -47,6 +47,39 @@ pub enum PreflightError {
     Template(#[source] PatchError),
 }
 
+impl PreflightError {
+    /// Transient API or arbiter trouble (5xx, 429, timeouts, connection errors): worth
+    /// asking again. Refusals and a plan that does not fit are final.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            PreflightError::Arbiter(e) => e.is_retryable(),
+            PreflightError::Kube(e) => e.is_retryable(),
+            PreflightError::Refused(_) | PreflightError::Template(_) => false,
+        }
+    }
+}
+
+/// [`preflight`], asked again with backoff (200 ms doubling, 5 tries) while it fails
+/// transiently, so a flaky API server does not turn into "bad input".
+pub async fn preflight_with_retries(
+    client: &kube::Client,
+    plan: &ValidPlan,
+) -> Result<(Snapshot, Vec<Warning>), PreflightError> {
+    let mut delay = std::time::Duration::from_millis(200);
+    let mut tries = 1;
+    loop {
+        match preflight(client, plan).await {
+            Err(error) if error.is_retryable() && tries < 5 => {
+                tracing::warn!(%error, tries, "preflight failed transiently; retrying");
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+                tries += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
 /// The update revision a dry run assumes while the plan's template is not applied yet:
 /// no pod carries it, so every pod counts as old, as it will once `apply-update` runs.
 pub const PENDING_REVISION: &str = "(pending: the plan's template)";

@@ -18,7 +18,7 @@ pub fn run(global: &GlobalArgs, args: &PlanArg) -> anyhow::Result<ExitStatus> {
     };
     cluster::runtime()?.block_on(async {
         let client = cluster::client(global).await?;
-        let (snapshot, warnings) = match baton_steps::preflight(&client, &plan).await {
+        let (snapshot, warnings) = match baton_steps::preflight_with_retries(&client, &plan).await {
             Ok(found) => found,
             Err(error) => {
                 printer::error_chain(&anyhow::Error::new(error));
@@ -98,7 +98,7 @@ pub async fn refuse_if_unsafe(
     client: &kube::Client,
     plan: &ValidPlan,
 ) -> anyhow::Result<Option<ExitStatus>> {
-    match baton_steps::preflight(client, plan).await {
+    match baton_steps::preflight_with_retries(client, plan).await {
         Ok((_, warnings)) => {
             for warning in warnings {
                 let Warning::Protected { pods } = warning;
