@@ -300,75 +300,108 @@ async fn kubectl_get_watch_streams_changes() {
     k.served.shutdown();
 }
 
+/// Pods that run `image` and are Ready, by name, read with `kubectl get pods -o json`.
+async fn ready_on(k: &Kubectl, image: &str) -> Vec<String> {
+    let pods = k.json(&["get", "pods"]).await;
+    let mut names: Vec<String> = pods["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| {
+            p["spec"]["containers"][0]["image"] == image
+                && p["status"]["conditions"].as_array().is_some_and(|cs| {
+                    cs.iter()
+                        .any(|c| c["type"] == "Ready" && c["status"] == "True")
+                })
+        })
+        .map(|p| p["metadata"]["name"].as_str().unwrap().to_string())
+        .collect();
+    names.sort();
+    names
+}
+
+/// Waits (at most 30 s) until exactly `want` run `image` and are Ready.
+async fn wait_ready_on(k: &Kubectl, image: &str, want: &[&str]) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let now = ready_on(k, image).await;
+        if now == want {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "rollout stuck: {now:?} on {image}, want {want:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_seed_walkthrough_updates_idle_pods_first_under_partition() {
     let k = Kubectl::start().await;
-    let manifest = baton_sim::seed::MANIFEST
-        .replace("partition: 5", "partition: 3")
-        .replace("alpine:3.18.2", "alpine:3.19.0");
+    // Table 1: the seed manifest with partition 3 (weights working=false:50, true:30),
+    // and the working label on sample-0, -2 and -4.
+    let manifest = baton_sim::seed::MANIFEST.replace("partition: 5", "partition: 3");
     let f = k.file("statefulset.yaml", &manifest);
+    k.ok(&["apply", "-f", path_str(&f)]).await;
+    k.ok(&[
+        "label",
+        "pods",
+        "sample-0",
+        "sample-2",
+        "sample-4",
+        "working=true",
+        "--overwrite",
+    ])
+    .await;
+    // Table 2: the new image, applied; replicas 5 - partition 3 = two pods update, the
+    // idle ones (weight 50) first.
+    let f = k.file(
+        "statefulset-new.yaml",
+        &manifest.replace("alpine:3.18.2", "alpine:3.18.0"),
+    );
     assert!(
         k.ok(&["apply", "-f", path_str(&f)])
             .await
             .contains("configured")
     );
-    // replicas 5 - partition 3 = two pods update, the idle ones (weight 50) first.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let pods = k.json(&["get", "pods"]).await;
-        let images: Vec<(String, String, bool)> = pods["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|p| {
-                let ready = p["status"]["conditions"].as_array().is_some_and(|cs| {
-                    cs.iter()
-                        .any(|c| c["type"] == "Ready" && c["status"] == "True")
-                });
-                (
-                    p["metadata"]["name"].as_str().unwrap().to_string(),
-                    p["spec"]["containers"][0]["image"]
-                        .as_str()
-                        .unwrap()
-                        .to_string(),
-                    ready,
-                )
-            })
-            .collect();
-        let updated: Vec<&str> = images
-            .iter()
-            .filter(|(_, img, ready)| img == "alpine:3.19.0" && *ready)
-            .map(|(n, _, _)| n.as_str())
-            .collect();
-        if updated.len() == 2 {
-            assert_eq!(updated, ["sample-1", "sample-3"]);
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "rollout stuck: {images:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait_ready_on(&k, "alpine:3.18.0", &["sample-1", "sample-3"]).await;
     let sets = k.ok(&["get", "asts", "sample"]).await;
     let row: Vec<&str> = sets.lines().nth(1).unwrap().split_whitespace().collect();
     assert_eq!(row[0], "sample");
     let report = k.sim.report();
-    let updated: Vec<&str> = report["updates"]
+    let updates = report["updates"].as_array().unwrap();
+    assert_eq!(updates.len(), 2, "{report}");
+    assert!(updates.iter().all(|u| u["role"] == "idle"));
+    assert_eq!(report["violations"], serde_json::json!([]));
+    assert!(report["requests"]["patch statefulsets"].as_u64().unwrap() >= 1);
+
+    // Table 3: hand the working label from sample-4 to sample-1 by hand and open the
+    // partition to 2: sample-4 (now weight 50) is updated too, and only sample-0 and
+    // sample-2 keep alpine:3.18.2.
+    k.ok(&["label", "pods", "sample-1", "working=true", "--overwrite"])
+        .await;
+    k.ok(&["label", "pods", "sample-4", "working=false", "--overwrite"])
+        .await;
+    let partition = r#"{"spec":{"updateStrategy":{"rollingUpdate":{"partition":2}}}}"#;
+    k.ok(&[
+        "patch", "asts", "sample", "--type", "merge", "-p", partition,
+    ])
+    .await;
+    wait_ready_on(&k, "alpine:3.18.0", &["sample-1", "sample-3", "sample-4"]).await;
+    assert_eq!(
+        ready_on(&k, "alpine:3.18.2").await,
+        ["sample-0", "sample-2"]
+    );
+    // kubectl moved only the label; the arbiter still holds sample-4 as working, so the
+    // report must call that update a violation: it judges by the arbiter, not the label.
+    let report = k.sim.report();
+    let violated: Vec<&str> = report["violations"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|u| u["pod"].as_str().unwrap())
+        .map(|v| v["pod"].as_str().unwrap())
         .collect();
-    assert_eq!(updated.len(), 2, "{report}");
-    assert!(
-        report["updates"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|u| u["role"] == "idle")
-    );
-    assert_eq!(report["violations"], serde_json::json!([]));
-    assert!(report["requests"]["patch statefulsets"].as_u64().unwrap() >= 1);
+    assert_eq!(violated, ["sample-4"], "{report}");
     k.served.shutdown();
 }
