@@ -64,19 +64,8 @@ impl Env {
         before: Value,
         after: Value,
     ) -> Result<(), StepError> {
-        let json = patch.into_patch().map_err(step_err)?;
-        failpoint(&ctx.step);
-        self.target.patch_sts(action, json).await?;
-        failpoint_after(&ctx.step);
-        record(
-            ctx,
-            AuditWrite {
-                object: self.target.sts_object(),
-                action: action.to_owned(),
-                before,
-                after,
-            },
-        )
+        self.write(ctx, Object::Sts, action, patch, before, after)
+            .await
     }
 
     /// Patches a pod and records the write once acknowledged.
@@ -89,20 +78,50 @@ impl Env {
         before: Value,
         after: Value,
     ) -> Result<(), StepError> {
+        self.write(ctx, Object::Pod(pod), action, patch, before, after)
+            .await
+    }
+
+    /// The one path of every Kubernetes write: failpoint, guarded patch, failpoint,
+    /// audit record. Crash tests rely on both failpoints standing around every write.
+    async fn write(
+        &self,
+        ctx: &StepContext,
+        object: Object<'_>,
+        action: &str,
+        patch: JsonPatch,
+        before: Value,
+        after: Value,
+    ) -> Result<(), StepError> {
         let json = patch.into_patch().map_err(step_err)?;
         failpoint(&ctx.step);
-        self.target.patch_pod(pod, action, json).await?;
+        let object = match object {
+            Object::Sts => {
+                self.target.patch_sts(action, json).await?;
+                self.target.sts_object()
+            }
+            Object::Pod(pod) => {
+                self.target.patch_pod(pod, action, json).await?;
+                self.target.pod_object(pod)
+            }
+        };
         failpoint_after(&ctx.step);
         record(
             ctx,
             AuditWrite {
-                object: self.target.pod_object(pod),
+                object,
                 action: action.to_owned(),
                 before,
                 after,
             },
         )
     }
+}
+
+/// What a write patches.
+enum Object<'a> {
+    Sts,
+    Pod(&'a str),
 }
 
 /// The crash-test hook right before every external write (`before-write:wave-1/relabel`).
@@ -200,25 +219,25 @@ fn step_err(e: PatchError) -> StepError {
     StepError::failed(chain(&e))
 }
 
+/// A step error that keeps `e` as its source and retries exactly what `e` calls transient.
+fn classified(retryable: bool, e: impl std::error::Error + Send + Sync + 'static) -> StepError {
+    let kind = if retryable {
+        StepErrorKind::Retryable
+    } else {
+        StepErrorKind::Failed
+    };
+    StepError::new(kind, chain(&e)).with_source(e)
+}
+
 impl From<KubeError> for StepError {
     fn from(e: KubeError) -> Self {
-        let kind = if e.is_retryable() {
-            StepErrorKind::Retryable
-        } else {
-            StepErrorKind::Failed
-        };
-        StepError::new(kind, chain(&e)).with_source(e)
+        classified(e.is_retryable(), e)
     }
 }
 
 impl From<ArbiterError> for StepError {
     fn from(e: ArbiterError) -> Self {
-        let kind = if e.is_retryable() {
-            StepErrorKind::Retryable
-        } else {
-            StepErrorKind::Failed
-        };
-        StepError::new(kind, chain(&e)).with_source(e)
+        classified(e.is_retryable(), e)
     }
 }
 
