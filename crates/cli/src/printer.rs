@@ -1,13 +1,39 @@
 //! The only place that writes to the terminal. Data goes to stdout; progress, warnings
 //! and errors go to stderr. `NO_COLOR` is respected.
+//!
+//! While a live progress display owns the bottom of the terminal (see `live`), every
+//! line for stderr, log lines included, is printed above it through the display, so
+//! messages and the redrawn area never overwrite each other.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+use std::io::{IsTerminal as _, Write as _};
+use std::sync::{Mutex, OnceLock};
+
+use indicatif::MultiProgress;
 use tracing_subscriber::EnvFilter;
 
 use crate::args::{GlobalArgs, OutputFormat};
+use crate::progress::QuietControlChars;
+
+/// The output flags of this process, recorded once by [`init_tracing`].
+#[derive(Debug, Clone, Copy)]
+struct Settings {
+    quiet: bool,
+    json: bool,
+}
+
+static SETTINGS: OnceLock<Settings> = OnceLock::new();
+
+/// The live display currently drawn on stderr, if any, with the terminal modes it
+/// changed (restored when it is dropped).
+static LIVE: Mutex<Option<(MultiProgress, QuietControlChars)>> = Mutex::new(None);
 
 /// Logs go to stderr; `RUST_LOG` wins over `-v`/`-q`.
 pub fn init_tracing(global: &GlobalArgs) {
+    let _ = SETTINGS.set(Settings {
+        quiet: global.quiet,
+        json: is_json(global),
+    });
     let default = match (global.quiet, global.verbose) {
         (true, _) => "error",
         (false, 0) => "warn",
@@ -18,21 +44,62 @@ pub fn init_tracing(global: &GlobalArgs) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(|| StderrLine(Vec::new()))
         .with_ansi(color_enabled())
         .try_init();
 }
 
 /// Colour only on a terminal and when `NO_COLOR` is unset.
 pub fn color_enabled() -> bool {
-    use std::io::IsTerminal;
     std::env::var_os("NO_COLOR").is_none() && std::io::stderr().is_terminal()
+}
+
+/// Whether a run may draw a live display: stderr is a terminal that can move its
+/// cursor, and neither `-q` nor `--output json` asked for plain output.
+pub fn live_wanted() -> bool {
+    let settings = SETTINGS.get().copied().unwrap_or(Settings {
+        quiet: false,
+        json: false,
+    });
+    let dumb = std::env::var("TERM").is_ok_and(|t| t == "dumb");
+    !settings.quiet && !settings.json && !dumb && std::io::stderr().is_terminal()
+}
+
+/// From now on, stderr lines go above `display` until [`detach_live`]; `modes` is
+/// dropped (restoring the terminal) then.
+pub fn attach_live(display: MultiProgress, modes: QuietControlChars) {
+    if let Ok(mut live) = LIVE.lock() {
+        *live = Some((display, modes));
+    }
+}
+
+/// Stderr lines go straight to stderr again; the terminal's modes are restored.
+pub fn detach_live() {
+    let attached = LIVE.lock().ok().and_then(|mut live| live.take());
+    drop(attached);
+}
+
+/// Erase the live display, if one is drawn, restore the terminal and forget both. For
+/// exits that skip the display's own orderly end (a second Ctrl-C).
+pub fn clear_live() {
+    let attached = LIVE.lock().ok().and_then(|mut live| live.take());
+    if let Some((display, modes)) = attached {
+        let _ = display.clear();
+        drop(modes);
+    }
+}
+
+/// The live display, when one is drawn on a terminal.
+fn live() -> Option<MultiProgress> {
+    LIVE.lock()
+        .ok()
+        .and_then(|live| live.as_ref().map(|(display, _)| display.clone()))
+        .filter(|display| !display.is_hidden())
 }
 
 /// Print a data line on stdout. A closed pipe (`engine history | head`) is not an
 /// error: the reader has all it wanted, so the process exits quietly with success.
 pub fn out(line: impl std::fmt::Display) {
-    use std::io::Write as _;
     let mut stdout = std::io::stdout().lock();
     if let Err(error) = writeln!(stdout, "{line}")
         && error.kind() == std::io::ErrorKind::BrokenPipe
@@ -47,20 +114,60 @@ pub fn out_json(value: &serde_json::Value) {
     out(value);
 }
 
-/// Print a message for the operator on stderr.
+/// Print a message for the operator on stderr (above the live display, if any).
 pub fn err(line: impl std::fmt::Display) {
-    eprintln!("{line}");
+    let line = line.to_string();
+    match live() {
+        Some(display) => {
+            if display.println(&line).is_err() {
+                eprintln!("{line}");
+            }
+        }
+        None => eprintln!("{line}"),
+    }
 }
 
 /// Print an error with its whole chain of causes, one per line.
 pub fn error_chain(error: &anyhow::Error) {
-    eprintln!("error: {error}");
+    let mut text = format!("error: {error}");
     for cause in error.chain().skip(1) {
-        eprintln!("  caused by: {cause}");
+        text.push_str(&format!("\n  caused by: {cause}"));
     }
+    err(text);
 }
 
 /// Whether data should be JSON.
 pub fn is_json(global: &GlobalArgs) -> bool {
     global.output == OutputFormat::Json
+}
+
+/// One log record on its way to stderr. The formatter writes a record in pieces; it
+/// is printed whole when dropped, so it can be put above the live display in one go.
+struct StderrLine(Vec<u8>);
+
+impl std::io::Write for StderrLine {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for StderrLine {
+    fn drop(&mut self) {
+        if self.0.is_empty() {
+            return;
+        }
+        let record = std::mem::take(&mut self.0);
+        let write = || {
+            let _ = std::io::stderr().lock().write_all(&record);
+        };
+        match live() {
+            Some(display) => display.suspend(write),
+            None => write(),
+        }
+    }
 }

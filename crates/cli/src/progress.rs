@@ -1,9 +1,16 @@
-//! Live progress of a run, fed by the engine's event stream: one plain line per
-//! meaningful event on stderr, or one JSON object per line on stdout with `--output json`.
+//! Progress of a run, fed by the engine's event stream: one plain line per meaningful
+//! event on stderr, or one JSON object per line on stdout with `--output json`. On a
+//! terminal the same lines scroll above a live display of the wave and its pods
+//! (`live`), which is erased when the run ends.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 use baton_engine::event::{PodRow, RunEvent};
 use tokio::sync::broadcast;
+
+mod live;
+
+use self::live::LiveDisplay;
+pub use self::live::QuietControlChars;
 
 /// Prints events until the channel closes; returns the last pod table seen.
 pub async fn follow(
@@ -12,6 +19,29 @@ pub async fn follow(
     verbose: bool,
 ) -> Option<Vec<PodRow>> {
     let mut last_pods = None;
+    if !json && crate::printer::live_wanted() {
+        let mut display = LiveDisplay::start(crate::printer::color_enabled());
+        loop {
+            match events.recv().await {
+                Ok(event) => {
+                    if let RunEvent::Pods { pods } = &event {
+                        last_pods = Some(pods.clone());
+                    }
+                    if let Some(line) = describe(&event, verbose) {
+                        crate::printer::err(line);
+                    }
+                    display.update(&event);
+                }
+                Err(broadcast::error::RecvError::Lagged(n)) => {
+                    crate::printer::err(format!("  … {n} progress events skipped"));
+                }
+                Err(broadcast::error::RecvError::Closed) => {
+                    display.finish();
+                    return last_pods;
+                }
+            }
+        }
+    }
     loop {
         match events.recv().await {
             Ok(event) => {

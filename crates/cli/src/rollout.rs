@@ -209,6 +209,7 @@ fn spawn_signal_handler(shutdown: CancellationToken) {
                 );
                 shutdown.cancel();
             } else {
+                printer::clear_live();
                 #[allow(clippy::exit)]
                 std::process::exit(ExitStatus::Interrupted as i32);
             }
