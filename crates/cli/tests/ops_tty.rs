@@ -163,6 +163,7 @@ fn live_header(run: &str) -> Regex {
 
 /// What must never be left on the screen once the run is over.
 fn assert_no_garbage(history: &str) {
+    let escape_tail = Regex::new(r"\[[0-9;?]*[ABCDGHJKlhm]").unwrap();
     for (n, line) in history.lines().enumerate() {
         assert!(
             !line.chars().any(is_spinner_char),
@@ -172,7 +173,6 @@ fn assert_no_garbage(history: &str) {
             !line.contains('\u{1b}') && !line.contains("^["),
             "line {n} shows a raw escape sequence: {line:?}\n{history}"
         );
-        let escape_tail = Regex::new(r"\[[0-9;?]*[ABCDGHJKlhm]").unwrap();
         assert!(
             !escape_tail.is_match(line),
             "line {n} shows the tail of an escape sequence: {line:?}\n{history}"
