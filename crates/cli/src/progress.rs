@@ -4,6 +4,8 @@
 //! (`live`), which is erased when the run ends.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+use std::collections::BTreeMap;
+
 use baton_engine::event::{PodRow, RunEvent};
 use tokio::sync::broadcast;
 
@@ -12,21 +14,20 @@ mod live;
 use self::live::LiveDisplay;
 pub use self::live::QuietControlChars;
 
-/// Prints events until the channel closes; returns the last pod table seen.
+/// Prints events until the channel closes; returns the pods as the events last showed
+/// them, for the summary table.
 pub async fn follow(
     mut events: broadcast::Receiver<RunEvent>,
     json: bool,
     verbose: bool,
 ) -> Option<Vec<PodRow>> {
-    let mut last_pods = None;
+    let mut last_pods = LastPods::default();
     if !json && crate::printer::live_wanted() {
         let mut display = LiveDisplay::start(crate::printer::color_enabled());
         loop {
             match events.recv().await {
                 Ok(event) => {
-                    if let RunEvent::Pods { pods } = &event {
-                        last_pods = Some(pods.clone());
-                    }
+                    last_pods.apply(&event);
                     if let Some(line) = describe(&event, verbose) {
                         crate::printer::err(line);
                     }
@@ -37,7 +38,7 @@ pub async fn follow(
                 }
                 Err(broadcast::error::RecvError::Closed) => {
                     display.finish();
-                    return last_pods;
+                    return last_pods.into_rows();
                 }
             }
         }
@@ -45,9 +46,7 @@ pub async fn follow(
     loop {
         match events.recv().await {
             Ok(event) => {
-                if let RunEvent::Pods { pods } = &event {
-                    last_pods = Some(pods.clone());
-                }
+                last_pods.apply(&event);
                 if json {
                     if let Ok(line) = serde_json::to_string(&event) {
                         crate::printer::out(line);
@@ -61,8 +60,63 @@ pub async fn follow(
                     eprintln!("  … {n} progress events skipped");
                 }
             }
-            Err(broadcast::error::RecvError::Closed) => return last_pods,
+            Err(broadcast::error::RecvError::Closed) => return last_pods.into_rows(),
         }
+    }
+}
+
+/// The pod table as of the latest event: the last `pods` list, with the pods updated
+/// and the roles handed over since then applied to it, so a run that stops between two
+/// lists (interrupted, aborted, failed) does not end on a table that is out of date.
+#[derive(Debug, Default)]
+struct LastPods {
+    rows: Option<Vec<PodRow>>,
+    /// The image each revision was seen with, to fill in pods updated since the last list.
+    images: BTreeMap<String, String>,
+}
+
+impl LastPods {
+    fn apply(&mut self, event: &RunEvent) {
+        match event {
+            RunEvent::Pods { pods } => {
+                for pod in pods {
+                    if let (Some(revision), Some(image)) = (&pod.revision, &pod.image) {
+                        self.images.insert(revision.clone(), image.clone());
+                    }
+                }
+                self.rows = Some(pods.clone());
+            }
+            RunEvent::PodUpdated { pod, revision } => {
+                let image = self.images.get(revision).cloned();
+                if let Some(row) = self.row(pod) {
+                    row.revision = Some(revision.clone());
+                    // The image of the new revision, when it has been seen; else unknown.
+                    row.image = image;
+                    row.updated = true;
+                    row.ready = true;
+                }
+            }
+            RunEvent::Handover {
+                promote, demote, ..
+            } => {
+                for (pods, role) in [(promote, "working"), (demote, "idle")] {
+                    for pod in pods {
+                        if let Some(row) = self.row(pod) {
+                            row.role = Some(role.to_owned());
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn row(&mut self, pod: &str) -> Option<&mut PodRow> {
+        self.rows.as_mut()?.iter_mut().find(|row| row.name == pod)
+    }
+
+    fn into_rows(self) -> Option<Vec<PodRow>> {
+        self.rows
     }
 }
 
@@ -160,4 +214,89 @@ pub fn pod_table(pods: &[PodRow]) -> String {
         })
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(name: &str, role: &str, revision: &str, image: &str) -> PodRow {
+        PodRow {
+            name: name.to_owned(),
+            role: Some(role.to_owned()),
+            revision: Some(revision.to_owned()),
+            image: Some(image.to_owned()),
+            ready: true,
+            updated: revision == "new",
+        }
+    }
+
+    #[test]
+    fn the_summary_table_takes_in_pods_updated_and_roles_handed_over_after_the_last_list() {
+        let first = vec![
+            row("p-0", "working", "old", "app:1"),
+            row("p-1", "idle", "old", "app:1"),
+        ];
+        let cases: Vec<(Vec<RunEvent>, Vec<PodRow>)> = vec![
+            (
+                vec![
+                    RunEvent::Pods {
+                        pods: first.clone(),
+                    },
+                    RunEvent::PodUpdated {
+                        pod: "p-1".into(),
+                        revision: "new".into(),
+                    },
+                ],
+                vec![
+                    row("p-0", "working", "old", "app:1"),
+                    PodRow {
+                        image: None,
+                        ..row("p-1", "idle", "new", "-")
+                    },
+                ],
+            ),
+            (
+                vec![
+                    RunEvent::Pods {
+                        pods: vec![
+                            row("p-0", "working", "old", "app:1"),
+                            row("p-1", "idle", "new", "app:2"),
+                        ],
+                    },
+                    RunEvent::Handover {
+                        wave: 1,
+                        promote: vec!["p-1".into()],
+                        demote: vec!["p-0".into()],
+                        epoch: 3,
+                    },
+                    RunEvent::PodUpdated {
+                        pod: "p-0".into(),
+                        revision: "new".into(),
+                    },
+                ],
+                vec![
+                    row("p-0", "idle", "new", "app:2"),
+                    row("p-1", "working", "new", "app:2"),
+                ],
+            ),
+        ];
+        for (events, want) in cases {
+            let mut last = LastPods::default();
+            for event in &events {
+                last.apply(event);
+            }
+            assert_eq!(last.into_rows(), Some(want), "{events:?}");
+        }
+    }
+
+    #[test]
+    fn no_pod_list_means_no_summary_table() {
+        let mut last = LastPods::default();
+        last.apply(&RunEvent::PodUpdated {
+            pod: "p-0".into(),
+            revision: "new".into(),
+        });
+        assert_eq!(last.into_rows(), None);
+    }
 }

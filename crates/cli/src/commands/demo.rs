@@ -44,7 +44,7 @@ pub fn run(global: &GlobalArgs, args: &DemoArgs) -> anyhow::Result<ExitStatus> {
         let client = cluster::client(&demo_global).await?;
 
         printer::err(format!(
-            "simulator: {} (arbiter {}), plan {} ({} → {})",
+            "simulator: API server {}, arbiter {}\nplan:      {} ({} → {})",
             served.apiserver,
             served.arbiter,
             plan.name(),

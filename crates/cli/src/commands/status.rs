@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 
 use baton_engine::executor;
-use baton_engine::store::{NodeState, RunView};
+use baton_engine::store::{NodeState, RunState, RunView};
 
 use crate::args::{GlobalArgs, OptRunArg};
 use crate::exit::ExitStatus;
@@ -54,48 +54,67 @@ fn render(view: &RunView) -> String {
     let _ = writeln!(s, "phase:   {wave}");
     let _ = writeln!(s, "updated: {}", view.updated_at);
     for gate in &view.waiting_approval {
-        let _ = writeln!(
-            s,
-            "waiting: approval of {gate}: run `engine approve {}`",
-            view.run
-        );
+        // Only a process driving the run can be released; a stopped run asks again
+        // once resumed.
+        if matches!(view.state, RunState::Running) {
+            let _ = writeln!(
+                s,
+                "waiting: approval of {gate}: run `engine approve {}`",
+                view.run
+            );
+        } else {
+            let _ = writeln!(
+                s,
+                "waiting: approval of {gate}, asked again on `engine resume {}`",
+                view.run
+            );
+        }
     }
     if !view.vars.is_empty() {
         let vars: Vec<String> = view.vars.iter().map(|(k, v)| format!("{k}={v}")).collect();
         let _ = writeln!(s, "vars:    {}", vars.join(" "));
     }
-    let width = view
+    let rows: Vec<[String; 4]> = view
         .nodes
         .iter()
-        .map(|n| n.id.len())
-        .max()
-        .unwrap_or(4)
-        .max(4);
+        .map(|node| {
+            let mark = match node.state {
+                NodeState::Succeeded => "✓",
+                NodeState::Running => "▶",
+                NodeState::Failed => "✗",
+                NodeState::Interrupted => "!",
+                NodeState::Skipped => "-",
+                NodeState::Pending => " ",
+            };
+            let error = node
+                .error
+                .as_ref()
+                .map(|e| e.message.clone())
+                .unwrap_or_default();
+            [
+                node.id.to_string(),
+                format!("{mark} {}", node.state.as_str()),
+                node.attempts.to_string(),
+                error,
+            ]
+        })
+        .collect();
+    let width = |column: usize, header: &str| {
+        rows.iter()
+            .map(|r| r[column].chars().count())
+            .chain([header.len()])
+            .max()
+            .unwrap_or(0)
+    };
+    let (step, state, attempts) = (width(0, "STEP"), width(1, "STATE"), width(2, "ATTEMPTS"));
     let _ = writeln!(
         s,
-        "\n{:<width$}  {:<11}  {:>8}  ERROR",
+        "\n{:<step$}  {:<state$}  {:>attempts$}  ERROR",
         "STEP", "STATE", "ATTEMPTS"
     );
-    for node in &view.nodes {
-        let mark = match node.state {
-            NodeState::Succeeded => "✓",
-            NodeState::Running => "▶",
-            NodeState::Failed => "✗",
-            NodeState::Interrupted => "!",
-            NodeState::Skipped => "-",
-            NodeState::Pending => " ",
-        };
-        let error = node
-            .error
-            .as_ref()
-            .map(|e| e.message.as_str())
-            .unwrap_or("");
-        let state = format!("{mark} {}", node.state.as_str());
-        let _ = writeln!(
-            s,
-            "{:<width$}  {state:<11}  {:>8}  {error}",
-            node.id, node.attempts
-        );
+    for [id, node_state, tries, error] in &rows {
+        let line = format!("{id:<step$}  {node_state:<state$}  {tries:>attempts$}  {error}");
+        let _ = writeln!(s, "{}", line.trim_end());
     }
     s
 }
