@@ -26,7 +26,7 @@ use baton_engine::executor::{self, Outcome, RunOptions};
 use baton_engine::plan::ValidPlan;
 use baton_engine::step::{Control, StepContext, StepError, StepOutput, StepRunner};
 use baton_engine::store::records::{LogEntry, LogKind, NodeRecord, NodeState};
-use baton_engine::store::{Commit, RunStore, SledStore};
+use baton_engine::store::{Commit, Durability, RunStore, SledStore};
 use tokio_util::sync::CancellationToken;
 
 const PLAN: &str = r#"apiVersion: baton.dev/v1alpha1
@@ -154,6 +154,7 @@ fn bench_commits(dir: &Path, count: u32) -> serde_json::Value {
     store
         .commit(&Commit {
             label: "bench-setup",
+            durability: Durability::Flush,
             meta: &meta,
             nodes: nodes
                 .iter()
@@ -178,6 +179,7 @@ fn bench_commits(dir: &Path, count: u32) -> serde_json::Value {
         store
             .commit(&Commit {
                 label: "bench",
+                durability: Durability::Flush,
                 meta: &meta,
                 nodes: vec![(299, &node)],
                 log: &e,

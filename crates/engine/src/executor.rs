@@ -42,15 +42,16 @@ use crate::dag::{self, NodeSpec, StepId};
 use crate::event::RunEvent;
 use crate::failpoint;
 use crate::plan::ValidPlan;
+use crate::publish::Publisher;
 use crate::retry::RetryPolicy;
 use crate::step::{
-    Approval, AuditWrite, BoxFuture, Control, Journal, JournalError, StepContext, StepError,
-    StepErrorKind, StepOutput, StepRunner,
+    Approval, AuditWrite, BoxFuture, Control, IntentId, Journal, JournalError, StepContext,
+    StepError, StepErrorKind, StepOutput, StepRunner, WriteOutcome,
 };
 use crate::store::records::NodeError;
 use crate::store::{
-    self, Commit, LogEntry, LogKind, NodeRecord, NodeState, Phase, RunMeta, RunRecord, RunState,
-    RunStore, RunSummary, RunView, SledStore, StoreError,
+    self, Commit, Durability, LogEntry, LogKind, NodeRecord, NodeState, Phase, RunMeta, RunRecord,
+    RunState, RunStore, RunSummary, RunView, SledStore, StoreError,
 };
 
 /// The run refuses to grow past this many waves. A rollout needs at most one wave per
@@ -563,6 +564,63 @@ pub fn mark_aborted(
     }
 }
 
+/// How long an operator's command waits for the process that drove a run to let go
+/// of its database (it was just told to stop).
+const OPERATOR_PATIENCE: Duration = Duration::from_secs(10);
+
+/// Log, durably, a write an operator's command is about to make to the cluster (the
+/// partition `engine abort` freezes), so the history holds it even if the command dies
+/// before the answer. The run must not be driven any more (see [`mark_aborted`]).
+///
+/// # Errors
+/// [`ExecError::Locked`] when a process still holds the run after a while; store errors.
+pub fn intend_operator_write(
+    state_dir: &Path,
+    run_id: &str,
+    label: &str,
+    by: &str,
+    write: AuditWrite,
+) -> Result<IntentId, ExecError> {
+    let shared = offline_patiently(state_dir, run_id, OPERATOR_PATIENCE)?;
+    Ok(shared.transact(&format!("operator-intent:{label}"), |tx| {
+        let id = IntentId(tx.rec.log.len() as u64);
+        tx.log(LogKind::OperatorIntent {
+            label: label.to_owned(),
+            by: by.to_owned(),
+            write,
+        });
+        id
+    })?)
+}
+
+/// Record what became of an operator's write logged by [`intend_operator_write`].
+///
+/// # Errors
+/// As [`intend_operator_write`].
+pub fn settle_operator_write(
+    state_dir: &Path,
+    run_id: &str,
+    intent: IntentId,
+    outcome: WriteOutcome,
+) -> Result<(), ExecError> {
+    let shared = offline_patiently(state_dir, run_id, OPERATOR_PATIENCE)?;
+    Ok(shared.transact("operator-settled", |tx| {
+        tx.log(LogKind::Settled { intent, outcome });
+    })?)
+}
+
+fn offline_patiently(
+    state_dir: &Path,
+    run_id: &str,
+    patience: Duration,
+) -> Result<Arc<Shared>, ExecError> {
+    let run_id = known_run(state_dir, run_id)?;
+    match open_offline(state_dir, &run_id, patience)? {
+        Some(shared) => Ok(shared),
+        None => Err(ExecError::Locked { run: run_id }),
+    }
+}
+
 fn abort_message(by: &str, reason: Option<&str>) -> String {
     match reason {
         Some(r) => format!("aborted by {by}: {r}"),
@@ -572,8 +630,16 @@ fn abort_message(by: &str, reason: Option<&str>) -> String {
 
 /// Open a run's database for a one-off write, or `None` when a process holds it.
 fn offline(state_dir: &Path, run_id: &str) -> Result<Option<Arc<Shared>>, ExecError> {
+    open_offline(state_dir, run_id, Duration::from_millis(300))
+}
+
+fn open_offline(
+    state_dir: &Path,
+    run_id: &str,
+    patience: Duration,
+) -> Result<Option<Arc<Shared>>, ExecError> {
     let dir = store::run_dir(state_dir, run_id);
-    match SledStore::open_patiently(&store::db_dir(&dir), Duration::from_millis(300)) {
+    match SledStore::open_patiently(&store::db_dir(&dir), patience) {
         Ok(store) => {
             let Some(record) = store.load()? else {
                 return Err(ExecError::NoRecord {
@@ -743,6 +809,8 @@ pub(crate) struct Shared {
     inner: Mutex<Inner>,
     /// Where the run directory is, for `status.json` and `control.sock`.
     dir: Option<PathBuf>,
+    /// Writes `status.json` for other processes; `None` without a directory.
+    status: Option<Publisher>,
     events: broadcast::Sender<RunEvent>,
     clock: Arc<dyn Clock>,
     abort: CancellationToken,
@@ -827,19 +895,29 @@ impl Shared {
         events: broadcast::Sender<RunEvent>,
         clock: Arc<dyn Clock>,
     ) -> Arc<Shared> {
-        Arc::new(Shared {
-            run_id,
-            store: Mutex::new(Some(store)),
-            inner: Mutex::new(Inner {
-                rec,
-                waiters: Vec::new(),
-                broken: false,
-            }),
-            dir,
-            events,
-            clock,
-            abort: CancellationToken::new(),
-            abort_by: Mutex::new(None),
+        Arc::new_cyclic(|me: &std::sync::Weak<Shared>| {
+            let status = dir.as_deref().map(|d| {
+                let me = me.clone();
+                let pid = std::process::id();
+                Publisher::start(store::status_path(d), move || {
+                    me.upgrade().map(|s| RunView::of(&s.lock().rec, Some(pid)))
+                })
+            });
+            Shared {
+                run_id,
+                store: Mutex::new(Some(store)),
+                inner: Mutex::new(Inner {
+                    rec,
+                    waiters: Vec::new(),
+                    broken: false,
+                }),
+                dir,
+                status,
+                events,
+                clock,
+                abort: CancellationToken::new(),
+                abort_by: Mutex::new(None),
+            }
         })
     }
 
@@ -852,9 +930,31 @@ impl Shared {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Apply `f` to the record and commit what it changed as one checkpoint named `label`.
+    /// Apply `f` to the record and commit what it changed as one checkpoint named
+    /// `label`, durable before this returns (with everything committed before it).
     /// Commits nothing when `f` changed nothing.
     fn transact<T>(&self, label: &str, f: impl FnOnce(&mut Tx<'_>) -> T) -> Result<T, StoreError> {
+        self.commit_tx(label, Durability::Flush, f)
+    }
+
+    /// Like [`transact`](Self::transact), for changes a crash may lose: the commit is
+    /// atomic and ordered, but made durable by the next flushing checkpoint. Losing one
+    /// only makes an idempotent step run again; every external write is preceded by a
+    /// flushing intent, which carries all lazy commits before it to disk.
+    fn transact_lazy<T>(
+        &self,
+        label: &str,
+        f: impl FnOnce(&mut Tx<'_>) -> T,
+    ) -> Result<T, StoreError> {
+        self.commit_tx(label, Durability::Lazy, f)
+    }
+
+    fn commit_tx<T>(
+        &self,
+        label: &str,
+        durability: Durability,
+        f: impl FnOnce(&mut Tx<'_>) -> T,
+    ) -> Result<T, StoreError> {
         let mut guard = self.lock();
         let inner = &mut *guard;
         if inner.broken {
@@ -884,6 +984,7 @@ impl Shared {
         rec.meta.node_count = rec.nodes.len() as u32;
         let commit = Commit {
             label,
+            durability,
             meta: &rec.meta,
             nodes: changed.iter().map(|&i| (i as u32, &rec.nodes[i])).collect(),
             log: &rec.log[log_from..],
@@ -904,24 +1005,10 @@ impl Shared {
                 let _ = self.events.send(event.clone());
             }
         }
-        self.publish(rec);
-        Ok(out)
-    }
-
-    /// Rewrite `status.json` for readers in other processes.
-    fn publish(&self, rec: &RunRecord) {
-        let Some(dir) = &self.dir else { return };
-        let view = RunView::of(rec, Some(std::process::id()));
-        let bytes = match serde_json::to_vec(&view) {
-            Ok(b) => b,
-            Err(error) => {
-                tracing::warn!(%error, "cannot serialize the run status");
-                return;
-            }
-        };
-        if let Err(error) = store::write_atomic(&store::status_path(dir), &bytes) {
-            tracing::warn!(%error, "cannot publish the run status");
+        if let Some(status) = &self.status {
+            status.mark_stale();
         }
+        Ok(out)
     }
 
     fn approve(
@@ -1033,25 +1120,46 @@ fn persisted(event: &RunEvent) -> bool {
 }
 
 impl Journal for RunJournal {
-    fn record_write(&self, step: &StepId, write: AuditWrite) -> Result<(), JournalError> {
+    fn intend(
+        &self,
+        step: &StepId,
+        writes: Vec<AuditWrite>,
+    ) -> Result<Vec<IntentId>, JournalError> {
         self.0
-            .transact(&format!("audit:{step}"), |tx| {
+            .transact(&format!("intent:{step}"), |tx| {
                 let attempt = tx
                     .rec
                     .position(step)
                     .map_or(0, |i| tx.rec.nodes[i].attempts);
-                tx.log(LogKind::Audit {
-                    step: step.clone(),
-                    attempt,
-                    write,
-                });
+                writes
+                    .into_iter()
+                    .map(|write| {
+                        let id = IntentId(tx.rec.log.len() as u64);
+                        tx.log(LogKind::Intent {
+                            step: step.clone(),
+                            attempt,
+                            write,
+                        });
+                        id
+                    })
+                    .collect()
+            })
+            .map_err(|e| JournalError(e.to_string()))
+    }
+
+    fn settle(&self, outcomes: Vec<(IntentId, WriteOutcome)>) -> Result<(), JournalError> {
+        self.0
+            .transact_lazy("settled", |tx| {
+                for (intent, outcome) in outcomes {
+                    tx.log(LogKind::Settled { intent, outcome });
+                }
             })
             .map_err(|e| JournalError(e.to_string()))
     }
 
     fn emit(&self, event: RunEvent) {
         if persisted(&event) {
-            if let Err(error) = self.0.transact("event", |tx| tx.event(event)) {
+            if let Err(error) = self.0.transact_lazy("event", |tx| tx.event(event)) {
                 tracing::warn!(%error, "cannot record a run event");
             }
         } else {
@@ -1136,6 +1244,9 @@ async fn drive_live<R: StepRunner>(
     }
     let outcome = drive(shared.clone(), blueprint, runner, shutdown, policy).await;
     serving.cancel();
+    if let Some(status) = &shared.status {
+        status.stop();
+    }
     shared.close();
     if let Some(path) = &socket {
         let _ = std::fs::remove_file(path);
@@ -1304,7 +1415,7 @@ enum Grown {
 
 /// Every node is done: append the next part of the DAG, or finish the run.
 fn grow(shared: &Shared, blueprint: &dyn Blueprint) -> Result<Grown, ExecError> {
-    shared.transact("grow", |tx| {
+    shared.transact_lazy("grow", |tx| {
         if let Some(n) = tx.rec.nodes.iter().find(|n| !n.state.is_done()) {
             return Err(ExecError::Graph {
                 detail: format!("{} is {} but nothing can run", n.spec.id, n.state.as_str()),
@@ -1409,7 +1520,7 @@ fn record_abandoned(shared: &Shared, idx: usize, end: &NodeEnd) -> Result<(), St
         ),
         _ => (NodeState::Interrupted, None),
     };
-    shared.transact(&format!("{id}={}", state.as_str()), |tx| {
+    shared.transact_lazy(&format!("{id}={}", state.as_str()), |tx| {
         let now = tx.now;
         let n = tx.node(idx);
         if n.state == NodeState::Running || n.state == NodeState::Pending {
@@ -1433,7 +1544,7 @@ async fn run_node<R: StepRunner>(
     let mut tries = 0;
     loop {
         tries += 1;
-        let begun = shared.transact(&format!("{id}=running"), |tx| {
+        let begun = shared.transact_lazy(&format!("{id}=running"), |tx| {
             let now = tx.now;
             let n = tx.node(idx);
             n.state = NodeState::Running;
@@ -1478,7 +1589,7 @@ async fn run_node<R: StepRunner>(
             && !cancel.is_cancelled();
         if retry {
             let delay = policy.delay(tries, rand::random::<f64>());
-            let recorded = shared.transact(&format!("{id}=retrying"), |tx| {
+            let recorded = shared.transact_lazy(&format!("{id}=retrying"), |tx| {
                 let n = tx.node(idx);
                 n.state = NodeState::Pending;
                 n.error = Some(NodeError {
@@ -1519,7 +1630,7 @@ fn record_success(
     output: StepOutput,
     ms: u64,
 ) -> Result<(), StoreError> {
-    shared.transact(&format!("{id}=succeeded"), |tx| {
+    shared.transact_lazy(&format!("{id}=succeeded"), |tx| {
         let now = tx.now;
         let n = tx.node(idx);
         n.state = NodeState::Succeeded;
@@ -1559,7 +1670,7 @@ fn record_failure(
     } else {
         NodeState::Failed
     };
-    shared.transact(&format!("{id}={}", state.as_str()), |tx| {
+    shared.transact_lazy(&format!("{id}={}", state.as_str()), |tx| {
         let now = tx.now;
         let n = tx.node(idx);
         n.state = state;

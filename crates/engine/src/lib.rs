@@ -21,6 +21,7 @@ pub mod event;
 pub mod executor;
 pub mod failpoint;
 pub mod plan;
+mod publish;
 pub mod retry;
 pub mod snapshot;
 pub mod step;

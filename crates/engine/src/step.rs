@@ -47,9 +47,16 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// Persistence and notification services the executor offers to steps.
 pub trait Journal: Send + Sync {
-    /// Persist, flushed, an audit record of an external write. Call it right after the
-    /// write was acknowledged, with the values before and after.
-    fn record_write(&self, step: &StepId, write: AuditWrite) -> Result<(), JournalError>;
+    /// Log `writes` as about to be made, durably, before any of them is sent: the
+    /// write-ahead rule that keeps a crash from hiding a write that reached the world.
+    /// Everything the run recorded before is made durable with them. Returns one
+    /// [`IntentId`] per write, in order, to [`settle`](Journal::settle) later.
+    fn intend(&self, step: &StepId, writes: Vec<AuditWrite>)
+    -> Result<Vec<IntentId>, JournalError>;
+    /// Record what became of earlier intents. Not flushed on its own (the next
+    /// checkpoint carries it): after a crash an intent may stay unconfirmed, and the
+    /// history says so rather than guess.
+    fn settle(&self, outcomes: Vec<(IntentId, WriteOutcome)>) -> Result<(), JournalError>;
     /// Publish a progress event (live display, `--output json`, metrics). Never fails.
     fn emit(&self, event: RunEvent);
     /// Resolve when an operator approves `gate` (`engine approve`), or at once if already approved.
@@ -65,6 +72,20 @@ pub struct AuditWrite {
     pub action: String,
     pub before: serde_json::Value,
     pub after: serde_json::Value,
+}
+
+/// Names one write-ahead intent: its position in the run's log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct IntentId(pub u64);
+
+/// What became of an intended write.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "result", rename_all = "camelCase")]
+pub enum WriteOutcome {
+    /// The cluster or the arbiter acknowledged it.
+    Applied,
+    /// It was refused or failed to send; `error` says why.
+    Failed { error: String },
 }
 
 /// An operator's approval of a gate.

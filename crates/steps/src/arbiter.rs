@@ -72,6 +72,16 @@ pub enum ArbiterError {
 }
 
 impl ArbiterError {
+    /// Whether a request that failed with this surely changed nothing: the arbiter
+    /// answered and refused, or it was never sent. Lost connections and 5xx answers
+    /// leave it open.
+    pub fn surely_not_applied(&self) -> bool {
+        !matches!(
+            self,
+            ArbiterError::Transport { .. } | ArbiterError::Server { .. }
+        )
+    }
+
     /// Transient failures the executor may retry the whole step for.
     pub fn is_retryable(&self) -> bool {
         matches!(

@@ -8,7 +8,10 @@ use baton_engine::dag::{StepId, StepKind};
 use baton_engine::decide::{Policy, Refusal, WaveDecision};
 use baton_engine::plan::ValidPlan;
 use baton_engine::snapshot::{Role, Snapshot};
-use baton_engine::step::{AuditWrite, StepContext, StepError, StepErrorKind};
+use baton_engine::step::{
+    AuditWrite, JournalError, StepContext, StepError, StepErrorKind, WriteOutcome,
+};
+use futures::StreamExt as _;
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use serde_json::Value;
 
@@ -55,7 +58,7 @@ impl Env {
         }
     }
 
-    /// Patches the ASTS and records the write once acknowledged.
+    /// Patches the ASTS, write-ahead logged.
     pub async fn write_sts(
         &self,
         ctx: &StepContext,
@@ -64,64 +67,103 @@ impl Env {
         before: Value,
         after: Value,
     ) -> Result<(), StepError> {
-        self.write(ctx, Object::Sts, action, patch, before, after)
-            .await
-    }
-
-    /// Patches a pod and records the write once acknowledged.
-    pub async fn write_pod(
-        &self,
-        ctx: &StepContext,
-        pod: &str,
-        action: &str,
-        patch: JsonPatch,
-        before: Value,
-        after: Value,
-    ) -> Result<(), StepError> {
-        self.write(ctx, Object::Pod(pod), action, patch, before, after)
-            .await
-    }
-
-    /// The one path of every Kubernetes write: failpoint, guarded patch, failpoint,
-    /// audit record. Crash tests rely on both failpoints standing around every write.
-    async fn write(
-        &self,
-        ctx: &StepContext,
-        object: Object<'_>,
-        action: &str,
-        patch: JsonPatch,
-        before: Value,
-        after: Value,
-    ) -> Result<(), StepError> {
-        let json = patch.into_patch().map_err(step_err)?;
-        failpoint(&ctx.step);
-        let object = match object {
-            Object::Sts => {
-                self.target.patch_sts(action, json).await?;
-                self.target.sts_object()
-            }
-            Object::Pod(pod) => {
-                self.target.patch_pod(pod, action, json).await?;
-                self.target.pod_object(pod)
-            }
-        };
-        failpoint_after(&ctx.step);
-        record(
+        self.write_all(
             ctx,
-            AuditWrite {
-                object,
+            vec![Write {
+                object: Object::Sts,
                 action: action.to_owned(),
+                patch,
                 before,
                 after,
-            },
+            }],
         )
+        .await
+    }
+
+    /// The one path of every Kubernetes write. The whole batch is logged as intents
+    /// (one flushed checkpoint, which also carries every transition before it), then
+    /// sent, up to [`IN_FLIGHT`] at a time, then settled in the log. Crash tests rely on
+    /// the failpoints standing around every single write.
+    pub async fn write_all(&self, ctx: &StepContext, writes: Vec<Write>) -> Result<(), StepError> {
+        if writes.is_empty() {
+            return Ok(());
+        }
+        let mut sends = Vec::with_capacity(writes.len());
+        let mut audit = Vec::with_capacity(writes.len());
+        for w in writes {
+            let json = w.patch.into_patch().map_err(step_err)?;
+            let object = match &w.object {
+                Object::Sts => self.target.sts_object(),
+                Object::Pod(pod) => self.target.pod_object(pod),
+            };
+            audit.push(AuditWrite {
+                object,
+                action: w.action.clone(),
+                before: w.before,
+                after: w.after,
+            });
+            sends.push((w.object, w.action, json));
+        }
+        let intents = ctx.journal.intend(&ctx.step, audit).map_err(journal_err)?;
+        let results: Vec<Result<(), KubeError>> = futures::stream::iter(sends)
+            .map(|(object, action, json)| async move {
+                failpoint(&ctx.step);
+                match object {
+                    Object::Sts => self.target.patch_sts(&action, json).await.map(drop)?,
+                    Object::Pod(pod) => {
+                        self.target.patch_pod(&pod, &action, json).await.map(drop)?
+                    }
+                }
+                failpoint_after(&ctx.step);
+                Ok(())
+            })
+            .buffered(IN_FLIGHT)
+            .collect()
+            .await;
+        let outcomes = intents
+            .into_iter()
+            .zip(&results)
+            .filter_map(|(id, r)| outcome_of(r, KubeError::surely_not_applied).map(|o| (id, o)))
+            .collect();
+        ctx.journal.settle(outcomes).map_err(journal_err)?;
+        match results.into_iter().find_map(Result::err) {
+            Some(e) => Err(e.into()),
+            None => Ok(()),
+        }
     }
 }
 
+/// How many patches one step keeps in flight. Enough to hide the API server's latency
+/// for a wave of a hundred pods, few enough not to look like a storm to it.
+pub const IN_FLIGHT: usize = 16;
+
+/// One Kubernetes write a step wants to make: an absolute patch plus what the audit
+/// log shows of it.
+pub struct Write {
+    pub object: Object,
+    pub action: String,
+    pub patch: JsonPatch,
+    pub before: Value,
+    pub after: Value,
+}
+
 /// What a write patches.
-enum Object<'a> {
+pub enum Object {
     Sts,
-    Pod(&'a str),
+    Pod(String),
+}
+
+/// What the log may say of a write's result: `None` when nobody can tell whether it
+/// landed (the intent then stays unconfirmed, and the resumed step re-reads the world).
+pub fn outcome_of<T, E: std::error::Error + 'static>(
+    result: &Result<T, E>,
+    surely_not_applied: impl Fn(&E) -> bool,
+) -> Option<WriteOutcome> {
+    match result {
+        Ok(_) => Some(WriteOutcome::Applied),
+        Err(e) if surely_not_applied(e) => Some(WriteOutcome::Failed { error: chain(e) }),
+        Err(_) => None,
+    }
 }
 
 /// The crash-test hook right before every external write (`before-write:wave-1/relabel`).
@@ -129,18 +171,16 @@ pub fn failpoint(step: &StepId) {
     baton_engine::failpoint::hit(&format!("before-write:{step}"));
 }
 
-/// The crash-test hook between a write's acknowledgement and its audit record.
+/// The crash-test hook between a write's acknowledgement and its settlement in the log.
 pub fn failpoint_after(step: &StepId) {
     baton_engine::failpoint::hit(&format!("after-write:{step}"));
 }
 
-pub fn record(ctx: &StepContext, write: AuditWrite) -> Result<(), StepError> {
-    ctx.journal.record_write(&ctx.step, write).map_err(|e| {
-        StepError::failed(format!(
-            "recording the write in the audit log failed: {}",
-            e.0
-        ))
-    })
+pub fn journal_err(e: JournalError) -> StepError {
+    StepError::failed(format!(
+        "recording the write in the audit log failed: {}",
+        e.0
+    ))
 }
 
 /// Output of `apply-update`.

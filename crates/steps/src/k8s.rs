@@ -159,6 +159,21 @@ impl KubeError {
         KubeError::Api { what, source }
     }
 
+    /// Whether a write that failed with this surely did not land: the API server
+    /// answered with a refusal. Timeouts, broken connections and 5xx answers leave
+    /// it open.
+    pub fn surely_not_applied(&self) -> bool {
+        match self {
+            KubeError::Conflict { .. } => true,
+            KubeError::Api {
+                source: kube::Error::Api(status),
+                ..
+            } => status.code < 500,
+            KubeError::Arbiter(e) => e.surely_not_applied(),
+            KubeError::Api { .. } | KubeError::NotFound { .. } | KubeError::NoSelector(_) => false,
+        }
+    }
+
     /// Whether the executor should retry the step that hit this.
     pub fn is_retryable(&self) -> bool {
         match self {

@@ -117,18 +117,36 @@ pub async fn preflight(
     Ok((snapshot, warnings))
 }
 
-/// What `abort` did to the partition.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AbortOutcome {
+/// How `engine abort` freezes the rollout: computed from a fresh read, applied by
+/// [`apply_freeze`] once the caller has logged the write.
+#[derive(Debug, Clone)]
+pub struct Freeze {
     pub before: Option<i32>,
     pub partition: u32,
-    pub changed: bool,
+    /// `None` when the partition already is `partition`.
+    patch: Option<json_patch::Patch>,
+    target: String,
 }
 
-/// Freezes the rollout where it stands: `partition = |P| - |U|` (or |P| while the update
-/// revision is not trusted), so no further pod updates. The caller records it and
-/// releases the lock.
-pub async fn abort(client: &kube::Client, plan: &ValidPlan) -> Result<AbortOutcome, KubeError> {
+impl Freeze {
+    pub fn changes(&self) -> bool {
+        self.patch.is_some()
+    }
+
+    /// The audit record of the write.
+    pub fn audit(&self) -> baton_engine::step::AuditWrite {
+        baton_engine::step::AuditWrite {
+            object: self.target.clone(),
+            action: "set partition".to_owned(),
+            before: serde_json::json!(self.before),
+            after: serde_json::json!(self.partition),
+        }
+    }
+}
+
+/// The freeze of the rollout where it stands: `partition = |P| - |U|` (or |P| while the
+/// update revision is not trusted), so no further pod updates.
+pub async fn plan_freeze(client: &kube::Client, plan: &ValidPlan) -> Result<Freeze, KubeError> {
     let target = Target::from_plan(client.clone(), plan);
     let sts = target.get_sts().await?;
     let pods = target.owned_pods(&sts).await?;
@@ -144,20 +162,31 @@ pub async fn abort(client: &kube::Client, plan: &ValidPlan) -> Result<AbortOutco
         .sts
         .replicas
         .saturating_sub(u32::try_from(updated).unwrap_or(u32::MAX));
-    let before = sts.partition();
-    let changed = match partition_patch(&env::to_value(&sts), partition) {
-        None => false,
-        Some(patch) => {
-            let json = patch.into_patch().map_err(|e| KubeError::Conflict {
-                what: e.to_string(),
-            })?;
-            target.patch_sts("set partition", json).await?;
-            true
-        }
+    let patch = match partition_patch(&env::to_value(&sts), partition) {
+        None => None,
+        Some(patch) => Some(patch.into_patch().map_err(|e| KubeError::Conflict {
+            what: e.to_string(),
+        })?),
     };
-    Ok(AbortOutcome {
-        before,
+    Ok(Freeze {
+        before: sts.partition(),
         partition,
-        changed,
+        patch,
+        target: target.sts_object(),
     })
+}
+
+/// Writes the freeze (guarded: it fails with a conflict if the partition moved since
+/// [`plan_freeze`] read it).
+pub async fn apply_freeze(
+    client: &kube::Client,
+    plan: &ValidPlan,
+    freeze: &Freeze,
+) -> Result<(), KubeError> {
+    let Some(patch) = &freeze.patch else {
+        return Ok(());
+    };
+    let target = Target::from_plan(client.clone(), plan);
+    target.patch_sts("set partition", patch.clone()).await?;
+    Ok(())
 }

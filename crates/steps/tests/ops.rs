@@ -81,13 +81,37 @@ async fn abort_freezes_the_partition_at_the_count_of_old_pods() {
     assert!(h.update_wave(1).await);
     h.outside_patch_sts(json!({"spec": {"updateStrategy": {"rollingUpdate": {"partition": 4}}}}))
         .await;
-    let out = baton_steps::abort(&h.client, &h.plan).await.unwrap();
-    assert_eq!(out.before, Some(4));
-    assert_eq!(out.partition, 3);
-    assert!(out.changed);
+    let freeze = baton_steps::plan_freeze(&h.client, &h.plan).await.unwrap();
+    assert_eq!(freeze.before, Some(4));
+    assert_eq!(freeze.partition, 3);
+    assert!(freeze.changes());
+    assert_eq!(freeze.audit().after, json!(3));
+    baton_steps::apply_freeze(&h.client, &h.plan, &freeze)
+        .await
+        .unwrap();
     assert_eq!(h.sts().await.partition(), Some(3));
-    let again = baton_steps::abort(&h.client, &h.plan).await.unwrap();
-    assert!(!again.changed);
+    let again = baton_steps::plan_freeze(&h.client, &h.plan).await.unwrap();
+    assert!(!again.changes());
+}
+
+#[tokio::test]
+async fn a_freeze_planned_before_someone_moved_the_partition_is_refused_not_applied() {
+    let mut h = common::seed("").await;
+    h.prepare().await;
+    assert!(h.update_wave(1).await);
+    h.outside_patch_sts(json!({"spec": {"updateStrategy": {"rollingUpdate": {"partition": 4}}}}))
+        .await;
+    let freeze = baton_steps::plan_freeze(&h.client, &h.plan).await.unwrap();
+    h.outside_patch_sts(json!({"spec": {"updateStrategy": {"rollingUpdate": {"partition": 2}}}}))
+        .await;
+    let err = baton_steps::apply_freeze(&h.client, &h.plan, &freeze)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, baton_steps::k8s::KubeError::Conflict { .. }),
+        "{err:?}"
+    );
+    assert_eq!(h.sts().await.partition(), Some(2));
 }
 
 const HOOKS: &str = "  hooks:

@@ -46,6 +46,11 @@ async fn the_seed_rollout_updates_every_pod_in_three_waves_without_touching_a_wo
             .writes_by(&StepId::in_wave(3, StepKind::SetPartition))
             .is_empty()
     );
+    assert_eq!(
+        h.journal.unsettled(),
+        vec![],
+        "every intended write is settled once the cluster answered"
+    );
     assert!(h.outputs[&StepId::in_wave(3, StepKind::Handover)]["skipped"].is_string());
     assert!(
         h.outputs

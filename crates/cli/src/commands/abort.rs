@@ -2,6 +2,7 @@
 //! release the lock. Recorded in the run's history with who and why.
 
 use baton_engine::executor;
+use baton_engine::step::WriteOutcome;
 
 use crate::args::{GateArgs, GlobalArgs};
 use crate::exit::ExitStatus;
@@ -21,10 +22,39 @@ pub fn run(global: &GlobalArgs, args: &GateArgs) -> anyhow::Result<ExitStatus> {
             return state::report_exec_error(error);
         }
         let target = &plan.spec().target;
-        let frozen = baton_steps::abort(&client, &plan).await?;
+        let frozen = baton_steps::plan_freeze(&client, &plan).await?;
+        if frozen.changes() {
+            // Write-ahead, as the steps do: the history holds the write even if this
+            // command dies before the answer.
+            let intent = match executor::intend_operator_write(
+                &dir,
+                &args.run,
+                "abort",
+                &by,
+                frozen.audit(),
+            ) {
+                Ok(intent) => intent,
+                Err(error) => return state::report_exec_error(error),
+            };
+            let applied = baton_steps::apply_freeze(&client, &plan, &frozen).await;
+            let outcome = match &applied {
+                Ok(()) => Some(WriteOutcome::Applied),
+                Err(e) if e.surely_not_applied() => Some(WriteOutcome::Failed {
+                    error: baton_steps::env::chain(e),
+                }),
+                Err(_) => None,
+            };
+            if let Some(outcome) = outcome
+                && let Err(error) =
+                    executor::settle_operator_write(&dir, &args.run, intent, outcome)
+            {
+                return state::report_exec_error(error);
+            }
+            applied?;
+        }
         baton_steps::lease::clear_stale(&client, &target.namespace, &target.name, plan.name())
             .await?;
-        let message = if frozen.changed {
+        let message = if frozen.changes() {
             format!(
                 "aborted {}: partition {} -> {} (frozen), lock released",
                 args.run,

@@ -2,6 +2,7 @@
 //! arbiter, with time and step) and the operators' approvals, aborts and accepted risks.
 
 use baton_engine::executor;
+use baton_engine::store::AuditOutcome;
 
 use crate::args::{GlobalArgs, RunArg};
 use crate::commands::status::state_dir;
@@ -24,10 +25,17 @@ pub fn run(global: &GlobalArgs, args: &RunArg) -> anyhow::Result<ExitStatus> {
         .iter()
         .map(|a| {
             let w = &a.write;
+            let outcome = match &a.outcome {
+                AuditOutcome::Applied => String::new(),
+                AuditOutcome::Failed { error } => format!("  (failed: {error})"),
+                AuditOutcome::Unconfirmed => {
+                    "  (unconfirmed: the process stopped before the answer)".to_owned()
+                }
+            };
             (
                 a.seq,
                 format!(
-                    "{}  {}  {}  {}  {} → {}",
+                    "{}  {}  {}  {}  {} → {}{outcome}",
                     a.at, a.step, w.object, w.action, w.before, w.after
                 ),
             )

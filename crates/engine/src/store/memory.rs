@@ -94,6 +94,7 @@ mod tests {
     use crate::dag::{NodeSpec, StepId, StepKind};
     use crate::event::RunEvent;
     use crate::plan::PlanSource;
+    use crate::store::Durability;
     use crate::store::records::{LogKind, NodeState, Phase, RunState};
 
     fn record() -> RunRecord {
@@ -147,6 +148,7 @@ mod tests {
         let rec = record();
         let commit = Commit {
             label: "t",
+            durability: Durability::Flush,
             meta: &rec.meta,
             nodes: vec![(0, &rec.nodes[0])],
             log: &rec.log,
@@ -162,6 +164,7 @@ mod tests {
         rec.log[0].seq = 5;
         let commit = Commit {
             label: "t",
+            durability: Durability::Flush,
             meta: &rec.meta,
             nodes: vec![],
             log: &rec.log,

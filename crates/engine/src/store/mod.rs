@@ -3,12 +3,13 @@
 //!
 //! The executor keeps the authoritative [`RunRecord`] in memory and hands the store a
 //! [`Commit`] per transition: changed nodes, new log entries and the run meta (which
-//! holds the log cursor), applied atomically and flushed before `commit` returns.
+//! holds the log cursor), applied atomically; flushed before `commit` returns when it
+//! guards a side effect ([`Durability`]).
 //!
 //! On disk, one run is one directory `<state-dir>/runs/<run-id>/`:
 //! - `db/`: the sled database (trees `meta`, `nodes`, `log`), locked by its process;
-//! - `status.json`: a [`RunView`] the driving process rewrites at every transition, so
-//!   other processes can read a live run without the lock;
+//! - `status.json`: a [`RunView`] the driving process rewrites after transitions (at
+//!   most every 50 ms), so other processes can read a live run without the lock;
 //! - `control.sock`: where that process takes `approve`/`abort` requests.
 
 use std::path::{Path, PathBuf};
@@ -21,13 +22,25 @@ pub mod view;
 pub use memory::MemoryStore;
 pub use records::{LogEntry, LogKind, NodeRecord, NodeState, Phase, RunMeta, RunRecord, RunState};
 pub use sled::SledStore;
-pub use view::{RunSummary, RunView};
+pub use view::{AuditEntry, AuditOutcome, RunSummary, RunView};
+
+/// When a commit must be on disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// Before `commit` returns, together with every commit before it: for what guards
+    /// a side effect (write-ahead intents) and what an operator did.
+    Flush,
+    /// Atomic and ordered, durable with the next `Flush`: for transitions a crash may
+    /// lose because the step they describe is idempotent and will simply run again.
+    Lazy,
+}
 
 /// One atomic change of a run record.
 #[derive(Debug)]
 pub struct Commit<'a> {
     /// Names the checkpoint for failpoints (`in-checkpoint:<label>`) and logs.
     pub label: &'a str,
+    pub durability: Durability,
     pub meta: &'a RunMeta,
     /// Changed nodes with their indexes.
     pub nodes: Vec<(u32, &'a NodeRecord)>,
@@ -39,7 +52,8 @@ pub struct Commit<'a> {
 pub trait RunStore: Send + Sync {
     /// The stored record, or `None` for a new run.
     fn load(&self) -> Result<Option<RunRecord>, StoreError>;
-    /// Apply `commit` atomically and make it durable before returning.
+    /// Apply `commit` atomically, in order after every earlier commit; with
+    /// [`Durability::Flush`], make it and them durable before returning.
     fn commit(&self, commit: &Commit<'_>) -> Result<(), StoreError>;
 }
 

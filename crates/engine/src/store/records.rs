@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::dag::{NodeSpec, StepId};
 use crate::event::RunEvent;
 use crate::plan::PlanSource;
-use crate::step::{Approval, AuditWrite, StepErrorKind};
+use crate::step::{Approval, AuditWrite, IntentId, StepErrorKind, WriteOutcome};
 
 /// The record format this build writes and reads.
 pub const FORMAT_VERSION: u16 = 1;
@@ -231,11 +231,30 @@ pub struct LogEntry {
 pub enum LogKind {
     /// A progress event worth keeping (step transitions, waves, handovers, stops).
     Event { event: RunEvent },
-    /// A write to the cluster or the arbiter, reported by a step.
+    /// A write to the cluster or the arbiter, recorded after it was acknowledged.
+    /// Written by earlier versions only; still read, as an applied write.
     Audit {
         step: StepId,
         attempt: u32,
         write: AuditWrite,
+    },
+    /// A write a step is about to make (write-ahead): durable before the write is sent.
+    Intent {
+        step: StepId,
+        attempt: u32,
+        write: AuditWrite,
+    },
+    /// A write an operator's command is about to make (`engine abort` freezing the
+    /// partition), write-ahead like a step's; `label` names the command.
+    OperatorIntent {
+        label: String,
+        by: String,
+        write: AuditWrite,
+    },
+    /// What became of the intent at log position `intent`.
+    Settled {
+        intent: IntentId,
+        outcome: WriteOutcome,
     },
     /// An operator released an approval gate.
     Approval { gate: StepId, approval: Approval },

@@ -13,7 +13,7 @@ use sled::Transactional as _;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 
 use super::records::{self, LogEntry, NodeRecord, RunMeta, RunRecord};
-use super::{Commit, RunStore, StoreError};
+use super::{Commit, Durability, RunStore, StoreError};
 use crate::failpoint;
 
 const META_KEY: &[u8] = b"run";
@@ -195,10 +195,12 @@ impl RunStore for SledStore {
                 return Err(self.corrupt("the store aborted a transaction"));
             }
         }
-        self.db.flush().map_err(|source| StoreError::Write {
-            path: self.path.clone(),
-            source,
-        })?;
+        if commit.durability == Durability::Flush {
+            self.db.flush().map_err(|source| StoreError::Write {
+                path: self.path.clone(),
+                source,
+            })?;
+        }
         Ok(())
     }
 }

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::records::{LogKind, NodeError, NodeState, Phase, RunRecord, RunState};
 use crate::dag::StepId;
 use crate::event::RunEvent;
-use crate::step::{Approval, AuditWrite};
+use crate::step::{Approval, AuditWrite, WriteOutcome};
 
 /// Everything `status` and `history` show about a run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -73,6 +73,26 @@ pub struct AuditEntry {
     pub attempt: u32,
     #[serde(flatten)]
     pub write: AuditWrite,
+    /// Whether the write is known to have landed: `"outcome": "applied"`, `"failed"`
+    /// (with `"error"`) or `"unconfirmed"`.
+    #[serde(flatten)]
+    pub outcome: AuditOutcome,
+    /// When the answer came (`at` is when the write was logged, just before it was sent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settled_at: Option<Timestamp>,
+}
+
+/// What the history knows of one write.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "camelCase")]
+pub enum AuditOutcome {
+    /// Acknowledged by the cluster or the arbiter.
+    Applied,
+    /// Refused, or failed to send (`error` on the entry says why).
+    Failed { error: String },
+    /// Logged as about to be sent, with no answer recorded: the process stopped in
+    /// between. It may or may not have landed; the resumed step re-read the world.
+    Unconfirmed,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -143,7 +163,43 @@ impl RunView {
                     step: step.to_string(),
                     attempt: *attempt,
                     write: write.clone(),
+                    outcome: AuditOutcome::Applied,
+                    settled_at: Some(e.at),
                 }),
+                LogKind::Intent {
+                    step,
+                    attempt,
+                    write,
+                } => audit.push(AuditEntry {
+                    seq: e.seq,
+                    at: e.at,
+                    step: step.to_string(),
+                    attempt: *attempt,
+                    write: write.clone(),
+                    outcome: AuditOutcome::Unconfirmed,
+                    settled_at: None,
+                }),
+                LogKind::OperatorIntent { label, by, write } => audit.push(AuditEntry {
+                    seq: e.seq,
+                    at: e.at,
+                    step: format!("{label} by {by}"),
+                    attempt: 0,
+                    write: write.clone(),
+                    outcome: AuditOutcome::Unconfirmed,
+                    settled_at: None,
+                }),
+                LogKind::Settled { intent, outcome } => {
+                    // An intent always precedes its settlement in the log.
+                    if let Some(entry) = audit.iter_mut().rev().find(|a| a.seq == intent.0) {
+                        entry.outcome = match outcome {
+                            WriteOutcome::Applied => AuditOutcome::Applied,
+                            WriteOutcome::Failed { error } => AuditOutcome::Failed {
+                                error: error.clone(),
+                            },
+                        };
+                        entry.settled_at = Some(e.at);
+                    }
+                }
                 LogKind::Approval { gate, approval } => approvals.push(ApprovalEntry {
                     seq: e.seq,
                     gate: gate.to_string(),

@@ -24,9 +24,9 @@ use baton_engine::executor::{self, Outcome, RunOptions};
 use baton_engine::failpoint;
 use baton_engine::plan::ValidPlan;
 use baton_engine::step::{
-    AuditWrite, StepContext, StepError, StepErrorKind, StepOutput, StepRunner,
+    AuditWrite, StepContext, StepError, StepErrorKind, StepOutput, StepRunner, WriteOutcome,
 };
-use baton_engine::store::{NodeState, RunView};
+use baton_engine::store::{AuditOutcome, NodeState, RunView};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
@@ -74,6 +74,10 @@ pub struct World {
     pub applies: BTreeMap<String, u32>,
     /// Step → the attempt numbers it was invoked with, in order.
     pub invocations: BTreeMap<String, Vec<u32>>,
+    /// Step → `(invocation, attempt)` of every change it made, in order: the fencing
+    /// token as the world saw it.
+    #[serde(default)]
+    pub fenced: BTreeMap<String, Vec<(usize, u32)>>,
 }
 
 impl World {
@@ -133,30 +137,51 @@ impl WorldSteps {
     }
 
     /// Set `key` to `value` (absolute), counting a real change under `<step>:<key>`.
-    fn set(&self, ctx: &StepContext, key: &str, value: &str) -> Result<(), StepError> {
+    fn set(
+        &self,
+        ctx: &StepContext,
+        invocation: usize,
+        key: &str,
+        value: &str,
+    ) -> Result<(), StepError> {
         let step = ctx.step.to_string();
-        failpoint::hit(&format!("before-write:{step}:{key}"));
-        let before = {
+        // Write-ahead, as the real steps do: the intent is durable before the effect.
+        let intent = {
             let _guard = self.lock.lock().unwrap();
             let mut world = World::load(&self.world);
             let before = world.values.get(key).cloned();
             if before.as_deref() == Some(value) {
                 return Ok(());
             }
+            let intent = ctx
+                .journal
+                .intend(
+                    &ctx.step,
+                    vec![AuditWrite {
+                        object: key.to_owned(),
+                        action: "set".to_owned(),
+                        before: json!(before),
+                        after: json!(value),
+                    }],
+                )
+                .map_err(|e| StepError::failed(e.to_string()))?;
+            failpoint::hit(&format!("before-write:{step}:{key}"));
             world.values.insert(key.to_owned(), value.to_owned());
             *world.applies.entry(format!("{step}:{key}")).or_default() += 1;
+            world
+                .fenced
+                .entry(step.clone())
+                .or_default()
+                .push((invocation, ctx.attempt));
             world.store(&self.world);
-            before
+            intent
         };
         ctx.journal
-            .record_write(
-                &ctx.step,
-                AuditWrite {
-                    object: key.to_owned(),
-                    action: "set".to_owned(),
-                    before: json!(before),
-                    after: json!(value),
-                },
+            .settle(
+                intent
+                    .into_iter()
+                    .map(|i| (i, WriteOutcome::Applied))
+                    .collect(),
             )
             .map_err(|e| StepError::failed(e.to_string()))?;
         failpoint::hit(&format!("after-write:{step}:{key}"));
@@ -226,7 +251,7 @@ impl StepRunner for WorldSteps {
             _ => {}
         }
         for (key, value) in effects(&ctx.step, self.waves) {
-            self.set(&ctx, &key, &value)?;
+            self.set(&ctx, before, &key, &value)?;
         }
         Ok(StepOutput::new(json!({"step": step})))
     }
@@ -336,19 +361,35 @@ pub fn assert_applied_exactly_once(view: &RunView, world: &World, waves: u32, co
         );
     }
     assert_eq!(world.values, expected, "{context}: final world differs");
-    for (step, attempts) in &world.invocations {
+    // An attempt that changed nothing may reuse the number of one a crash lost before
+    // its first write; attempts that changed the world must carry rising tokens.
+    for (step, fenced) in &world.fenced {
         assert!(
-            attempts.windows(2).all(|w| w[0] < w[1]),
-            "{context}: step {step} reused an attempt number (fencing token): {attempts:?}"
+            fenced
+                .windows(2)
+                .all(|w| w[0].0 == w[1].0 || w[0].1 < w[1].1),
+            "{context}: step {step} acted twice under one attempt number (fencing token): {fenced:?}"
         );
     }
-    let mut audited: Vec<(String, String)> = view
+    // Write-ahead: every change in the world has its intent in the history (applied,
+    // or unconfirmed when the process died before the answer), and no write was
+    // acknowledged twice.
+    for key in world.applies.keys() {
+        assert!(
+            view.audit
+                .iter()
+                .any(|a| format!("{}:{}", a.step, a.write.object) == *key),
+            "{context}: the change {key} is missing from the history"
+        );
+    }
+    let mut applied: Vec<(String, String)> = view
         .audit
         .iter()
+        .filter(|a| a.outcome == AuditOutcome::Applied)
         .map(|a| (a.step.clone(), a.write.object.clone()))
         .collect();
-    let total = audited.len();
-    audited.sort();
-    audited.dedup();
-    assert_eq!(audited.len(), total, "{context}: a write was audited twice");
+    let total = applied.len();
+    applied.sort();
+    applied.dedup();
+    assert_eq!(applied.len(), total, "{context}: a write was applied twice");
 }

@@ -5,12 +5,12 @@
 
 use baton_engine::decide::{Refusal, plan_handover};
 use baton_engine::event::RunEvent;
-use baton_engine::step::{AuditWrite, StepContext, StepError, StepOutput};
+use baton_engine::step::{AuditWrite, StepContext, StepError, StepOutput, WriteOutcome};
 use serde_json::json;
 
 use super::{Selection, relabel_pods};
 use crate::arbiter::{HandoverOutcome, HandoverRequest, shows_handover};
-use crate::env::{Env, HandoverOutput, failpoint, record, refusal, to_value};
+use crate::env::{Env, HandoverOutput, chain, failpoint, journal_err, refusal, to_value};
 use crate::events::{EventType, HANDOVER};
 use crate::k8s::pod_rows;
 
@@ -39,15 +39,39 @@ pub async fn run(env: &Env, ctx: &StepContext) -> Result<StepOutput, StepError> 
             demote: planned.demote.clone(),
             request_id: request_id.clone(),
         };
+        let intent = ctx
+            .journal
+            .intend(
+                &ctx.step,
+                vec![AuditWrite {
+                    object: format!("arbiter {}", env.arbiter.url()),
+                    action: "handover".to_owned(),
+                    before: json!({"epoch": req.epoch, "working": working(&live.snapshot.arbiter)}),
+                    after: to_value(&req),
+                }],
+            )
+            .map_err(journal_err)?;
         failpoint(&ctx.step);
-        let outcome = env.arbiter.handover(&req).await?;
-        if matches!(
-            outcome,
-            HandoverOutcome::Applied(_) | HandoverOutcome::Accepted
-        ) {
-            crate::env::failpoint_after(&ctx.step);
+        let sent = env.arbiter.handover(&req).await;
+        let settled = match &sent {
+            Ok(HandoverOutcome::Applied(_) | HandoverOutcome::Accepted) => {
+                crate::env::failpoint_after(&ctx.step);
+                Some(WriteOutcome::Applied)
+            }
+            Ok(HandoverOutcome::StaleEpoch(epoch)) => Some(WriteOutcome::Failed {
+                error: format!("stale epoch (the arbiter is at {epoch:?})"),
+            }),
+            Ok(HandoverOutcome::Refused(reason)) => Some(WriteOutcome::Failed {
+                error: format!("refused: {reason}"),
+            }),
+            Err(e) if e.surely_not_applied() => Some(WriteOutcome::Failed { error: chain(e) }),
+            Err(_) => None,
+        };
+        if let Some(outcome) = settled {
+            let settle = intent.into_iter().map(|i| (i, outcome.clone())).collect();
+            ctx.journal.settle(settle).map_err(journal_err)?;
         }
-        let applied = match outcome {
+        let applied = match sent? {
             HandoverOutcome::StaleEpoch(epoch) => {
                 tracing::info!(sent = req.epoch, current = ?epoch, "stale arbiter epoch; re-planning the handover");
                 continue;
@@ -60,15 +84,6 @@ pub async fn run(env: &Env, ctx: &StepContext) -> Result<StepOutput, StepError> 
             HandoverOutcome::Applied(view) => Some(view),
             HandoverOutcome::Accepted => None,
         };
-        record(
-            ctx,
-            AuditWrite {
-                object: format!("arbiter {}", env.arbiter.url()),
-                action: "handover".to_owned(),
-                before: json!({"epoch": req.epoch, "working": working(&live.snapshot.arbiter)}),
-                after: to_value(&req),
-            },
-        )?;
         let view = match applied {
             Some(view) if shows_handover(&view, &req.promote, &req.demote) => view,
             _ => {

@@ -2,15 +2,20 @@
 //! Hook URLs and commands may use `{{run}}`, `{{wave}}`, `{{pods}}`, `{{promote}}` and
 //! `{{demote}}`; exec hooks also get them as `BATON_*` environment variables.
 
+use std::future::Future;
 use std::time::Duration;
 
 use baton_engine::dag::StepKind;
 use baton_engine::decide::plan_handover;
 use baton_engine::plan::{ExecHook, HookAction, HookPoint, HttpHook};
-use baton_engine::step::{StepContext, StepError, StepOutput};
-use serde_json::json;
+use baton_engine::step::{
+    AuditWrite, StepContext, StepError, StepErrorKind, StepOutput, WriteOutcome,
+};
+use serde_json::{Value, json};
 
-use crate::env::{Env, HandoverOutput, SelectOutput, wave_output};
+use crate::env::{
+    Env, HandoverOutput, SelectOutput, failpoint, failpoint_after, journal_err, wave_output,
+};
 
 /// The values placeholders expand to.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -98,11 +103,60 @@ pub async fn run_hook(
         .ok_or_else(|| StepError::failed(format!("hook {name} has no single action")))?;
     let vars = vars(env, ctx, point).await?;
     match action {
-        HookAction::Http(h) => http(ctx, h, &vars).await,
-        HookAction::Exec(e) => exec(ctx, e, &vars).await,
+        HookAction::Http(h) => {
+            let what = format!("{} {}", h.method.to_uppercase(), expand(&h.url, &vars));
+            audited(ctx, name, what, http(ctx, h, &vars)).await
+        }
+        HookAction::Exec(e) => {
+            let argv: Vec<String> = e.command.iter().map(|a| expand(a, &vars)).collect();
+            audited(
+                ctx,
+                name,
+                format!("exec {}", argv.join(" ")),
+                exec(ctx, e, &vars),
+            )
+            .await
+        }
         HookAction::Sleep(s) => sleep(ctx, s.duration.as_std()).await,
         HookAction::Approval(_) => approval(ctx).await,
     }
+}
+
+/// Runs a hook that acts on the world, write-ahead logged like every other write: its
+/// call is in the history even when the process dies while the hook runs.
+async fn audited(
+    ctx: &StepContext,
+    name: &str,
+    what: String,
+    call: impl Future<Output = Result<StepOutput, StepError>>,
+) -> Result<StepOutput, StepError> {
+    let intent = ctx
+        .journal
+        .intend(
+            &ctx.step,
+            vec![AuditWrite {
+                object: format!("hook {name}"),
+                action: what,
+                before: Value::Null,
+                after: Value::Null,
+            }],
+        )
+        .map_err(journal_err)?;
+    failpoint(&ctx.step);
+    let result = call.await;
+    let outcome = match &result {
+        Ok(_) => Some(WriteOutcome::Applied),
+        Err(e) if e.kind == StepErrorKind::Interrupted => None,
+        Err(e) => Some(WriteOutcome::Failed {
+            error: e.message.clone(),
+        }),
+    };
+    if let Some(outcome) = outcome {
+        failpoint_after(&ctx.step);
+        let settle = intent.into_iter().map(|i| (i, outcome.clone())).collect();
+        ctx.journal.settle(settle).map_err(journal_err)?;
+    }
+    result
 }
 
 async fn http(ctx: &StepContext, hook: &HttpHook, vars: &Vars) -> Result<StepOutput, StepError> {

@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 use baton_engine::step::{StepContext, StepError};
 use serde_json::json;
 
-use crate::env::{Env, to_value};
+use crate::env::{Env, Object, Write, to_value};
 use crate::k8s::{Asts, Live, SELECTED_LABEL, labels_of};
 use crate::patch::{label_patch, partition_patch};
 
@@ -63,32 +63,35 @@ pub async fn relabel_pods(
     live: &Live,
     selection: Selection<'_>,
 ) -> Result<Vec<String>, StepError> {
-    let role_label = &env.plan.spec().roles.label;
-    let mut patched = Vec::new();
+    let mut writes = Vec::new();
     for pod in &live.pods {
         let Some(name) = pod.metadata.name.as_deref() else {
             continue;
         };
         let desired = desired_labels(env, live, name, selection);
-        let doc = to_value(pod);
-        let Some(patch) = label_patch(&doc, &desired) else {
+        let Some(patch) = label_patch(&to_value(pod), &desired) else {
             continue;
         };
         let labels = labels_of(pod);
         let before: BTreeMap<&String, Option<&String>> =
             desired.keys().map(|k| (k, labels.get(k))).collect();
-        env.write_pod(
-            ctx,
-            name,
-            "patch labels",
+        writes.push(Write {
+            object: Object::Pod(name.to_owned()),
+            action: "patch labels".to_owned(),
             patch,
-            json!(before),
-            json!(desired),
-        )
-        .await?;
-        tracing::debug!(pod = name, label = %role_label, "relabelled");
-        patched.push(name.to_owned());
+            before: json!(before),
+            after: json!(desired),
+        });
     }
+    let patched: Vec<String> = writes
+        .iter()
+        .filter_map(|w| match &w.object {
+            Object::Pod(p) => Some(p.clone()),
+            Object::Sts => None,
+        })
+        .collect();
+    env.write_all(ctx, writes).await?;
+    tracing::debug!(pods = ?patched, "relabelled");
     Ok(patched)
 }
 

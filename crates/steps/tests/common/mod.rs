@@ -9,8 +9,8 @@ use baton_engine::dag::{StepId, StepKind};
 use baton_engine::event::RunEvent;
 use baton_engine::plan::ValidPlan;
 use baton_engine::step::{
-    Approval, AuditWrite, BoxFuture, Control, Journal, JournalError, StepContext, StepError,
-    StepOutput, StepRunner,
+    Approval, AuditWrite, BoxFuture, Control, IntentId, Journal, JournalError, StepContext,
+    StepError, StepOutput, StepRunner, WriteOutcome,
 };
 use baton_sim::{Served, Sim, SimConfig};
 use baton_steps::RolloutSteps;
@@ -22,16 +22,35 @@ use tokio_util::sync::CancellationToken;
 
 pub const RUN: &str = "run-1";
 
-/// Records what steps report.
+/// Records what steps report: every intended write and what became of it.
 #[derive(Default)]
 pub struct TestJournal {
-    pub writes: Mutex<Vec<(StepId, AuditWrite)>>,
+    pub intents: Mutex<Vec<(StepId, AuditWrite, Option<WriteOutcome>)>>,
     pub events: Mutex<Vec<RunEvent>>,
 }
 
 impl Journal for TestJournal {
-    fn record_write(&self, step: &StepId, write: AuditWrite) -> Result<(), JournalError> {
-        self.writes.lock().unwrap().push((step.clone(), write));
+    fn intend(
+        &self,
+        step: &StepId,
+        writes: Vec<AuditWrite>,
+    ) -> Result<Vec<IntentId>, JournalError> {
+        let mut intents = self.intents.lock().unwrap();
+        Ok(writes
+            .into_iter()
+            .map(|w| {
+                intents.push((step.clone(), w, None));
+                IntentId(intents.len() as u64 - 1)
+            })
+            .collect())
+    }
+    fn settle(&self, outcomes: Vec<(IntentId, WriteOutcome)>) -> Result<(), JournalError> {
+        let mut intents = self.intents.lock().unwrap();
+        for (id, outcome) in outcomes {
+            let entry = &mut intents[id.0 as usize];
+            assert!(entry.2.is_none(), "intent {id:?} settled twice");
+            entry.2 = Some(outcome);
+        }
         Ok(())
     }
     fn emit(&self, event: RunEvent) {
@@ -49,13 +68,24 @@ impl Journal for TestJournal {
 }
 
 impl TestJournal {
+    /// The writes `step` made that the world acknowledged.
     pub fn writes_by(&self, step: &StepId) -> Vec<AuditWrite> {
-        self.writes
+        self.intents
             .lock()
             .unwrap()
             .iter()
-            .filter(|(s, _)| s == step)
-            .map(|(_, w)| w.clone())
+            .filter(|(s, _, o)| s == step && *o == Some(WriteOutcome::Applied))
+            .map(|(_, w, _)| w.clone())
+            .collect()
+    }
+    /// Intents never settled: a write whose fate nobody recorded.
+    pub fn unsettled(&self) -> Vec<AuditWrite> {
+        self.intents
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, _, o)| o.is_none())
+            .map(|(_, w, _)| w.clone())
             .collect()
     }
     pub fn events(&self) -> Vec<RunEvent> {
