@@ -6,8 +6,9 @@ mod support;
 
 use std::time::Duration;
 
+use baton_sim::store::Kind;
 use serde_json::Value;
-use support::{Env, assert_exit, describe, path_str, seed_config, text};
+use support::{Env, NS, assert_exit, describe, path_str, seed_config, text};
 
 const WRITE_VERBS: [&str; 4] = ["create", "update", "patch", "delete"];
 
@@ -245,5 +246,86 @@ async fn run_output_json_is_one_typed_event_per_line() {
     assert!(
         events.last().is_some_and(|e| e["outcome"] == "succeeded"),
         "{events:#?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn abort_of_a_crashed_run_freezes_the_partition_and_the_history_holds_the_write() {
+    let env = Env::start(seed_config()).await;
+    let plan = env.plan("halted", |doc| {
+        doc["spec"]["waves"]["approval"] = "everyWave".into();
+    });
+    let mut run = env
+        .command(&["run", path_str(&plan)])
+        .spawn()
+        .expect("engine run starts");
+    // The run waits at the first wave's gate (a second process sees it).
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let status = env.engine(&["status", "halted", "--output", "json"]).await;
+        if status.status.code() == Some(0) {
+            let view: Value = serde_json::from_slice(&status.stdout).expect("status JSON");
+            if view["waitingApproval"]
+                .as_array()
+                .is_some_and(|w| !w.is_empty())
+            {
+                break;
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the run never reached its gate"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(env.partition(), Some(3));
+    // The driving process dies at the gate; then someone raises the partition by hand.
+    run.start_kill().expect("kill engine run");
+    let _ = run.wait().await;
+    env.sim
+        .store()
+        .modify(Kind::StatefulSet, NS, "sample", |sts| {
+            sts["spec"]["updateStrategy"]["rollingUpdate"]["partition"] = 5.into();
+            Ok(())
+        })
+        .unwrap();
+    // Abort puts it at |P| - |U| = 5 - 2, where the rollout stands.
+    let abort = env
+        .engine(&["abort", "halted", "--reason", "latency spike"])
+        .await;
+    assert_exit(&abort, 0);
+    assert!(
+        text(&abort.stdout).contains("partition 5 -> 3"),
+        "{}",
+        describe(&abort)
+    );
+    assert_eq!(env.partition(), Some(3));
+
+    let history = env.engine(&["history", "halted", "--output", "json"]).await;
+    assert_exit(&history, 0);
+    let doc: Value = serde_json::from_slice(&history.stdout).expect("history JSON");
+    let frozen: Vec<&Value> = doc["audit"]
+        .as_array()
+        .expect("audit")
+        .iter()
+        .filter(|a| {
+            a["step"]
+                .as_str()
+                .is_some_and(|s| s.starts_with("abort by "))
+        })
+        .collect();
+    assert_eq!(frozen.len(), 1, "{doc:#}");
+    assert_eq!(frozen[0]["action"], "set partition");
+    assert_eq!(frozen[0]["before"], 5);
+    assert_eq!(frozen[0]["after"], 3);
+    assert_eq!(frozen[0]["outcome"], "applied");
+    // Every write of the run itself was answered, so none is left unconfirmed.
+    assert!(
+        doc["audit"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|a| a["outcome"] == "applied"),
+        "{doc:#}"
     );
 }
