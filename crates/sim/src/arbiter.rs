@@ -249,6 +249,13 @@ impl Arbiter {
         inner.members.clone()
     }
 
+    /// One pod's current role (after any due flaps), without copying the others.
+    pub fn role(&self, pod: &str) -> Option<Role> {
+        let mut inner = self.lock();
+        inner.flap(Instant::now());
+        inner.members.get(pod).copied()
+    }
+
     /// The current epoch.
     pub fn epoch(&self) -> u64 {
         let mut inner = self.lock();

@@ -8,7 +8,8 @@
 //! When the controller begins updating a pod it tells the [`Report`] which role the arbiter
 //! held for it at that moment.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
@@ -17,7 +18,7 @@ use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio::task::JoinHandle;
 
 use crate::arbiter::Arbiter;
-use crate::kruise::pod::{self, PodView, in_place_update, is_owned_by, set_condition};
+use crate::kruise::pod::{self, PodView, in_place_update, set_condition};
 use crate::kruise::reconcile::{self, DeleteReason, Input, Plan};
 use crate::kruise::revision::{self, Revision, RevisionChange};
 use crate::kruise::types::Asts;
@@ -46,8 +47,8 @@ pub fn spawn(
             report,
             arbiter,
             kubelet,
-            clocks: HashMap::new(),
-            ready: HashSet::new(),
+            pods: Vec::new(),
+            sets: Vec::new(),
             set_uids: None,
         };
         loop {
@@ -93,25 +94,27 @@ fn relevant(kind: Kind) -> bool {
 /// Makes a pod unready (`ready = false`) until called again with `true`: the kubelet reports
 /// its containers unready while the `sim.baton.dev/unready` annotation says so.
 pub fn set_pod_ready(store: &Store, ns: &str, name: &str, ready: bool) -> Result<Value, ApiError> {
-    store.modify(Kind::Pod, ns, name, |p| {
-        if !p["metadata"]["annotations"].is_object() {
-            p["metadata"]["annotations"] = serde_json::json!({});
-        }
-        if let Some(a) = p["metadata"]["annotations"].as_object_mut() {
-            if ready {
-                a.remove(UNREADY_ANNOTATION);
-            } else {
-                a.insert(UNREADY_ANNOTATION.into(), "true".into());
+    store
+        .modify(Kind::Pod, ns, name, |p| {
+            if !p["metadata"]["annotations"].is_object() {
+                p["metadata"]["annotations"] = serde_json::json!({});
             }
-        }
-        kubelet::recompute_ready(p, Timestamp::now());
-        Ok(())
-    })
+            if let Some(a) = p["metadata"]["annotations"].as_object_mut() {
+                if ready {
+                    a.remove(UNREADY_ANNOTATION);
+                } else {
+                    a.insert(UNREADY_ANNOTATION.into(), "true".into());
+                }
+            }
+            kubelet::recompute_ready(p, Timestamp::now());
+            Ok(())
+        })
+        .map(Arc::unwrap_or_clone)
 }
 
 /// Deletes a pod, as a user or an eviction would; its set recreates it.
 pub fn delete_pod(store: &Store, ns: &str, name: &str) -> Result<Value, ApiError> {
-    store.delete(Kind::Pod, ns, name)
+    store.delete(Kind::Pod, ns, name).map(Arc::unwrap_or_clone)
 }
 
 struct Driver {
@@ -119,12 +122,72 @@ struct Driver {
     report: Report,
     arbiter: Arbiter,
     kubelet: KubeletConfig,
-    /// Per pod UID: its image signature and when the kubelet first saw it.
-    clocks: HashMap<String, (String, Instant)>,
-    /// UIDs of pods last seen Ready (to record each Ready transition once).
-    ready: HashSet<String>,
+    /// What the last pass saw of every pod, sorted by namespace and name (the store's list
+    /// order): the controller's informer cache. A pod whose stored object is the same `Arc` as
+    /// last time, and that the kubelet had nothing to do for, costs a pass nothing.
+    pods: Vec<Seen>,
+    /// Parsed and defaulted sets, by the stored object they were read from.
+    sets: Vec<(Arc<Value>, Arc<Asts>)>,
     /// UIDs of the sets at the last garbage collection.
     set_uids: Option<HashSet<String>>,
+}
+
+/// The driver's memory of one pod.
+struct Seen {
+    namespace: String,
+    name: String,
+    uid: String,
+    /// The stored object the rest was computed from. The store replaces the `Arc` on every
+    /// write, so pointer equality means "unchanged".
+    obj: Arc<Value>,
+    /// UIDs of its controlling owners (`ownerReferences` with `controller: true`).
+    controllers: Vec<String>,
+    /// What the controller reads of it.
+    view: PodView,
+    /// Its image signature and when the kubelet first saw it.
+    clock: (String, Instant),
+    /// Last seen Ready (to record each Ready transition once).
+    ready: bool,
+    /// The kubelet had nothing to do for `obj` ([`needs_kubelet`] was false).
+    idle: bool,
+}
+
+impl Seen {
+    fn new(obj: Arc<Value>, now: Instant) -> Seen {
+        Seen {
+            namespace: meta_str(&obj, "namespace").to_string(),
+            name: meta_str(&obj, "name").to_string(),
+            uid: meta_str(&obj, "uid").to_string(),
+            controllers: Vec::new(),
+            view: PodView::default(),
+            clock: (kubelet::image_signature(&obj), now),
+            ready: false,
+            idle: false,
+            obj,
+        }
+    }
+
+    /// Rereads what depends on the object.
+    fn refresh(&mut self) {
+        self.view = PodView::from_value(&self.obj);
+        self.controllers = self.obj["metadata"]["ownerReferences"]
+            .as_array()
+            .map(|refs| {
+                refs.iter()
+                    .filter(|r| r["controller"] == true)
+                    .filter_map(|r| r["uid"].as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+    }
+
+    fn key(&self) -> (&str, &str) {
+        (&self.namespace, &self.name)
+    }
+
+    fn owned_by(&self, ns: &str, set_uid: &str) -> bool {
+        self.namespace == ns && self.controllers.iter().any(|u| u == set_uid)
+    }
 }
 
 fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
@@ -141,113 +204,148 @@ fn meta_str<'a>(v: &'a Value, field: &str) -> &'a str {
 impl Driver {
     /// One pass; returns when the next timer is due.
     fn pass(&mut self) -> Option<Instant> {
-        let (mut wake, pods) = self.kubelet_pass();
-        let (sets, _) = self.store.list(Kind::StatefulSet, None);
-        self.collect_garbage(&sets);
-        for set in &sets {
-            match Asts::from_value(set) {
-                Ok(set) => wake = earliest(wake, self.reconcile_set(&set, &pods)),
+        let mut wake = self.kubelet_pass();
+        let (listed, _) = self.store.list_shared(Kind::StatefulSet, None);
+        self.collect_garbage(&listed);
+        let mut sets = Vec::with_capacity(listed.len());
+        for obj in listed {
+            if let Some((_, set)) = self.sets.iter().find(|(o, _)| Arc::ptr_eq(o, &obj)) {
+                sets.push((obj.clone(), set.clone()));
+                continue;
+            }
+            match Asts::from_value(&obj) {
+                Ok(set) => sets.push((obj, Arc::new(set.defaulted()))),
                 Err(e) => {
-                    tracing::warn!(error = %e, name = meta_str(set, "name"), "unreadable statefulset")
+                    tracing::warn!(error = %e, name = meta_str(&obj, "name"), "unreadable statefulset")
                 }
             }
+        }
+        self.sets = sets;
+        for i in 0..self.sets.len() {
+            let (obj, set) = self.sets[i].clone();
+            wake = earliest(wake, self.reconcile_set(&obj, &set));
         }
         wake
     }
 
-    /// The kubelet acts on every pod that needs it. Returns the next timer and the pods as
-    /// they are after its writes (the controller's view for this pass, like an informer
-    /// cache: any later change triggers another pass).
-    fn kubelet_pass(&mut self) -> (Option<Instant>, Vec<Value>) {
+    /// The kubelet acts on every pod that needs it, and the cache follows the store. Returns
+    /// the next timer. The cache is the controller's view for this pass, like an informer's:
+    /// any later change triggers another pass.
+    fn kubelet_pass(&mut self) -> Option<Instant> {
         let now = Instant::now();
         let now_ts = Timestamp::now();
-        let (mut pods, _) = self.store.list(Kind::Pod, None);
+        let (listed, _) = self.store.list_shared(Kind::Pod, None);
+        let mut old = std::mem::take(&mut self.pods).into_iter().peekable();
+        let mut pods = Vec::with_capacity(listed.len());
         let mut wake = None;
-        let mut live = HashSet::new();
-        let mut gone = HashSet::new();
-        for p in &mut pods {
-            let (uid, ns, name) = (
-                meta_str(p, "uid"),
-                meta_str(p, "namespace"),
-                meta_str(p, "name"),
+        for obj in listed {
+            let (ns, name, uid) = (
+                meta_str(&obj, "namespace"),
+                meta_str(&obj, "name"),
+                meta_str(&obj, "uid"),
             );
-            live.insert(uid.to_string());
-            if !p["metadata"]["deletionTimestamp"].is_null() {
+            // Both are sorted by (namespace, name): entries before this pod are gone.
+            while old.next_if(|s| s.key() < (ns, name)).is_some() {}
+            let prev = old.next_if(|s| s.key() == (ns, name) && s.uid == uid);
+            let mut seen = match prev {
+                Some(s) if Arc::ptr_eq(&s.obj, &obj) && s.idle => {
+                    pods.push(s);
+                    continue;
+                }
+                Some(mut s) => {
+                    let changed = !Arc::ptr_eq(&s.obj, &obj);
+                    s.obj = obj;
+                    if changed {
+                        s.refresh();
+                    }
+                    s
+                }
+                None => {
+                    let mut s = Seen::new(obj, now);
+                    s.refresh();
+                    s
+                }
+            };
+            if seen.view.terminating {
                 // Graceful deletion: the containers are gone at once.
-                if let Err(e) = self.store.delete(Kind::Pod, ns, name) {
-                    tracing::debug!(pod = name, reason = %e.reason, "kubelet could not finish a deletion");
+                if let Err(e) = self.store.delete(Kind::Pod, &seen.namespace, &seen.name) {
+                    tracing::debug!(pod = seen.name, reason = %e.reason, "kubelet could not finish a deletion");
                 }
-                gone.insert(uid.to_string());
                 continue;
             }
-            let sig = kubelet::image_signature(p);
-            let clock = self
-                .clocks
-                .entry(uid.to_string())
-                .or_insert_with(|| (sig.clone(), now));
-            if clock.0 != sig {
-                *clock = (sig, now);
-            }
-            let waited = now.duration_since(clock.1);
-            self.note_ready(p, name, uid);
-            if !needs_kubelet(p, &self.kubelet) {
-                continue;
-            }
-            let mut next = p.clone();
-            let due = kubelet::act(&mut next, &self.kubelet, waited, now_ts);
-            wake = earliest(wake, due.map(|d| now + d));
-            if next == *p {
-                continue;
-            }
-            let cfg = &self.kubelet;
-            let written = self.store.modify(Kind::Pod, ns, name, |cur| {
-                if meta_str(cur, "uid") != uid {
-                    return Err(ApiError::new(409, "Conflict", "the pod was replaced"));
+            wake = earliest(wake, self.kubelet_step(&mut seen, now, now_ts));
+            pods.push(seen);
+        }
+        self.pods = pods;
+        wake
+    }
+
+    /// The kubelet's work on one pod that changed or has something pending.
+    fn kubelet_step(&self, seen: &mut Seen, now: Instant, now_ts: Timestamp) -> Option<Instant> {
+        let sig = kubelet::image_signature(&seen.obj);
+        if seen.clock.0 != sig {
+            seen.clock = (sig, now);
+        }
+        let waited = now.duration_since(seen.clock.1);
+        self.note_ready(seen);
+        let cfg = &self.kubelet;
+        let mut wake = None;
+        if needs_kubelet(&seen.obj, cfg) {
+            let mut next = (*seen.obj).clone();
+            let due = kubelet::act(&mut next, cfg, waited, now_ts);
+            wake = due.map(|d| now + d);
+            if next != *seen.obj {
+                let uid = seen.uid.as_str();
+                let written = self
+                    .store
+                    .modify(Kind::Pod, &seen.namespace, &seen.name, |cur| {
+                        if meta_str(cur, "uid") != uid {
+                            return Err(ApiError::new(409, "Conflict", "the pod was replaced"));
+                        }
+                        kubelet::act(cur, cfg, waited, now_ts);
+                        Ok(())
+                    });
+                match written {
+                    Ok(v) => {
+                        seen.obj = v;
+                        seen.refresh();
+                        self.note_ready(seen);
+                    }
+                    Err(e) => {
+                        tracing::debug!(pod = seen.name, reason = %e.reason, "kubelet write skipped")
+                    }
                 }
-                kubelet::act(cur, cfg, waited, now_ts);
-                Ok(())
-            });
-            match written {
-                Ok(v) => {
-                    let (name, uid) = (name.to_string(), uid.to_string());
-                    self.note_ready(&v, &name, &uid);
-                    *p = v;
-                }
-                Err(e) => tracing::debug!(pod = name, reason = %e.reason, "kubelet write skipped"),
             }
         }
-        self.clocks.retain(|uid, _| live.contains(uid));
-        self.ready.retain(|uid| live.contains(uid));
-        pods.retain(|p| !gone.contains(meta_str(p, "uid")));
-        (wake, pods)
+        seen.idle = !needs_kubelet(&seen.obj, cfg);
+        wake
     }
 
     /// Records a pod's transition to Ready in the report.
-    fn note_ready(&mut self, p: &Value, name: &str, uid: &str) {
+    fn note_ready(&self, seen: &mut Seen) {
+        let p = &seen.obj;
         let ready = p["status"]["conditions"].as_array().and_then(|cs| {
             cs.iter()
                 .find(|c| c["type"] == "Ready" && c["status"] == "True")
         });
         match ready {
             Some(c) if p["status"]["phase"] == "Running" => {
-                if !self.ready.contains(uid) {
-                    self.ready.insert(uid.to_string());
+                if !seen.ready {
+                    seen.ready = true;
                     let at = c["lastTransitionTime"]
                         .as_str()
                         .and_then(|t| t.parse::<Timestamp>().ok())
                         .unwrap_or_else(Timestamp::now);
-                    self.report.record_ready(name, at);
+                    self.report.record_ready(&seen.name, at);
                 }
             }
-            _ => {
-                self.ready.remove(uid);
-            }
+            _ => seen.ready = false,
         }
     }
 
     /// Deletes pods and revisions whose owning set no longer exists. Runs when the sets changed
     /// since the last pass (a set was deleted or replaced).
-    fn collect_garbage(&mut self, sets: &[Value]) {
+    fn collect_garbage(&mut self, sets: &[Arc<Value>]) {
         let uids: HashSet<&str> = sets.iter().map(|s| meta_str(s, "uid")).collect();
         let known: HashSet<String> = uids.iter().map(|u| u.to_string()).collect();
         if self.set_uids.as_ref() == Some(&known) {
@@ -255,7 +353,7 @@ impl Driver {
         }
         self.set_uids = Some(known);
         for kind in [Kind::Pod, Kind::ControllerRevision] {
-            let (objs, _) = self.store.list(kind, None);
+            let (objs, _) = self.store.list_shared(kind, None);
             for o in &objs {
                 let orphaned = o["metadata"]["ownerReferences"]
                     .as_array()
@@ -277,17 +375,16 @@ impl Driver {
     }
 
     /// Reconciles one set and applies the plan; returns when to look again.
-    fn reconcile_set(&self, stored: &Asts, all_pods: &[Value]) -> Option<Instant> {
-        let set = stored.defaulted();
+    fn reconcile_set(&mut self, stored_obj: &Value, set: &Asts) -> Option<Instant> {
         let ns = set.namespace().to_string();
         let uid = set.metadata.uid.clone().unwrap_or_default();
-        let (revs, _) = self.store.list(Kind::ControllerRevision, Some(&ns));
+        let (revs, _) = self.store.list_shared(Kind::ControllerRevision, Some(&ns));
         let mut revisions: Vec<Revision> = revs
             .iter()
             .filter(|r| pod::is_owned_by(r, &uid))
-            .filter_map(Revision::from_value)
+            .filter_map(|r| Revision::from_value(r))
             .collect();
-        let resolved = revision::resolve(&set, &revisions);
+        let resolved = revision::resolve(set, &revisions);
         match &resolved.change {
             RevisionChange::None => {}
             RevisionChange::Create(obj) => {
@@ -312,46 +409,61 @@ impl Driver {
                 }
             }
         }
-        let owned: Vec<&Value> = all_pods
-            .iter()
-            .filter(|p| meta_str(p, "namespace") == ns && is_owned_by(p, &uid))
+        // The owned pods' views are lent to the pure reconcile and put back afterwards.
+        let owned: Vec<usize> = (0..self.pods.len())
+            .filter(|&i| self.pods[i].owned_by(&ns, &uid))
             .collect();
-        let views: Vec<PodView> = owned.iter().map(|p| PodView::from_value(p)).collect();
-        let service_name = stored_service_name(&self.store, &ns, set.name());
+        let views: Vec<PodView> = owned
+            .iter()
+            .map(|&i| std::mem::take(&mut self.pods[i].view))
+            .collect();
+        // `spec.serviceName` is not part of the typed view: only pods use it.
+        let service_name = stored_obj["spec"]["serviceName"].as_str();
         let now = Timestamp::now();
         let plan = reconcile::reconcile(Input {
-            set: &set,
+            set,
             pods: &views,
             revisions: &revisions,
             resolved: &resolved,
-            service_name: service_name.as_deref(),
+            service_name,
             now,
         });
+        let to_delete = {
+            let live: Vec<&str> = views.iter().map(|p| p.revision()).collect();
+            revision::history_to_delete(
+                set,
+                &revisions,
+                &live,
+                &resolved.current.name,
+                &resolved.update.name,
+            )
+        };
+        for (&i, view) in owned.iter().zip(views) {
+            self.pods[i].view = view;
+        }
         let requeue = plan
             .requeue_after
             .and_then(|d| Duration::try_from(d).ok())
             .map(|d| Instant::now() + d);
-        self.apply(&set, &ns, &owned, plan, now);
-        let live: Vec<&str> = views.iter().map(|p| p.revision()).collect();
-        for name in revision::history_to_delete(
-            &set,
-            &revisions,
-            &live,
-            &resolved.current.name,
-            &resolved.update.name,
-        ) {
+        self.apply(set, &ns, plan, now);
+        for name in to_delete {
             let _ = self.store.delete(Kind::ControllerRevision, &ns, &name);
         }
         requeue
     }
 
-    fn apply(&self, set: &Asts, ns: &str, pods: &[&Value], plan: Plan, now: Timestamp) {
-        let label_of = |name: &str| {
-            pods.iter()
-                .find(|p| meta_str(p, "name") == name)
-                .and_then(|p| p["metadata"]["labels"][ROLE_LABEL].as_str())
-                .map(str::to_string)
-        };
+    /// The role label of a pod as this pass saw it.
+    fn label_of(&self, ns: &str, name: &str) -> Option<String> {
+        let i = self
+            .pods
+            .binary_search_by(|s| s.key().cmp(&(ns, name)))
+            .ok()?;
+        self.pods[i].obj["metadata"]["labels"][ROLE_LABEL]
+            .as_str()
+            .map(str::to_string)
+    }
+
+    fn apply(&self, set: &Asts, ns: &str, plan: Plan, now: Timestamp) {
         for r in &plan.refresh {
             let _ = self.store.modify(Kind::Pod, ns, &r.name, |p| {
                 if meta_str(p, "uid") != r.uid {
@@ -378,13 +490,13 @@ impl Driver {
         }
         for d in &plan.delete {
             if let DeleteReason::Update { from, to } = &d.reason {
-                let role = self.arbiter.roles().get(&d.name).copied();
+                let role = self.arbiter.role(&d.name);
                 self.report
-                    .record_update(&d.name, from, to, role, label_of(&d.name));
+                    .record_update(&d.name, from, to, role, self.label_of(ns, &d.name));
             }
             let still_same = self
                 .store
-                .get(Kind::Pod, ns, &d.name)
+                .get_shared(Kind::Pod, ns, &d.name)
                 .is_some_and(|p| meta_str(&p, "uid") == d.uid);
             if still_same
                 && self.store.delete(Kind::Pod, ns, &d.name).is_ok()
@@ -394,9 +506,9 @@ impl Driver {
             }
         }
         for u in &plan.in_place {
-            let role = self.arbiter.roles().get(&u.name).copied();
+            let role = self.arbiter.role(&u.name);
             self.report
-                .record_update(&u.name, &u.from, &u.to, role, label_of(&u.name));
+                .record_update(&u.name, &u.from, &u.to, role, self.label_of(ns, &u.name));
             let _ = self.store.modify(Kind::Pod, ns, &u.name, |p| {
                 if meta_str(p, "uid") != u.uid {
                     return Err(ApiError::new(409, "Conflict", "the pod was replaced"));
@@ -430,13 +542,6 @@ impl Driver {
             });
         }
     }
-}
-
-/// `spec.serviceName` of the stored set (not part of the typed view: only pods use it).
-fn stored_service_name(store: &Store, ns: &str, name: &str) -> Option<String> {
-    store
-        .get(Kind::StatefulSet, ns, name)
-        .and_then(|s| s["spec"]["serviceName"].as_str().map(str::to_string))
 }
 
 /// Whether the kubelet may have something to do for this pod: it is not running yet, a

@@ -159,34 +159,52 @@ impl Sim {
 
     /// Waits until every seed pod exists, carries its role label and is Ready.
     pub async fn settled(&self) {
+        if self.cfg.empty {
+            return;
+        }
         let mut rx = self.store.subscribe();
+        // Seed pods not settled yet; each change re-checks only the pod it touched.
+        let all = seed::roles(&self.cfg);
+        let mut pending = std::collections::BTreeMap::new();
         loop {
-            if self.is_settled() {
-                return;
+            if pending.is_empty() {
+                // Every pod at once, not just each in turn.
+                pending = all.clone();
+                pending.retain(|name, working| !self.pod_settled(name, *working));
+                if pending.is_empty() {
+                    return;
+                }
             }
-            if let Err(tokio::sync::broadcast::error::RecvError::Closed) = rx.recv().await {
-                return;
+            match rx.recv().await {
+                Ok(c) if c.kind == Kind::Pod && c.namespace == seed::NAMESPACE => {
+                    if let Some(&working) = pending.get(&c.name)
+                        && self.pod_settled(&c.name, working)
+                    {
+                        pending.remove(&c.name);
+                    }
+                }
+                Ok(_) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                    pending.retain(|name, working| !self.pod_settled(name, *working));
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
             }
         }
     }
 
-    fn is_settled(&self) -> bool {
-        if self.cfg.empty {
-            return true;
-        }
-        seed::roles(&self.cfg).into_iter().all(|(name, working)| {
-            self.store
-                .get(Kind::Pod, seed::NAMESPACE, &name)
-                .is_some_and(|p| {
-                    let labelled = p["metadata"]["labels"][controller::ROLE_LABEL].as_str()
-                        == Some(if working { "true" } else { "false" });
-                    let ready = p["status"]["conditions"].as_array().is_some_and(|cs| {
-                        cs.iter()
-                            .any(|c| c["type"] == "Ready" && c["status"] == "True")
-                    });
-                    labelled && ready
-                })
-        })
+    /// Whether a seed pod exists, carries its role label and is Ready.
+    fn pod_settled(&self, name: &str, working: bool) -> bool {
+        self.store
+            .get_shared(Kind::Pod, seed::NAMESPACE, name)
+            .is_some_and(|p| {
+                let labelled = p["metadata"]["labels"][controller::ROLE_LABEL].as_str()
+                    == Some(if working { "true" } else { "false" });
+                let ready = p["status"]["conditions"].as_array().is_some_and(|cs| {
+                    cs.iter()
+                        .any(|c| c["type"] == "Ready" && c["status"] == "True")
+                });
+                labelled && ready
+            })
     }
 
     /// Serves the API server and the arbiter on 127.0.0.1 (ports from the

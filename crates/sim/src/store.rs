@@ -169,7 +169,8 @@ pub struct Change {
     pub name: String,
     pub change: ChangeType,
     /// The object after the change (before it, with the new resourceVersion, for `Deleted`).
-    pub object: Value,
+    /// Shared with the store and every other subscriber: delivering a change copies no object.
+    pub object: Arc<Value>,
     pub resource_version: u64,
 }
 
@@ -263,7 +264,9 @@ type Key = (Kind, String, String);
 
 struct Inner {
     rv: u64,
-    objects: BTreeMap<Key, Value>,
+    /// Stored objects are immutable once written: a write replaces the `Arc`, so readers share
+    /// them without copying (a list of a thousand pods is a thousand reference counts).
+    objects: BTreeMap<Key, Arc<Value>>,
     history: VecDeque<Change>,
     history_cap: usize,
     /// Watches from a version below this cannot be served from history.
@@ -309,22 +312,27 @@ impl Store {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// A copy of one object.
     pub fn get(&self, kind: Kind, ns: &str, name: &str) -> Option<Value> {
+        self.get_shared(kind, ns, name).map(|v| (*v).clone())
+    }
+
+    /// One object, shared with the store (no copy).
+    pub fn get_shared(&self, kind: Kind, ns: &str, name: &str) -> Option<Arc<Value>> {
         self.lock().objects.get(&key(kind, ns, name)).cloned()
     }
 
-    /// Objects in a namespace (None = all) and the store's current resourceVersion.
+    /// Copies of the objects in a namespace (None = all) and the store's current resourceVersion.
     pub fn list(&self, kind: Kind, ns: Option<&str>) -> (Vec<Value>, u64) {
+        let (items, rv) = self.list_shared(kind, ns);
+        (items.iter().map(|v| (**v).clone()).collect(), rv)
+    }
+
+    /// The objects in a namespace (None = all), shared with the store, in key order, and the
+    /// store's current resourceVersion.
+    pub fn list_shared(&self, kind: Kind, ns: Option<&str>) -> (Vec<Arc<Value>>, u64) {
         let inner = self.lock();
-        let items = inner
-            .objects
-            .iter()
-            .filter(|((k, n, _), _)| {
-                *k == kind && ns.is_none_or(|ns| !kind.namespaced() || n == ns)
-            })
-            .map(|(_, v)| v.clone())
-            .collect();
-        (items, inner.rv)
+        (inner.select(kind, ns), inner.rv)
     }
 
     /// The current (latest committed) resourceVersion.
@@ -335,7 +343,7 @@ impl Store {
     /// Sets uid, resourceVersion, creationTimestamp, generation=1 (for kinds with spec); AlreadyExists on dup.
     ///
     /// `metadata.generateName` is honoured when `metadata.name` is absent.
-    pub fn create(&self, kind: Kind, ns: &str, mut obj: Value) -> Result<Value, ApiError> {
+    pub fn create(&self, kind: Kind, ns: &str, mut obj: Value) -> Result<Arc<Value>, ApiError> {
         if !obj.is_object() {
             return Err(ApiError::bad_request("the body must be a JSON object"));
         }
@@ -394,6 +402,7 @@ impl Store {
         admission::default(kind, &mut obj);
         admission::validate(kind, &name, None, &obj)?;
         inner.rv = rv;
+        let obj = Arc::new(obj);
         inner.objects.insert(k, obj.clone());
         self.record(
             &mut inner,
@@ -420,7 +429,7 @@ impl Store {
         ns: &str,
         name: &str,
         f: impl FnOnce(&mut Value) -> Result<(), ApiError>,
-    ) -> Result<Value, ApiError> {
+    ) -> Result<Arc<Value>, ApiError> {
         let mut inner = self.lock();
         let k = key(kind, ns, name);
         let old = inner
@@ -428,7 +437,7 @@ impl Store {
             .get(&k)
             .cloned()
             .ok_or_else(|| ApiError::not_found(kind, name))?;
-        let mut new = old.clone();
+        let mut new = (*old).clone();
         f(&mut new)?;
         if !new.is_object() {
             return Err(ApiError::bad_request("the object must be a JSON object"));
@@ -438,7 +447,8 @@ impl Store {
             map.insert("apiVersion".into(), old["apiVersion"].clone());
             map.insert("kind".into(), old["kind"].clone());
         }
-        let old_meta = old.get("metadata").cloned().unwrap_or_else(|| json!({}));
+        let no_meta = json!({});
+        let old_meta = old.get("metadata").unwrap_or(&no_meta);
         let meta = metadata_mut(&mut new);
         for field in [
             "name",
@@ -457,7 +467,7 @@ impl Store {
         if let Some(v) = old_meta.get("deletionTimestamp") {
             meta.insert("deletionTimestamp".into(), v.clone());
         }
-        if new == old {
+        if new == *old {
             return Ok(old);
         }
         admission::default(kind, &mut new);
@@ -474,6 +484,7 @@ impl Store {
             meta.insert("generation".into(), json!(generation + 1));
         }
         inner.rv = rv;
+        let new = Arc::new(new);
         inner.objects.insert(k, new.clone());
         self.record(
             &mut inner,
@@ -488,15 +499,18 @@ impl Store {
     }
 
     /// Removes the object now and emits Deleted.
-    pub fn delete(&self, kind: Kind, ns: &str, name: &str) -> Result<Value, ApiError> {
+    pub fn delete(&self, kind: Kind, ns: &str, name: &str) -> Result<Arc<Value>, ApiError> {
         let mut inner = self.lock();
-        let mut obj = inner
+        let obj = inner
             .objects
             .remove(&key(kind, ns, name))
             .ok_or_else(|| ApiError::not_found(kind, name))?;
         let rv = inner.rv + 1;
         inner.rv = rv;
+        // The last holder (usually the store) gets it without a copy.
+        let mut obj = Arc::unwrap_or_clone(obj);
         metadata_mut(&mut obj).insert("resourceVersion".into(), json!(rv.to_string()));
+        let obj = Arc::new(obj);
         self.record(
             &mut inner,
             kind,
@@ -544,18 +558,10 @@ impl Store {
         &self,
         kind: Kind,
         ns: Option<&str>,
-    ) -> (Vec<Value>, u64, broadcast::Receiver<Change>) {
+    ) -> (Vec<Arc<Value>>, u64, broadcast::Receiver<Change>) {
         let inner = self.lock();
         let rx = self.tx.subscribe();
-        let items = inner
-            .objects
-            .iter()
-            .filter(|((k, n, _), _)| {
-                *k == kind && ns.is_none_or(|ns| !kind.namespaced() || n == ns)
-            })
-            .map(|(_, v)| v.clone())
-            .collect();
-        (items, inner.rv, rx)
+        (inner.select(kind, ns), inner.rv, rx)
     }
 
     /// Forgets the whole change history, as an etcd compaction would: every
@@ -574,7 +580,7 @@ impl Store {
         ns: &str,
         name: &str,
         change: ChangeType,
-        object: Value,
+        object: Arc<Value>,
         resource_version: u64,
     ) {
         let change = Change {
@@ -597,6 +603,20 @@ impl Store {
         inner.history.push_back(change.clone());
         // No receivers is fine: nobody is watching.
         let _ = self.tx.send(change);
+    }
+}
+
+impl Inner {
+    /// The objects of one kind in a namespace (None = all), in key order. Keys sort by kind
+    /// first, so this walks only that kind's objects (and one namespace's, when given).
+    fn select(&self, kind: Kind, ns: Option<&str>) -> Vec<Arc<Value>> {
+        let ns = ns.filter(|_| kind.namespaced());
+        let from = (kind, ns.unwrap_or_default().to_string(), String::new());
+        self.objects
+            .range(from..)
+            .take_while(|((k, n, _), _)| *k == kind && ns.is_none_or(|ns| n == ns))
+            .map(|(_, v)| v.clone())
+            .collect()
     }
 }
 

@@ -267,7 +267,12 @@ async fn handle(State(st): State<Arc<ApiState>>, req: Request) -> Response {
     }
     let result = match verb {
         "get" => get(&st, &ctx),
-        "list" => list(&st, &ctx),
+        "list" => {
+            return match list(&st, &ctx) {
+                Ok(resp) => resp,
+                Err(e) => ctx.err(&e),
+            };
+        }
         "watch" => return start_watch(&st, &ctx),
         "create" => create(&st, &ctx),
         "update" => update(&st, &ctx),
@@ -281,15 +286,19 @@ async fn handle(State(st): State<Arc<ApiState>>, req: Request) -> Response {
     }
 }
 
-type Reply = Result<(u16, Value), ApiError>;
+/// A status code and the body; stored objects are served as they are shared, without a copy.
+type Reply = Result<(u16, Arc<Value>), ApiError>;
 
 fn get(st: &ApiState, ctx: &Ctx) -> Reply {
     let obj = st
         .store
-        .get(ctx.target.kind, ctx.ns(), ctx.name())
+        .get_shared(ctx.target.kind, ctx.ns(), ctx.name())
         .ok_or_else(|| ApiError::not_found(ctx.target.kind, ctx.name()))?;
     Ok(match ctx.wants_table() {
-        Some(inc) => (200, table::table(ctx.target.kind, &[obj], None, inc, true)),
+        Some(inc) => (
+            200,
+            Arc::new(table::table(ctx.target.kind, &[obj], None, inc, true)),
+        ),
         None => (200, obj),
     })
 }
@@ -302,11 +311,11 @@ fn selectors(ctx: &Ctx) -> Result<(Selector, FieldSelector), ApiError> {
     Ok((labels, fields))
 }
 
-fn selected(st: &ApiState, ctx: &Ctx) -> Result<(Vec<Value>, u64), ApiError> {
+fn selected(st: &ApiState, ctx: &Ctx) -> Result<(Vec<Arc<Value>>, u64), ApiError> {
     let (labels, fields) = selectors(ctx)?;
     let (items, rv) = st
         .store
-        .list(ctx.target.kind, ctx.target.namespace.as_deref());
+        .list_shared(ctx.target.kind, ctx.target.namespace.as_deref());
     let items = items
         .into_iter()
         .filter(|o| labels.matches_object(o) && fields.matches(o))
@@ -322,7 +331,7 @@ fn object_key(o: &Value) -> String {
     )
 }
 
-fn list(st: &ApiState, ctx: &Ctx) -> Reply {
+fn list(st: &ApiState, ctx: &Ctx) -> Result<Response, ApiError> {
     let (mut items, rv) = selected(st, ctx)?;
     // Paging: `continue` is the key of the last object already returned.
     if let Some(after) = ctx.q("continue").filter(|c| !c.is_empty()) {
@@ -336,29 +345,21 @@ fn list(st: &ApiState, ctx: &Ctx) -> Reply {
         && items.len() > limit
     {
         items.truncate(limit);
-        next = items.last().map(object_key);
+        next = items.last().map(|o| object_key(o));
     }
     if let Some(inc) = ctx.wants_table() {
         let mut t = table::table(ctx.target.kind, &items, Some(rv), inc, true);
         if let Some(c) = next {
             t["metadata"]["continue"] = json!(c);
         }
-        return Ok((200, t));
+        return Ok(response::json(200, &t));
     }
     let kind = ctx.target.kind;
     let mut metadata = json!({"resourceVersion": rv.to_string()});
     if let Some(c) = next {
         metadata["continue"] = json!(c);
     }
-    Ok((
-        200,
-        json!({
-            "kind": format!("{}List", kind.kind_name()),
-            "apiVersion": kind.api_version(),
-            "metadata": metadata,
-            "items": items
-        }),
-    ))
+    Ok(response::list(kind, &metadata, &items))
 }
 
 fn start_watch(st: &ApiState, ctx: &Ctx) -> Response {
@@ -490,7 +491,7 @@ fn create(st: &ApiState, ctx: &Ctx) -> Reply {
             .unwrap_or_default()
             .to_string();
         crate::admission::validate(kind, &name, None, &obj)?;
-        return Ok((201, obj));
+        return Ok((201, Arc::new(obj)));
     }
     let created = st.store.create(kind, ctx.ns(), obj)?;
     Ok((201, created))
@@ -579,7 +580,7 @@ fn update(st: &ApiState, ctx: &Ctx) -> Reply {
             .get(kind, ctx.ns(), ctx.name())
             .ok_or_else(|| ApiError::not_found(kind, ctx.name()))?;
         apply(&mut cur)?;
-        return Ok((200, cur));
+        return Ok((200, Arc::new(cur)));
     }
     Ok((200, st.store.modify(kind, ctx.ns(), ctx.name(), apply)?))
 }
@@ -654,7 +655,7 @@ fn patch(st: &ApiState, ctx: &Ctx) -> Reply {
             .get(kind, ctx.ns(), ctx.name())
             .ok_or_else(|| ApiError::not_found(kind, ctx.name()))?;
         apply(&mut cur)?;
-        return Ok((200, cur));
+        return Ok((200, Arc::new(cur)));
     }
     Ok((200, st.store.modify(kind, ctx.ns(), ctx.name(), apply)?))
 }
@@ -669,7 +670,7 @@ fn delete(st: &ApiState, ctx: &Ctx) -> Reply {
     };
     let cur = st
         .store
-        .get(kind, ctx.ns(), ctx.name())
+        .get_shared(kind, ctx.ns(), ctx.name())
         .ok_or_else(|| ApiError::not_found(kind, ctx.name()))?;
     let pre = &opts["preconditions"];
     let uid_ok = pre["uid"]
@@ -719,13 +720,14 @@ fn delete_collection(st: &ApiState, ctx: &Ctx) -> Reply {
             deleted.push(d);
         }
     }
+    let deleted: Vec<&Value> = deleted.iter().map(|d| &**d).collect();
     Ok((
         200,
-        json!({
+        Arc::new(json!({
             "kind": format!("{}List", kind.kind_name()), "apiVersion": kind.api_version(),
             "metadata": {"resourceVersion": st.store.resource_version().to_string()},
             "items": deleted
-        }),
+        })),
     ))
 }
 

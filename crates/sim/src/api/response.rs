@@ -21,6 +21,44 @@ pub fn json_typed(code: u16, body: &Value, content_type: &'static str) -> Respon
     resp
 }
 
+/// A `<Kind>List` of shared objects, serialised straight from the store's copies.
+pub fn list(kind: Kind, metadata: &Value, items: &[std::sync::Arc<Value>]) -> Response {
+    use serde::ser::{SerializeMap, Serializer};
+    struct Items<'a>(&'a [std::sync::Arc<Value>]);
+    impl serde::Serialize for Items<'_> {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            s.collect_seq(self.0.iter().map(|o| &**o))
+        }
+    }
+    struct List<'a> {
+        kind: Kind,
+        metadata: &'a Value,
+        items: Items<'a>,
+    }
+    impl serde::Serialize for List<'_> {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            let mut m = s.serialize_map(Some(4))?;
+            m.serialize_entry("kind", &format!("{}List", self.kind.kind_name()))?;
+            m.serialize_entry("apiVersion", &self.kind.api_version())?;
+            m.serialize_entry("metadata", self.metadata)?;
+            m.serialize_entry("items", &self.items)?;
+            m.end()
+        }
+    }
+    let body = serde_json::to_vec(&List {
+        kind,
+        metadata,
+        items: Items(items),
+    })
+    .unwrap_or_default();
+    let mut resp = Response::new(Body::from(body));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
 /// The `Status` object for an error; `kind`/`name` fill in `details`.
 pub fn status_body(err: &ApiError, kind: Option<Kind>, name: Option<&str>) -> Value {
     let mut details = json!({});

@@ -250,7 +250,7 @@ fn row(kind: Kind, o: &Value, include: Include, now: jiff::Timestamp) -> Value {
 /// (watch events after the first).
 pub fn table(
     kind: Kind,
-    items: &[Value],
+    items: &[impl std::borrow::Borrow<Value>],
     rv: Option<u64>,
     include: Include,
     with_columns: bool,
@@ -271,7 +271,7 @@ pub fn table(
     json!({
         "kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": metadata,
         "columnDefinitions": defs,
-        "rows": items.iter().map(|o| row(kind, o, include, now)).collect::<Vec<_>>()
+        "rows": items.iter().map(|o| row(kind, o.borrow(), include, now)).collect::<Vec<_>>()
     })
 }
 

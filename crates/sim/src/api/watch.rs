@@ -12,6 +12,7 @@
 
 use std::collections::HashSet;
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -101,6 +102,18 @@ fn line(v: &Value) -> Bytes {
     Bytes::from(s)
 }
 
+/// `{"type":ty,"object":object}` and a newline, written straight from the shared object.
+fn event_line(ty: &str, object: &Value) -> Bytes {
+    let mut out = Vec::with_capacity(4096);
+    out.extend_from_slice(b"{\"type\":");
+    // Writing JSON into a Vec cannot fail: strings and `Value`s always serialise.
+    let _ = serde_json::to_writer(&mut out, ty);
+    out.extend_from_slice(b",\"object\":");
+    let _ = serde_json::to_writer(&mut out, object);
+    out.extend_from_slice(b"}\n");
+    Bytes::from(out)
+}
+
 /// Starts a watch and returns the streaming response.
 pub fn serve(store: &Store, opts: WatchOptions) -> Response {
     let (tx, rx) = mpsc::channel::<Result<Bytes, Infallible>>(64);
@@ -111,7 +124,10 @@ pub fn serve(store: &Store, opts: WatchOptions) -> Response {
         }
         Some(rv) => store.watch_from(rv).map(|(past, sub)| {
             (
-                Start::Replay(past, store.list(opts.kind, opts.namespace.as_deref()).0),
+                Start::Replay(
+                    past,
+                    store.list_shared(opts.kind, opts.namespace.as_deref()).0,
+                ),
                 rv,
                 sub,
             )
@@ -140,10 +156,10 @@ pub fn serve(store: &Store, opts: WatchOptions) -> Response {
 }
 
 enum Start {
-    Snapshot(Vec<Value>),
+    Snapshot(Vec<Arc<Value>>),
     /// History after the requested version, and the current objects (to
     /// know which ones the client already has).
-    Replay(Vec<Change>, Vec<Value>),
+    Replay(Vec<Change>, Vec<Arc<Value>>),
 }
 
 struct Sender {
@@ -156,7 +172,7 @@ struct Sender {
 impl Sender {
     /// Sends one event; false when the stream must end.
     async fn event(&mut self, ty: &str, object: &Value) -> bool {
-        let object = match self.opts.table {
+        let bytes = match self.opts.table {
             Some(include) => {
                 let t = table::table(
                     self.opts.kind,
@@ -166,16 +182,11 @@ impl Sender {
                     !self.columns_sent,
                 );
                 self.columns_sent = true;
-                t
+                event_line(ty, &t)
             }
-            None => object.clone(),
+            None => event_line(ty, object),
         };
-        if self
-            .tx
-            .send(Ok(line(&json!({"type": ty, "object": object}))))
-            .await
-            .is_err()
-        {
+        if self.tx.send(Ok(bytes)).await.is_err() {
             return false;
         }
         self.sent += 1;

@@ -6,6 +6,7 @@
 //! order under the `maxUnavailable` budget and emits in-place updates or deletions. The result
 //! is a [`Plan`]; the driver applies it to the store.
 
+use std::borrow::{Borrow, Cow};
 use std::collections::BTreeSet;
 
 use jiff::{SignedDuration, Timestamp};
@@ -91,12 +92,19 @@ impl Plan {
     }
 }
 
-/// One slot of the live ordinal range.
+/// One slot of the live ordinal range: a stored pod (borrowed from the input) or one this
+/// pass creates.
 #[derive(Debug, Clone)]
-struct Slot {
-    pod: PodView,
+struct Slot<'a> {
+    pod: Cow<'a, PodView>,
     /// Created by this pass; not in the store yet.
     new: bool,
+}
+
+impl Borrow<PodView> for Slot<'_> {
+    fn borrow(&self) -> &PodView {
+        &self.pod
+    }
 }
 
 /// The inputs of one pass.
@@ -173,32 +181,28 @@ pub fn reconcile(input: Input<'_>) -> Plan {
     let reserved = set.reserved_ordinals();
     let len = usize::try_from(end - start).unwrap_or(0);
     let mut slots: Vec<Option<Slot>> = vec![None; len];
-    let mut condemned: Vec<(i64, PodView)> = Vec::new();
+    let mut condemned: Vec<(i64, &PodView)> = Vec::new();
     for pod in pods {
         match pod.ordinal(name) {
             Some(o) if o >= start && o < end && !reserved.contains(&o) => {
                 let i = usize::try_from(o - start).unwrap_or(0);
                 slots[i] = Some(Slot {
-                    pod: pod.clone(),
+                    pod: Cow::Borrowed(pod),
                     new: false,
                 });
             }
-            o => condemned.push((o.unwrap_or(-1), pod.clone())),
+            o => condemned.push((o.unwrap_or(-1), pod)),
         }
     }
     condemned.sort_by_key(|c| std::cmp::Reverse(c.0));
 
     // Missing pods, in ascending order, each seeing the ones filled before it.
-    let mut views: Vec<Option<PodView>> = slots
-        .iter()
-        .map(|s| s.as_ref().map(|s| s.pod.clone()))
-        .collect();
     for ord in start..end {
         let i = usize::try_from(ord - start).unwrap_or(0);
         if reserved.contains(&ord) || slots[i].is_some() {
             continue;
         }
-        let rev = if is_current_revision_needed(set, &update.name, ord, &views) {
+        let rev = if is_current_revision_needed(set, &update.name, ord, &slots) {
             current
         } else {
             update
@@ -207,9 +211,8 @@ pub fn reconcile(input: Input<'_>) -> Plan {
         let mut view = PodView::from_value(&object);
         view.phase.clear();
         view.labels.insert(REVISION_LABEL.into(), rev.name.clone());
-        views[i] = Some(view.clone());
         slots[i] = Some(Slot {
-            pod: view,
+            pod: Cow::Owned(view),
             new: true,
         });
         plan.create.push(object);
@@ -231,7 +234,7 @@ pub fn reconcile(input: Input<'_>) -> Plan {
     let finish = |mut plan: Plan,
                   mut status: AstsStatus,
                   slots: &[Option<Slot>],
-                  condemned: &[(i64, PodView)]| {
+                  condemned: &[(i64, &PodView)]| {
         count_status(
             &mut status,
             slots,
@@ -295,7 +298,7 @@ pub fn reconcile(input: Input<'_>) -> Plan {
     }
 
     // processCondemned, highest ordinal first.
-    for (_, pod) in &condemned {
+    for &(_, pod) in &condemned {
         if pod.terminating {
             if monotonic {
                 return finish(plan, status, &slots, &condemned);
@@ -370,8 +373,11 @@ pub fn reconcile(input: Input<'_>) -> Plan {
         }
     }
 
-    let order = sort_pods_to_update(Some(&ru), &update.name, set.replicas(), &views);
+    let order = sort_pods_to_update(Some(&ru), &update.name, set.replicas(), &slots);
     let policy = set.pod_update_policy();
+    // `can_update_in_place` per revision pair, not per pod: a wave updates many pods from the
+    // same revision.
+    let mut in_place_memo: Vec<(&str, bool)> = Vec::new();
     for i in order {
         let Some(slot) = &slots[i] else { continue };
         let pod = &slot.pod;
@@ -388,7 +394,7 @@ pub fn reconcile(input: Input<'_>) -> Plan {
         let old = revisions.iter().find(|r| r.name == pod.revision());
         let in_place = match (policy, old) {
             (PodUpdatePolicy::ReCreate, _) | (_, None) => None,
-            (_, Some(old)) => can_update_in_place(&old.template, &update.template).then_some(old),
+            (_, Some(old)) => in_place_able(&mut in_place_memo, old, update).then_some(old),
         };
         match (in_place, policy) {
             (Some(old), _) => {
@@ -441,6 +447,20 @@ pub fn reconcile(input: Input<'_>) -> Plan {
     status_done(plan, status)
 }
 
+/// Whether pods at `old` can move to `update` in place, remembered per old revision.
+fn in_place_able<'r>(
+    memo: &mut Vec<(&'r str, bool)>,
+    old: &'r Revision,
+    update: &Revision,
+) -> bool {
+    if let Some((_, able)) = memo.iter().find(|(name, _)| *name == old.name) {
+        return *able;
+    }
+    let able = can_update_in_place(&old.template, &update.template);
+    memo.push((&old.name, able));
+    able
+}
+
 /// `deletePod`: with a preDelete hook holding the pod, park it in PreparingDelete (once)
 /// instead of deleting it.
 fn delete_pod(
@@ -474,7 +494,7 @@ fn delete_pod(
 fn count_status(
     status: &mut AstsStatus,
     slots: &[Option<Slot>],
-    condemned: &[(i64, PodView)],
+    condemned: &[(i64, &PodView)],
     min_ready: i64,
     now: Timestamp,
     current: &str,
@@ -484,8 +504,8 @@ fn count_status(
         .iter()
         .flatten()
         .filter(|s| !s.new)
-        .map(|s| &s.pod)
-        .chain(condemned.iter().map(|(_, p)| p));
+        .map(|s| &*s.pod)
+        .chain(condemned.iter().map(|&(_, p)| p));
     let (mut replicas, mut ready, mut available) = (0, 0, 0);
     let (mut current_n, mut updated, mut updated_ready, mut updated_available) = (0, 0, 0, 0);
     for pod in pods {

@@ -5,6 +5,7 @@
 //! the set's live ordinal range (`ordinal - start`); `None` marks a reserved ordinal or a pod
 //! that does not exist.
 
+use std::borrow::Borrow;
 use std::collections::BTreeMap;
 
 use super::pod::PodView;
@@ -16,11 +17,11 @@ use super::types::{Asts, IntOrString, PriorityStrategy, RollingUpdate};
 /// Ordered mode: the highest slots down to `partition`. Unordered mode: pods already at the
 /// update revision and terminating pods first (descending slot), then the waiting pods in
 /// priority order (descending slot on ties).
-pub fn sort_pods_to_update(
+pub fn sort_pods_to_update<P: Borrow<PodView>>(
     ru: Option<&RollingUpdate>,
     update_revision: &str,
     total_replicas: i64,
-    slots: &[Option<PodView>],
+    slots: &[Option<P>],
 ) -> Vec<usize> {
     let partition = ru.and_then(|r| r.partition).unwrap_or(0);
     let max_update = usize::try_from(total_replicas - partition).unwrap_or(0);
@@ -40,6 +41,7 @@ pub fn sort_pods_to_update(
     let mut waiting = Vec::new();
     for (i, pod) in slots.iter().enumerate().rev() {
         let Some(pod) = pod else { continue };
+        let pod = pod.borrow();
         if pod.terminating || is_pod_update(pod, update_revision) {
             done.push(i);
         } else {
@@ -61,37 +63,77 @@ pub fn is_pod_update(pod: &PodView, update_revision: &str) -> bool {
     if rev == update_revision {
         return true;
     }
-    let short = |s: &str| s.rsplit_once('-').map_or(s, |(_, h)| h).to_string();
+    fn short(s: &str) -> &str {
+        s.rsplit_once('-').map_or(s, |(_, h)| h)
+    }
     !rev.is_empty() && short(rev) == short(update_revision)
 }
 
 /// The priority sorter's `Sort`: a stable sort of `idxs` by [`compare`]; equal pods keep their
 /// input order. An empty strategy leaves the order alone.
-pub fn priority_sort(
+///
+/// [`compare`] orders pods by one key per pod ([`priority_key`]), so the key is computed once
+/// per pod rather than once per comparison.
+pub fn priority_sort<P: Borrow<PodView>>(
     strategy: &PriorityStrategy,
-    slots: &[Option<PodView>],
-    mut idxs: Vec<usize>,
+    slots: &[Option<P>],
+    idxs: Vec<usize>,
 ) -> Vec<usize> {
     if strategy.weight_priority.is_empty() && strategy.order_priority.is_empty() {
         return idxs;
     }
     let empty = BTreeMap::new();
-    let labels = |i: usize| {
-        slots
-            .get(i)
-            .and_then(Option::as_ref)
-            .map_or(&empty, |p| &p.labels)
-    };
-    idxs.sort_by(|&a, &b| {
-        if compare(strategy, labels(a), labels(b), false) {
-            std::cmp::Ordering::Less
-        } else if compare(strategy, labels(b), labels(a), false) {
-            std::cmp::Ordering::Greater
-        } else {
-            std::cmp::Ordering::Equal
-        }
-    });
-    idxs
+    let mut keyed: Vec<(PriorityKey, usize)> = idxs
+        .into_iter()
+        .map(|i| {
+            let labels = slots
+                .get(i)
+                .and_then(Option::as_ref)
+                .map_or(&empty, |p| &p.borrow().labels);
+            (priority_key(strategy, labels), i)
+        })
+        .collect();
+    // `sort_by_key` is stable: equal keys keep their input order.
+    keyed.sort_by_key(|(k, _)| *k);
+    keyed.into_iter().map(|(_, i)| i).collect()
+}
+
+/// Where a pod goes in the priority order, smallest first: [`compare`] puts `i` before `j`
+/// exactly when `priority_key(i) < priority_key(j)`.
+type PriorityKey = (i64, i64, i64);
+
+/// The sort key behind [`compare`]: the negated weight sum with weights; otherwise the index of
+/// the first order key the pod has (-1 for none) and its negated trailing integer.
+fn priority_key(strategy: &PriorityStrategy, labels: &BTreeMap<String, String>) -> PriorityKey {
+    if !strategy.weight_priority.is_empty() {
+        let weight: i64 = strategy
+            .weight_priority
+            .iter()
+            .filter(|t| t.match_selector.is_valid() && t.match_selector.matches(labels))
+            .map(|t| t.weight)
+            .sum();
+        (weight.saturating_neg(), 0, 0)
+    } else if !strategy.order_priority.is_empty() {
+        let (term, n) = order_of(strategy, labels);
+        (0, term, n.saturating_neg())
+    } else {
+        (0, 0, 0)
+    }
+}
+
+/// The index of the first order term whose key the pod has (-1 for none) and the trailing
+/// integer of its value.
+fn order_of(strategy: &PriorityStrategy, labels: &BTreeMap<String, String>) -> (i64, i64) {
+    strategy
+        .order_priority
+        .iter()
+        .enumerate()
+        .find_map(|(k, t)| {
+            labels
+                .get(&t.ordered_key)
+                .map(|v| (i64::try_from(k).unwrap_or(i64::MAX), trailing_int(v)))
+        })
+        .unwrap_or((-1, 0))
 }
 
 /// The priority sorter's `compare`: whether a pod with labels `i` goes before one with `j`;
@@ -121,19 +163,7 @@ pub fn compare(
             return wi > wj;
         }
     } else if !strategy.order_priority.is_empty() {
-        let order = |labels: &BTreeMap<String, String>| -> (i64, i64) {
-            strategy
-                .order_priority
-                .iter()
-                .enumerate()
-                .find_map(|(k, t)| {
-                    labels
-                        .get(&t.ordered_key)
-                        .map(|v| (i64::try_from(k).unwrap_or(i64::MAX), trailing_int(v)))
-                })
-                .unwrap_or((-1, 0))
-        };
-        let ((li, ni), (lj, nj)) = (order(i), order(j));
+        let ((li, ni), (lj, nj)) = (order_of(strategy, i), order_of(strategy, j));
         if li != lj {
             return li < lj;
         }
@@ -158,11 +188,11 @@ pub fn trailing_int(v: &str) -> i64 {
 /// Ordered: iff the pod's rank among the non-empty slots below it is under the partition.
 /// Unordered: iff fewer than `partition` other pods are not at the update revision.
 /// Not RollingUpdate (OnDelete): never.
-pub fn is_current_revision_needed(
+pub fn is_current_revision_needed<P: Borrow<PodView>>(
     set: &Asts,
     update_revision: &str,
     ordinal: i64,
-    slots: &[Option<PodView>],
+    slots: &[Option<P>],
 ) -> bool {
     if !set.is_rolling_update() {
         return false;
@@ -180,6 +210,7 @@ pub fn is_current_revision_needed(
     let not_updated = slots
         .iter()
         .flatten()
+        .map(Borrow::borrow)
         .filter(|p| p.ordinal(set.name()) != Some(ordinal))
         .filter(|p| !is_pod_update(p, update_revision))
         .count();
