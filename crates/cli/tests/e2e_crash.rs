@@ -16,7 +16,7 @@
 //!
 //! Cases run [`CASES_AT_ONCE`] at a time, each with its own simulator and state
 //! directory. `BATON_CRASH_CASE=<substring>` runs only the matching cases, to
-//! reproduce one (`BATON_CRASH_CASE='after-write:wave-1/handover@1'`,
+//! reproduce one (`BATON_CRASH_CASE='failpoint after-write:wave-1/handover@5'`,
 //! `BATON_CRASH_CASE='kill #17 '`).
 
 mod support;
@@ -58,17 +58,6 @@ const SIGKILL: i32 = 9;
 /// They still run and are reported, but do not fail the test; one that passes is
 /// reported too, so it can be taken off the list.
 const KNOWN: &[(&str, &str)] = &[];
-
-/// Whether a crash that falls between an acknowledged write and the commit of its
-/// audit record (`after-write:<step>`, `in-checkpoint:audit:<step>`, or a SIGKILL
-/// landing there) must still leave that write in `engine history`.
-///
-/// Today the record is committed after the write, so such a crash loses it when the
-/// resumed step finds the cluster (or the arbiter) already as it wants and writes
-/// nothing. Until the audit log writes intents ahead of the writes, at most one
-/// record may be missing in those cases, and every gap found is printed. Set this
-/// to `true` when it does.
-const AUDIT_SURVIVES_A_CRASH_BETWEEN_WRITE_AND_RECORD: bool = false;
 
 /// One external write as the audit log names it: object, action, value after.
 type Write = (String, String, String);
@@ -119,25 +108,10 @@ impl fmt::Display for Crash {
     }
 }
 
-impl Crash {
-    /// Whether the crash may fall between a write and its audit record.
-    fn may_split_a_write_from_its_record(&self) -> bool {
-        match self {
-            Crash::Failpoint(spec) => {
-                spec.starts_with("after-write:") || spec.starts_with("in-checkpoint:audit:")
-            }
-            Crash::Kill { .. } => true,
-        }
-    }
-}
-
 /// What one case found. `problems` empty means it passed.
 struct Verdict {
     crash: Crash,
     problems: Vec<String>,
-    /// Writes of the clean run missing from this run's history, tolerated while
-    /// [`AUDIT_SURVIVES_A_CRASH_BETWEEN_WRITE_AND_RECORD`] is false.
-    lost_records: Vec<Write>,
     /// The crash came before the run was recorded: `resume` did not know it.
     started_again: bool,
     /// A kill that came after the run had finished on its own.
@@ -214,7 +188,6 @@ async fn crash_and_resume(crash: Crash, clean: Arc<Clean>) -> Verdict {
     let mut v = Verdict {
         crash: crash.clone(),
         problems: Vec::new(),
-        lost_records: Vec::new(),
         started_again: false,
         finished_first: false,
         transcript: String::new(),
@@ -407,17 +380,14 @@ async fn judge_the_finish(
     match history(env).await {
         Err(e) => v.problems.push(e),
         Ok(writes) => {
-            let lost: Vec<Write> = clean.writes.difference(&writes).cloned().collect();
-            let tolerated = !AUDIT_SURVIVES_A_CRASH_BETWEEN_WRITE_AND_RECORD
-                && v.crash.may_split_a_write_from_its_record()
-                && lost.len() <= 1;
-            // The one assertion `AUDIT_SURVIVES_A_CRASH_BETWEEN_WRITE_AND_RECORD` relaxes.
-            if !lost.is_empty() && !tolerated {
+            // The audit log records an intent ahead of every write: a crash between
+            // the write and its outcome must still leave the write in the history.
+            let lost: Vec<&Write> = clean.writes.difference(&writes).collect();
+            if !lost.is_empty() {
                 v.problems.push(format!(
                     "engine history lacks writes of the clean run: {lost:?}"
                 ));
             }
-            v.lost_records = lost;
         }
     }
     v.transcript += &format!("=== sim report\n{report:#}\n");
@@ -466,12 +436,6 @@ async fn run_all(title: &str, crashes: Vec<Crash>, clean: Arc<Clean>) -> Vec<Ver
         "  {again} died before the run was recorded (started again), {finished} finished before the kill"
     ));
     for v in &verdicts {
-        if !v.lost_records.is_empty() {
-            lines.push(format!(
-                "  AUDIT GAP {}: history lacks {:?}",
-                v.crash, v.lost_records
-            ));
-        }
         match (known(v), v.problems.is_empty()) {
             (None, true) => {}
             (None, false) => failures.push(format!(
