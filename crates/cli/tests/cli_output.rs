@@ -50,6 +50,9 @@ static MASKS: LazyLock<Vec<(Regex, &'static str)>> = LazyLock::new(|| {
         (r"\b\d+ ?ms\b", "[DUR]"),
         (r"\b\d+\.\d+s\b", "[DUR]"),
         (r#""ms": ?\d+"#, r#""ms": "[MS]""#),
+        // Log sequence numbers: their order shows in the order of the entries; the
+        // numbers themselves follow how many records the engine keeps per step.
+        (r#""seq": ?\d+"#, r#""seq": "[SEQ]""#),
         // Process ids.
         (r"\bpid \d+", "pid [PID]"),
         (r#""(livePid|pid)": ?\d+"#, r#""$1": "[PID]""#),

@@ -229,7 +229,7 @@ async fn the_live_display_shows_the_wave_and_pods_then_leaves_only_the_summary()
     })
     .await;
     let pod_row = Regex::new(
-        r"(?m)^  sample-[0-4]  (working|idle)  +(old|new)  +(ready|not ready)( +(updating|updated) in wave \d)?$",
+        r"(?m)^  sample-[0-4]  (working|idle)  +(old|new)  +(ready|not ready|-)( +(updating|updated) in wave \d)?$",
     )
     .unwrap();
     assert_eq!(pod_row.find_iter(&live).count(), 5, "{live}");

@@ -176,7 +176,14 @@ impl Board {
                 row.name.clone(),
                 row.role.clone().unwrap_or_else(|| "-".to_owned()),
                 if row.updated { "new" } else { "old" }.to_owned(),
-                if row.ready { "ready" } else { "not ready" }.to_owned(),
+                // A wave's pod is replaced between its last listing and its update:
+                // its readiness is not known until the update is announced.
+                match (in_wave(row) && !row.updated, row.ready) {
+                    (true, _) => "-",
+                    (false, true) => "ready",
+                    (false, false) => "not ready",
+                }
+                .to_owned(),
                 note,
             ]);
         }
@@ -482,7 +489,7 @@ mod tests {
             [
                 "POD       ROLE     REVISION  READY",
                 "sample-0  working  old       ready",
-                "sample-1  idle     old       ready  updating in wave 1",
+                "sample-1  idle     old       -      updating in wave 1",
                 "sample-2  working  old       ready",
             ]
         );
