@@ -531,6 +531,13 @@ async fn abort_freezes_a_run_waiting_at_its_gate() {
     );
     let out = snapshot(&env, "status-aborted", &["status", "stopped"]).await;
     support::assert_exit(&out, 0);
+    let out = snapshot(
+        &env,
+        "abort-again-json",
+        &["abort", "stopped", "--output", "json"],
+    )
+    .await;
+    support::assert_exit(&out, 0);
 }
 
 #[test]

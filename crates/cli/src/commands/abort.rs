@@ -54,22 +54,31 @@ pub fn run(global: &GlobalArgs, args: &GateArgs) -> anyhow::Result<ExitStatus> {
         }
         baton_steps::lease::clear_stale(&client, &target.namespace, &target.name, plan.name())
             .await?;
-        let message = if frozen.changes() {
-            format!(
-                "aborted {}: partition {} -> {} (frozen), lock released",
+        if printer::is_json(global) {
+            printer::out_json(&serde_json::json!({
+                "run": args.run,
+                "by": by,
+                "reason": args.reason,
+                "partitionBefore": frozen.before,
+                "partition": frozen.partition,
+                "changed": frozen.changes(),
+                "lockReleased": true,
+            }));
+        } else if frozen.changes() {
+            printer::out(format!(
+                "aborted {}: partition {} → {} (frozen), lock released",
                 args.run,
                 frozen
                     .before
                     .map_or_else(|| "unset".to_owned(), |p| p.to_string()),
                 frozen.partition
-            )
+            ));
         } else {
-            format!(
+            printer::out(format!(
                 "aborted {}: partition already frozen at {}, lock released",
                 args.run, frozen.partition
-            )
-        };
-        printer::out(message);
+            ));
+        }
         Ok(ExitStatus::Success)
     })
 }
