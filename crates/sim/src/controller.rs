@@ -7,6 +7,12 @@
 //! pass that changes nothing writes nothing, so the passes its own writes trigger settle.
 //! When the controller begins updating a pod it tells the [`Report`] which role the arbiter
 //! held for it at that moment.
+//!
+//! A pass costs what changed, not what exists: like an informer cache, the driver remembers
+//! each pod's stored object (shared with the store, never copied) and the [`PodView`] read from
+//! it, and rereads a pod only when the store replaced its object. The kubelet skips pods it had
+//! nothing to do for. Every pass still hands the pure reconcile all of a set's pods, lent from
+//! the cache without copies, so its decisions see the whole set as before.
 
 use std::collections::HashSet;
 use std::sync::Arc;
