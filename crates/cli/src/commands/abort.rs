@@ -66,7 +66,7 @@ pub fn run(global: &GlobalArgs, args: &GateArgs) -> anyhow::Result<ExitStatus> {
             }));
         } else if frozen.changes() {
             printer::out(format!(
-                "aborted {}: partition {} → {} (frozen), lock released",
+                "aborted {}: partition {} -> {} (frozen), lock released",
                 args.run,
                 frozen
                     .before
