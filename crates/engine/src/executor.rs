@@ -1073,6 +1073,17 @@ impl Shared {
 
 impl ControlHandler for Shared {
     fn handle(&self, request: ControlRequest) -> ControlResponse {
+        let response = self.handle_request(request);
+        // The operator's next `engine status` must already show what they just did.
+        if let Some(status) = &self.status {
+            status.publish_now();
+        }
+        response
+    }
+}
+
+impl Shared {
+    fn handle_request(&self, request: ControlRequest) -> ControlResponse {
         match request {
             ControlRequest::Approve { gate, by, reason } => {
                 match self.approve(gate, &by, reason.as_deref()) {
@@ -1634,7 +1645,7 @@ fn record_success(
         let now = tx.now;
         let n = tx.node(idx);
         n.state = NodeState::Succeeded;
-        n.output = Some(output.value.clone());
+        n.output = Some(Arc::new(output.value.clone()));
         n.error = None;
         n.finished_at = Some(now);
         if let Some(serde_json::Value::Object(vars)) = output.value.get("vars") {

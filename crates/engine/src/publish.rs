@@ -29,8 +29,38 @@ fn flags(signal: &Signal) -> MutexGuard<'_, Flags> {
     signal.0.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+type ViewFn = dyn Fn() -> Option<RunView> + Send + Sync;
+
+/// Builds and writes one view. Shared by the thread and [`Publisher::publish_now`]; its
+/// lock makes the later writer also the one with the later view.
+struct Writer {
+    path: PathBuf,
+    view: Box<ViewFn>,
+    lock: Mutex<()>,
+}
+
+impl Writer {
+    /// Writes the current view; false when the run is gone.
+    fn write(&self) -> bool {
+        let _guard = self.lock.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(view) = (self.view)() else {
+            return false;
+        };
+        match serde_json::to_vec(&view) {
+            Ok(bytes) => {
+                if let Err(error) = store::write_atomic(&self.path, &bytes) {
+                    tracing::warn!(%error, "cannot publish the run status");
+                }
+            }
+            Err(error) => tracing::warn!(%error, "cannot serialize the run status"),
+        }
+        true
+    }
+}
+
 pub(crate) struct Publisher {
     signal: Signal,
+    writer: Arc<Writer>,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -39,13 +69,18 @@ impl Publisher {
     /// thread (the run is gone).
     pub(crate) fn start(
         path: PathBuf,
-        view: impl Fn() -> Option<RunView> + Send + 'static,
+        view: impl Fn() -> Option<RunView> + Send + Sync + 'static,
     ) -> Publisher {
         let signal: Signal = Arc::default();
-        let theirs = signal.clone();
+        let writer = Arc::new(Writer {
+            path,
+            view: Box::new(view),
+            lock: Mutex::new(()),
+        });
+        let (theirs, their_writer) = (signal.clone(), writer.clone());
         let thread = std::thread::Builder::new()
             .name("baton-status".to_owned())
-            .spawn(move || publish_loop(&theirs, &path, &view));
+            .spawn(move || publish_loop(&theirs, &their_writer));
         let thread = match thread {
             Ok(t) => Some(t),
             Err(error) => {
@@ -55,8 +90,15 @@ impl Publisher {
         };
         Publisher {
             signal,
+            writer,
             thread: Mutex::new(thread),
         }
+    }
+
+    /// Publish right now, on this thread: after an operator's request, whose effect the
+    /// operator's next `engine status` must show.
+    pub(crate) fn publish_now(&self) {
+        self.writer.write();
     }
 
     /// The run changed: publish it soon.
@@ -85,7 +127,7 @@ impl Drop for Publisher {
     }
 }
 
-fn publish_loop(signal: &Signal, path: &std::path::Path, view: &dyn Fn() -> Option<RunView>) {
+fn publish_loop(signal: &Signal, writer: &Writer) {
     let mut last: Option<Instant> = None;
     loop {
         {
@@ -113,14 +155,8 @@ fn publish_loop(signal: &Signal, path: &std::path::Path, view: &dyn Fn() -> Opti
             }
             f.stale = false;
         }
-        let Some(view) = view() else { return };
-        match serde_json::to_vec(&view) {
-            Ok(bytes) => {
-                if let Err(error) = store::write_atomic(path, &bytes) {
-                    tracing::warn!(%error, "cannot publish the run status");
-                }
-            }
-            Err(error) => tracing::warn!(%error, "cannot serialize the run status"),
+        if !writer.write() {
+            return;
         }
         last = Some(Instant::now());
     }

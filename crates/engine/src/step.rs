@@ -28,7 +28,7 @@ pub struct StepContext {
     /// 1 for the first attempt; travels with every side effect as a fencing token.
     pub attempt: u32,
     /// Outputs of every step that succeeded so far in this run.
-    pub outputs: Arc<BTreeMap<StepId, serde_json::Value>>,
+    pub outputs: Arc<BTreeMap<StepId, Arc<serde_json::Value>>>,
     pub journal: Arc<dyn Journal>,
     /// Cancelled on SIGINT/SIGTERM or a lost lease: reach a safe point and return
     /// [`StepErrorKind::Interrupted`].
@@ -38,7 +38,7 @@ pub struct StepContext {
 impl StepContext {
     /// The output of an earlier step, if it succeeded.
     pub fn output_of(&self, id: &StepId) -> Option<&serde_json::Value> {
-        self.outputs.get(id)
+        self.outputs.get(id).map(|v| &**v)
     }
 }
 

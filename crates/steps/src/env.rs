@@ -229,8 +229,8 @@ pub struct HandoverOutput {
 
 /// A typed earlier output, if that step succeeded and its output parses.
 pub fn output<T: DeserializeOwned>(ctx: &StepContext, id: &StepId) -> Option<T> {
-    ctx.output_of(id)
-        .and_then(|v| serde_json::from_value(v.clone()).ok())
+    // Deserialized from the borrowed value: a query output holds every pod's snapshot.
+    ctx.output_of(id).and_then(|v| T::deserialize(v).ok())
 }
 
 /// The output of `kind` in the current step's wave.

@@ -4,6 +4,7 @@
 //! Format version 1 (*since v0.1*).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use jiff::Timestamp;
 use serde::de::DeserializeOwned;
@@ -193,8 +194,10 @@ pub struct NodeRecord {
     pub state: NodeState,
     /// Attempts started so far over the whole run; the last one is the fencing token.
     pub attempts: u32,
-    #[serde(default)]
-    pub output: Option<serde_json::Value>,
+    /// Shared, not copied: every later step's context holds all earlier outputs, and
+    /// a wave's query output carries a snapshot of every pod.
+    #[serde(default, with = "shared_value")]
+    pub output: Option<Arc<serde_json::Value>>,
     #[serde(default)]
     pub error: Option<NodeError>,
     #[serde(default)]
@@ -281,7 +284,7 @@ impl RunRecord {
     }
 
     /// Outputs of every succeeded node, for [`StepContext::outputs`](crate::step::StepContext).
-    pub fn outputs(&self) -> BTreeMap<StepId, serde_json::Value> {
+    pub fn outputs(&self) -> BTreeMap<StepId, Arc<serde_json::Value>> {
         self.nodes
             .iter()
             .filter(|n| n.state == NodeState::Succeeded)
@@ -322,5 +325,25 @@ impl RunRecord {
             Phase::Wave { wave } => Some(wave),
             Phase::Prologue | Phase::Epilogue => None,
         }
+    }
+}
+
+/// Serde for an optional shared JSON value, written exactly as the plain value.
+pub(crate) mod shared_value {
+    use std::sync::Arc;
+
+    use serde::{Deserialize as _, Deserializer, Serialize as _, Serializer};
+
+    pub fn serialize<S: Serializer>(
+        v: &Option<Arc<serde_json::Value>>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        v.as_deref().serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Arc<serde_json::Value>>, D::Error> {
+        Ok(Option::<serde_json::Value>::deserialize(d)?.map(Arc::new))
     }
 }

@@ -2,6 +2,7 @@
 //! `status.json` a live run publishes. JSON field names are a public schema.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -54,8 +55,8 @@ pub struct NodeView {
     pub deps: Vec<String>,
     pub state: NodeState,
     pub attempts: u32,
-    #[serde(default)]
-    pub output: Option<serde_json::Value>,
+    #[serde(default, with = "super::records::shared_value")]
+    pub output: Option<Arc<serde_json::Value>>,
     #[serde(default)]
     pub error: Option<NodeError>,
     #[serde(default)]

@@ -7,6 +7,7 @@ use baton_engine::decide::Refusal;
 use baton_engine::event::RunEvent;
 use baton_engine::snapshot::Role;
 use baton_engine::step::{StepContext, StepError, StepOutput};
+use serde::Deserialize as _;
 
 use crate::env::{Env, QueryOutput, to_value};
 use crate::k8s::pod_rows;
@@ -58,7 +59,7 @@ fn earlier_min(ctx: &StepContext) -> Option<u32> {
         .iter()
         .filter(|(id, _)| id.kind == StepKind::QueryArbiter && id.wave.is_some_and(|w| w < current))
         .min_by_key(|(id, _)| id.wave)
-        .and_then(|(_, v)| serde_json::from_value::<QueryOutput>(v.clone()).ok())
+        .and_then(|(_, v)| QueryOutput::deserialize(&**v).ok())
         .map(|q| q.min_working)
 }
 

@@ -154,7 +154,12 @@ impl Harness {
             run_id: RUN.into(),
             step,
             attempt: 1,
-            outputs: Arc::new(self.outputs.clone()),
+            outputs: Arc::new(
+                self.outputs
+                    .iter()
+                    .map(|(k, v)| (k.clone(), Arc::new(v.clone())))
+                    .collect(),
+            ),
             journal: self.journal.clone(),
             cancel: CancellationToken::new(),
         }
