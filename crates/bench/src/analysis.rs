@@ -18,6 +18,8 @@ pub struct Write {
 
 /// Reads the `audit` list of a history document; entries without a parseable time are skipped
 /// (the engine always writes one, so a skip would show up as a missing wave, not a wrong number).
+/// A write counts at `settledAt`, when the server acknowledged it (its write-ahead log entry
+/// and the request's round trip included), or at `at` when no answer was recorded.
 pub fn audit_writes(history: &Value) -> Vec<Write> {
     let mut out: Vec<Write> = history["audit"]
         .as_array()
@@ -25,7 +27,7 @@ pub fn audit_writes(history: &Value) -> Vec<Write> {
         .flatten()
         .filter_map(|e| {
             Some(Write {
-                at: e["at"].as_str()?.parse().ok()?,
+                at: e["settledAt"].as_str().or(e["at"].as_str())?.parse().ok()?,
                 step: e["step"].as_str().unwrap_or_default().to_string(),
                 action: e["action"].as_str().unwrap_or_default().to_string(),
             })
