@@ -13,7 +13,9 @@
 //! subresource on [`Store::modify`].
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+
+use bytes::Bytes;
 
 use serde_json::{Value, json};
 use tokio::sync::broadcast;
@@ -171,7 +173,26 @@ pub struct Change {
     /// The object after the change (before it, with the new resourceVersion, for `Deleted`).
     /// Shared with the store and every other subscriber: delivering a change copies no object.
     pub object: Arc<Value>,
+    /// `object` as JSON, shared the same way: encoded once however many watches send it.
+    pub encoded: Encoded,
     pub resource_version: u64,
+}
+
+/// The JSON encoding of one stored object version, made on first use and then shared by every
+/// list, get and watch event that serves that version.
+#[derive(Clone, Debug, Default)]
+pub struct Encoded(Arc<OnceLock<Bytes>>);
+
+impl Encoded {
+    /// The encoding of `object`, which must be the version this belongs to.
+    pub fn get(&self, object: &Value) -> Bytes {
+        self.0
+            .get_or_init(|| {
+                // A `Value` always serialises.
+                Bytes::from(serde_json::to_vec(object).unwrap_or_default())
+            })
+            .clone()
+    }
 }
 
 /// A Kubernetes-style API error, rendered as a `Status` body by the HTTP layer.
@@ -266,7 +287,7 @@ struct Inner {
     rv: u64,
     /// Stored objects are immutable once written: a write replaces the `Arc`, so readers share
     /// them without copying (a list of a thousand pods is a thousand reference counts).
-    objects: BTreeMap<Key, Arc<Value>>,
+    objects: BTreeMap<Key, (Arc<Value>, Encoded)>,
     history: VecDeque<Change>,
     history_cap: usize,
     /// Watches from a version below this cannot be served from history.
@@ -319,6 +340,11 @@ impl Store {
 
     /// One object, shared with the store (no copy).
     pub fn get_shared(&self, kind: Kind, ns: &str, name: &str) -> Option<Arc<Value>> {
+        self.get_encoded(kind, ns, name).map(|(v, _)| v)
+    }
+
+    /// One object, shared, with its (lazily made) JSON encoding.
+    pub fn get_encoded(&self, kind: Kind, ns: &str, name: &str) -> Option<(Arc<Value>, Encoded)> {
         self.lock().objects.get(&key(kind, ns, name)).cloned()
     }
 
@@ -332,7 +358,14 @@ impl Store {
     /// store's current resourceVersion.
     pub fn list_shared(&self, kind: Kind, ns: Option<&str>) -> (Vec<Arc<Value>>, u64) {
         let inner = self.lock();
-        (inner.select(kind, ns), inner.rv)
+        let items = inner.select(kind, ns).map(|(v, _)| v.clone()).collect();
+        (items, inner.rv)
+    }
+
+    /// [`Store::list_shared`] with each object's (lazily made) JSON encoding.
+    pub fn list_encoded(&self, kind: Kind, ns: Option<&str>) -> (Vec<(Arc<Value>, Encoded)>, u64) {
+        let inner = self.lock();
+        (inner.select(kind, ns).cloned().collect(), inner.rv)
     }
 
     /// The current (latest committed) resourceVersion.
@@ -403,14 +436,15 @@ impl Store {
         admission::validate(kind, &name, None, &obj)?;
         inner.rv = rv;
         let obj = Arc::new(obj);
-        inner.objects.insert(k, obj.clone());
+        let encoded = Encoded::default();
+        inner.objects.insert(k, (obj.clone(), encoded.clone()));
         self.record(
             &mut inner,
             kind,
             ns,
             &name,
             ChangeType::Added,
-            obj.clone(),
+            (obj.clone(), encoded),
             rv,
         );
         Ok(obj)
@@ -435,7 +469,7 @@ impl Store {
         let old = inner
             .objects
             .get(&k)
-            .cloned()
+            .map(|(v, _)| v.clone())
             .ok_or_else(|| ApiError::not_found(kind, name))?;
         let mut new = (*old).clone();
         f(&mut new)?;
@@ -485,14 +519,15 @@ impl Store {
         }
         inner.rv = rv;
         let new = Arc::new(new);
-        inner.objects.insert(k, new.clone());
+        let encoded = Encoded::default();
+        inner.objects.insert(k, (new.clone(), encoded.clone()));
         self.record(
             &mut inner,
             kind,
             ns,
             name,
             ChangeType::Modified,
-            new.clone(),
+            (new.clone(), encoded),
             rv,
         );
         Ok(new)
@@ -501,7 +536,7 @@ impl Store {
     /// Removes the object now and emits Deleted.
     pub fn delete(&self, kind: Kind, ns: &str, name: &str) -> Result<Arc<Value>, ApiError> {
         let mut inner = self.lock();
-        let obj = inner
+        let (obj, _) = inner
             .objects
             .remove(&key(kind, ns, name))
             .ok_or_else(|| ApiError::not_found(kind, name))?;
@@ -517,7 +552,7 @@ impl Store {
             ns,
             name,
             ChangeType::Deleted,
-            obj.clone(),
+            (obj.clone(), Encoded::default()),
             rv,
         );
         Ok(obj)
@@ -558,10 +593,10 @@ impl Store {
         &self,
         kind: Kind,
         ns: Option<&str>,
-    ) -> (Vec<Arc<Value>>, u64, broadcast::Receiver<Change>) {
+    ) -> (Vec<(Arc<Value>, Encoded)>, u64, broadcast::Receiver<Change>) {
         let inner = self.lock();
         let rx = self.tx.subscribe();
-        (inner.select(kind, ns), inner.rv, rx)
+        (inner.select(kind, ns).cloned().collect(), inner.rv, rx)
     }
 
     /// Forgets the whole change history, as an etcd compaction would: every
@@ -580,7 +615,7 @@ impl Store {
         ns: &str,
         name: &str,
         change: ChangeType,
-        object: Arc<Value>,
+        (object, encoded): (Arc<Value>, Encoded),
         resource_version: u64,
     ) {
         let change = Change {
@@ -593,6 +628,7 @@ impl Store {
             name: name.to_string(),
             change,
             object,
+            encoded,
             resource_version,
         };
         if inner.history.len() >= inner.history_cap
@@ -609,14 +645,17 @@ impl Store {
 impl Inner {
     /// The objects of one kind in a namespace (None = all), in key order. Keys sort by kind
     /// first, so this walks only that kind's objects (and one namespace's, when given).
-    fn select(&self, kind: Kind, ns: Option<&str>) -> Vec<Arc<Value>> {
+    fn select<'a>(
+        &'a self,
+        kind: Kind,
+        ns: Option<&'a str>,
+    ) -> impl Iterator<Item = &'a (Arc<Value>, Encoded)> + 'a {
         let ns = ns.filter(|_| kind.namespaced());
         let from = (kind, ns.unwrap_or_default().to_string(), String::new());
         self.objects
             .range(from..)
-            .take_while(|((k, n, _), _)| *k == kind && ns.is_none_or(|ns| n == ns))
-            .map(|(_, v)| v.clone())
-            .collect()
+            .take_while(move |((k, n, _), _)| *k == kind && ns.is_none_or(|ns| n == ns))
+            .map(|(_, v)| v)
     }
 }
 

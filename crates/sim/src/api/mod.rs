@@ -24,7 +24,7 @@ use serde_json::{Value, json};
 use crate::faults::Faults;
 use crate::patch::{self, PatchType};
 use crate::selector::{FieldSelector, Selector};
-use crate::store::{ApiError, Kind, Store, now_rfc3339};
+use crate::store::{ApiError, Encoded, Kind, Store, now_rfc3339};
 use table::Include;
 
 /// Called once per resource request with the audit verb and the resource
@@ -266,7 +266,12 @@ async fn handle(State(st): State<Arc<ApiState>>, req: Request) -> Response {
         ));
     }
     let result = match verb {
-        "get" => get(&st, &ctx),
+        "get" => {
+            return match get(&st, &ctx) {
+                Ok(resp) => resp,
+                Err(e) => ctx.err(&e),
+            };
+        }
         "list" => {
             return match list(&st, &ctx) {
                 Ok(resp) => resp,
@@ -289,17 +294,14 @@ async fn handle(State(st): State<Arc<ApiState>>, req: Request) -> Response {
 /// A status code and the body; stored objects are served as they are shared, without a copy.
 type Reply = Result<(u16, Arc<Value>), ApiError>;
 
-fn get(st: &ApiState, ctx: &Ctx) -> Reply {
-    let obj = st
+fn get(st: &ApiState, ctx: &Ctx) -> Result<Response, ApiError> {
+    let (obj, encoded) = st
         .store
-        .get_shared(ctx.target.kind, ctx.ns(), ctx.name())
+        .get_encoded(ctx.target.kind, ctx.ns(), ctx.name())
         .ok_or_else(|| ApiError::not_found(ctx.target.kind, ctx.name()))?;
     Ok(match ctx.wants_table() {
-        Some(inc) => (
-            200,
-            Arc::new(table::table(ctx.target.kind, &[obj], None, inc, true)),
-        ),
-        None => (200, obj),
+        Some(inc) => response::json(200, &table::table(ctx.target.kind, &[obj], None, inc, true)),
+        None => response::encoded(200, encoded.get(&obj)),
     })
 }
 
@@ -311,14 +313,14 @@ fn selectors(ctx: &Ctx) -> Result<(Selector, FieldSelector), ApiError> {
     Ok((labels, fields))
 }
 
-fn selected(st: &ApiState, ctx: &Ctx) -> Result<(Vec<Arc<Value>>, u64), ApiError> {
+fn selected(st: &ApiState, ctx: &Ctx) -> Result<(Vec<(Arc<Value>, Encoded)>, u64), ApiError> {
     let (labels, fields) = selectors(ctx)?;
     let (items, rv) = st
         .store
-        .list_shared(ctx.target.kind, ctx.target.namespace.as_deref());
+        .list_encoded(ctx.target.kind, ctx.target.namespace.as_deref());
     let items = items
         .into_iter()
-        .filter(|o| labels.matches_object(o) && fields.matches(o))
+        .filter(|(o, _)| labels.matches_object(o) && fields.matches(o))
         .collect();
     Ok((items, rv))
 }
@@ -335,7 +337,7 @@ fn list(st: &ApiState, ctx: &Ctx) -> Result<Response, ApiError> {
     let (mut items, rv) = selected(st, ctx)?;
     // Paging: `continue` is the key of the last object already returned.
     if let Some(after) = ctx.q("continue").filter(|c| !c.is_empty()) {
-        items.retain(|o| object_key(o).as_str() > after);
+        items.retain(|(o, _)| object_key(o).as_str() > after);
     }
     let mut next = None;
     if let Some(limit) = ctx
@@ -345,10 +347,11 @@ fn list(st: &ApiState, ctx: &Ctx) -> Result<Response, ApiError> {
         && items.len() > limit
     {
         items.truncate(limit);
-        next = items.last().map(|o| object_key(o));
+        next = items.last().map(|(o, _)| object_key(o));
     }
     if let Some(inc) = ctx.wants_table() {
-        let mut t = table::table(ctx.target.kind, &items, Some(rv), inc, true);
+        let objects: Vec<&Value> = items.iter().map(|(o, _)| &**o).collect();
+        let mut t = table::table(ctx.target.kind, &objects, Some(rv), inc, true);
         if let Some(c) = next {
             t["metadata"]["continue"] = json!(c);
         }
@@ -712,7 +715,7 @@ fn delete_collection(st: &ApiState, ctx: &Ctx) -> Reply {
     let kind = ctx.target.kind;
     let (items, _) = selected(st, ctx)?;
     let mut deleted = Vec::new();
-    for o in items {
+    for (o, _) in items {
         let ns = o["metadata"]["namespace"].as_str().unwrap_or_default();
         let name = o["metadata"]["name"].as_str().unwrap_or_default();
         // Another writer may have removed it meanwhile; that is fine.

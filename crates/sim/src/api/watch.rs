@@ -26,7 +26,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use super::response::status_body;
 use super::table::{self, Include};
 use crate::selector::{FieldSelector, Selector};
-use crate::store::{Change, ChangeType, Kind, Store};
+use crate::store::{Change, ChangeType, Encoded, Kind, Store};
 
 #[derive(Clone, Debug)]
 pub struct WatchOptions {
@@ -102,14 +102,14 @@ fn line(v: &Value) -> Bytes {
     Bytes::from(s)
 }
 
-/// `{"type":ty,"object":object}` and a newline, written straight from the shared object.
-fn event_line(ty: &str, object: &Value) -> Bytes {
-    let mut out = Vec::with_capacity(4096);
+/// `{"type":ty,"object":object}` and a newline, around an encoded object.
+fn event_line(ty: &str, object: &[u8]) -> Bytes {
+    let mut out = Vec::with_capacity(object.len() + 32);
     out.extend_from_slice(b"{\"type\":");
-    // Writing JSON into a Vec cannot fail: strings and `Value`s always serialise.
+    // Writing a string into a Vec cannot fail.
     let _ = serde_json::to_writer(&mut out, ty);
     out.extend_from_slice(b",\"object\":");
-    let _ = serde_json::to_writer(&mut out, object);
+    out.extend_from_slice(object);
     out.extend_from_slice(b"}\n");
     Bytes::from(out)
 }
@@ -156,7 +156,7 @@ pub fn serve(store: &Store, opts: WatchOptions) -> Response {
 }
 
 enum Start {
-    Snapshot(Vec<Arc<Value>>),
+    Snapshot(Vec<(Arc<Value>, Encoded)>),
     /// History after the requested version, and the current objects (to
     /// know which ones the client already has).
     Replay(Vec<Change>, Vec<Arc<Value>>),
@@ -171,7 +171,8 @@ struct Sender {
 
 impl Sender {
     /// Sends one event; false when the stream must end.
-    async fn event(&mut self, ty: &str, object: &Value) -> bool {
+    /// Sends one event for a stored object version; false when the stream must end.
+    async fn event(&mut self, ty: &str, object: &Value, encoded: &Encoded) -> bool {
         let bytes = match self.opts.table {
             Some(include) => {
                 let t = table::table(
@@ -182,9 +183,9 @@ impl Sender {
                     !self.columns_sent,
                 );
                 self.columns_sent = true;
-                event_line(ty, &t)
+                event_line(ty, t.to_string().as_bytes())
             }
-            None => event_line(ty, object),
+            None => event_line(ty, &encoded.get(object)),
         };
         if self.tx.send(Ok(bytes)).await.is_err() {
             return false;
@@ -230,7 +231,7 @@ async fn pump(
     let mut last_rv = start_rv;
     match start {
         Start::Snapshot(items) => {
-            for o in items.iter() {
+            for (o, encoded) in items.iter() {
                 if !filter.selects(o) {
                     continue;
                 }
@@ -245,7 +246,7 @@ async fn pump(
                         .to_string(),
                 );
                 filter.matching.insert(key);
-                if !out.event("ADDED", o).await {
+                if !out.event("ADDED", o, encoded).await {
                     return;
                 }
             }
@@ -273,7 +274,7 @@ async fn pump(
             for c in past {
                 last_rv = c.resource_version;
                 if let Some(ty) = filter.translate(&c)
-                    && !out.event(ty, &c.object).await
+                    && !out.event(ty, &c.object, &c.encoded).await
                 {
                     return;
                 }
@@ -293,7 +294,7 @@ async fn pump(
                     }
                     last_rv = c.resource_version;
                     if let Some(ty) = filter.translate(&c)
-                        && !out.event(ty, &c.object).await
+                        && !out.event(ty, &c.object, &c.encoded).await
                     {
                         return;
                     }
