@@ -178,6 +178,9 @@ pub struct Change {
     pub resource_version: u64,
 }
 
+/// A stored object version, shared, with its encoding.
+pub type Stored = (Arc<Value>, Encoded);
+
 /// The JSON encoding of one stored object version, made on first use and then shared by every
 /// list, get and watch event that serves that version.
 #[derive(Clone, Debug, Default)]
@@ -287,7 +290,7 @@ struct Inner {
     rv: u64,
     /// Stored objects are immutable once written: a write replaces the `Arc`, so readers share
     /// them without copying (a list of a thousand pods is a thousand reference counts).
-    objects: BTreeMap<Key, (Arc<Value>, Encoded)>,
+    objects: BTreeMap<Key, Stored>,
     history: VecDeque<Change>,
     history_cap: usize,
     /// Watches from a version below this cannot be served from history.
@@ -344,7 +347,7 @@ impl Store {
     }
 
     /// One object, shared, with its (lazily made) JSON encoding.
-    pub fn get_encoded(&self, kind: Kind, ns: &str, name: &str) -> Option<(Arc<Value>, Encoded)> {
+    pub fn get_encoded(&self, kind: Kind, ns: &str, name: &str) -> Option<Stored> {
         self.lock().objects.get(&key(kind, ns, name)).cloned()
     }
 
@@ -363,7 +366,7 @@ impl Store {
     }
 
     /// [`Store::list_shared`] with each object's (lazily made) JSON encoding.
-    pub fn list_encoded(&self, kind: Kind, ns: Option<&str>) -> (Vec<(Arc<Value>, Encoded)>, u64) {
+    pub fn list_encoded(&self, kind: Kind, ns: Option<&str>) -> (Vec<Stored>, u64) {
         let inner = self.lock();
         (inner.select(kind, ns).cloned().collect(), inner.rv)
     }
@@ -593,7 +596,7 @@ impl Store {
         &self,
         kind: Kind,
         ns: Option<&str>,
-    ) -> (Vec<(Arc<Value>, Encoded)>, u64, broadcast::Receiver<Change>) {
+    ) -> (Vec<Stored>, u64, broadcast::Receiver<Change>) {
         let inner = self.lock();
         let rx = self.tx.subscribe();
         (inner.select(kind, ns).cloned().collect(), inner.rv, rx)
@@ -615,7 +618,7 @@ impl Store {
         ns: &str,
         name: &str,
         change: ChangeType,
-        (object, encoded): (Arc<Value>, Encoded),
+        (object, encoded): Stored,
         resource_version: u64,
     ) {
         let change = Change {
@@ -649,7 +652,7 @@ impl Inner {
         &'a self,
         kind: Kind,
         ns: Option<&'a str>,
-    ) -> impl Iterator<Item = &'a (Arc<Value>, Encoded)> + 'a {
+    ) -> impl Iterator<Item = &'a Stored> + 'a {
         let ns = ns.filter(|_| kind.namespaced());
         let from = (kind, ns.unwrap_or_default().to_string(), String::new());
         self.objects

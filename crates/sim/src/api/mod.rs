@@ -24,7 +24,7 @@ use serde_json::{Value, json};
 use crate::faults::Faults;
 use crate::patch::{self, PatchType};
 use crate::selector::{FieldSelector, Selector};
-use crate::store::{ApiError, Encoded, Kind, Store, now_rfc3339};
+use crate::store::{ApiError, Kind, Store, Stored, now_rfc3339};
 use table::Include;
 
 /// Called once per resource request with the audit verb and the resource
@@ -313,7 +313,7 @@ fn selectors(ctx: &Ctx) -> Result<(Selector, FieldSelector), ApiError> {
     Ok((labels, fields))
 }
 
-fn selected(st: &ApiState, ctx: &Ctx) -> Result<(Vec<(Arc<Value>, Encoded)>, u64), ApiError> {
+fn selected(st: &ApiState, ctx: &Ctx) -> Result<(Vec<Stored>, u64), ApiError> {
     let (labels, fields) = selectors(ctx)?;
     let (items, rv) = st
         .store

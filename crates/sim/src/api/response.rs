@@ -34,11 +34,7 @@ pub fn encoded(code: u16, body: bytes::Bytes) -> Response {
 
 /// A `<Kind>List` of stored objects, spliced from their shared encodings: listing a thousand
 /// unchanged pods copies bytes instead of serialising a thousand objects again.
-pub fn list(
-    kind: Kind,
-    metadata: &Value,
-    items: &[(std::sync::Arc<Value>, crate::store::Encoded)],
-) -> Response {
+pub fn list(kind: Kind, metadata: &Value, items: &[crate::store::Stored]) -> Response {
     let parts: Vec<bytes::Bytes> = items.iter().map(|(o, e)| e.get(o)).collect();
     let head = serde_json::json!({
         "kind": format!("{}List", kind.kind_name()),

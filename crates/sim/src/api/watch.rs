@@ -26,7 +26,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use super::response::status_body;
 use super::table::{self, Include};
 use crate::selector::{FieldSelector, Selector};
-use crate::store::{Change, ChangeType, Encoded, Kind, Store};
+use crate::store::{Change, ChangeType, Encoded, Kind, Store, Stored};
 
 #[derive(Clone, Debug)]
 pub struct WatchOptions {
@@ -156,7 +156,7 @@ pub fn serve(store: &Store, opts: WatchOptions) -> Response {
 }
 
 enum Start {
-    Snapshot(Vec<(Arc<Value>, Encoded)>),
+    Snapshot(Vec<Stored>),
     /// History after the requested version, and the current objects (to
     /// know which ones the client already has).
     Replay(Vec<Change>, Vec<Arc<Value>>),
