@@ -13,7 +13,7 @@ use indicatif::MultiProgress;
 use tracing_subscriber::EnvFilter;
 
 use crate::args::{GlobalArgs, OutputFormat};
-use crate::progress::QuietControlChars;
+use crate::progress::QuietEcho;
 
 /// The output flags of this process, recorded once by [`init_tracing`].
 #[derive(Debug, Clone, Copy)]
@@ -26,7 +26,7 @@ static SETTINGS: OnceLock<Settings> = OnceLock::new();
 
 /// The live display currently drawn on stderr, if any, with the terminal modes it
 /// changed (restored when it is dropped).
-static LIVE: Mutex<Option<(MultiProgress, QuietControlChars)>> = Mutex::new(None);
+static LIVE: Mutex<Option<(MultiProgress, QuietEcho)>> = Mutex::new(None);
 
 /// Logs go to stderr; `RUST_LOG` wins over `-v`/`-q`.
 pub fn init_tracing(global: &GlobalArgs) {
@@ -67,7 +67,7 @@ pub fn live_wanted() -> bool {
 
 /// From now on, stderr lines go above `display` until [`detach_live`]; `modes` is
 /// dropped (restoring the terminal) then.
-pub fn attach_live(display: MultiProgress, modes: QuietControlChars) {
+pub fn attach_live(display: MultiProgress, modes: QuietEcho) {
     if let Ok(mut live) = LIVE.lock() {
         *live = Some((display, modes));
     }

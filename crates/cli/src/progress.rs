@@ -12,7 +12,7 @@ use tokio::sync::broadcast;
 mod live;
 
 use self::live::LiveDisplay;
-pub use self::live::QuietControlChars;
+pub use self::live::QuietEcho;
 
 /// Prints events until the channel closes; returns the pods as the events last showed
 /// them, for the summary table.

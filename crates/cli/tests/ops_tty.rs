@@ -205,8 +205,10 @@ fn assert_lines_in_order(history: &str, patterns: &[&str]) {
     }
 }
 
-fn echoctl(stty: &str) -> bool {
-    stty.split_whitespace().any(|flag| flag == "echoctl")
+/// Whether the terminal echoes typed keys, control characters as `^C`.
+fn echoes_control_chars(stty: &str) -> bool {
+    let on = |name: &str| stty.split_whitespace().any(|flag| flag == name);
+    on("echo") && on("echoctl")
 }
 
 fn slow_pods() -> SimConfig {
@@ -224,21 +226,27 @@ async fn the_live_display_shows_the_wave_and_pods_then_leaves_only_the_summary()
     let tmux = Tmux::start("ok", &script);
 
     let header = live_header("tty");
-    let live = screen_until(&tmux, "the live display of a wave", |s| {
-        header.is_match(s) && s.contains("POD       ROLE     REVISION  READY")
-    })
-    .await;
+    // A wave's pods take 700 ms to be ready: the display shows the wait.
+    let waiting = Regex::new(
+        r"(?m)^  wave-\d+/wait-updated: waiting for sample-\d.* to run the update revision and be ready$",
+    )
+    .unwrap();
+    // One row per pod: role, revision (old/new), readiness, the wave's note.
     let pod_row = Regex::new(
         r"(?m)^  sample-[0-4]  (working|idle)  +(old|new)  +(ready|not ready|-)( +(updating|updated) in wave \d)?$",
     )
     .unwrap();
-    assert_eq!(pod_row.find_iter(&live).count(), 5, "{live}");
-    assert!(
-        Regex::new(r"(?m)^  wave-\d+/[a-z-]+: (running|waiting for .+)$")
-            .unwrap()
-            .is_match(&live),
-        "no line says what the engine does:\n{live}"
-    );
+    // Polled until one capture holds all of it (a capture may catch a redraw midway).
+    screen_until(&tmux, "the live display of a wave's wait", |s| {
+        header.is_match(s)
+            && s.contains("POD       ROLE     REVISION  READY")
+            && waiting.is_match(s)
+            && pod_row.find_iter(s).count() == 5
+    })
+    .await;
+    // Keys typed while the display is drawn must not scribble over it.
+    tmux.send_keys("typed ahead");
+    tmux.send_keys("Enter");
     let coloured = tmux.screen_with_escapes();
     assert!(
         !Regex::new(r"\x1b\[[0-9;]*m").unwrap().is_match(
@@ -270,6 +278,10 @@ async fn the_live_display_shows_the_wave_and_pods_then_leaves_only_the_summary()
             r"sample-4  idle     alpine:3\.18\.0  sample-[0-9a-z]+  true",
         ],
     );
+    assert!(
+        !history.contains("typed ahead"),
+        "keys typed during the run were echoed into the display:\n{history}"
+    );
     assert!(tmux.cursor_visible(), "the cursor stays hidden");
     let dir = env.dir.path();
     assert_eq!(
@@ -291,7 +303,7 @@ async fn ctrl_c_at_a_terminal_erases_the_live_display_and_exits_130() {
     screen_until(&tmux, "the live display of a wave", |s| header.is_match(s)).await;
     let before = std::fs::read_to_string(dir.join("stty-before")).unwrap();
     assert!(
-        echoctl(&before),
+        echoes_control_chars(&before),
         "the pane's terminal does not echo control characters, so this test proves \
          nothing about a typed ^C:\n{before}"
     );

@@ -246,43 +246,44 @@ pub fn clock(elapsed: Duration) -> String {
     }
 }
 
-/// Keeps the terminal from echoing `^C` while the display is drawn, and restores the
-/// terminal's modes when dropped.
+/// Keeps the terminal from echoing what is typed (`^C` included) while the display is
+/// drawn, and restores the terminal's modes when dropped.
 ///
 /// `indicatif` leaves the cursor just past the last column of its last line; an echoed
-/// `^C` there wraps to a new line, the display loses track of where it starts, and its
-/// top line would be left behind when it is erased. With `ECHOCTL` off the terminal
-/// echoes the control character itself, which moves nothing.
-pub struct QuietControlChars {
+/// `^C` there wraps to a new line (an echoed Enter moves down one), the display loses
+/// track of where it starts, and its top line would be left behind when it is erased.
+/// The engine reads nothing from the terminal: typed-ahead input still reaches the
+/// shell afterwards, which shows it then.
+pub struct QuietEcho {
     #[cfg(unix)]
     saved: Option<rustix::termios::Termios>,
 }
 
-impl QuietControlChars {
-    /// Turn `ECHOCTL` off on the terminal stderr draws on, if it is on.
-    pub fn engage() -> QuietControlChars {
+impl QuietEcho {
+    /// Turn `ECHO` off on the terminal stderr draws on, if it is on.
+    pub fn engage() -> QuietEcho {
         #[cfg(unix)]
         {
             use rustix::termios::{LocalModes, OptionalActions, tcgetattr, tcsetattr};
             let stderr = std::io::stderr();
             let saved = tcgetattr(&stderr)
                 .ok()
-                .filter(|modes| modes.local_modes.contains(LocalModes::ECHOCTL));
+                .filter(|modes| modes.local_modes.contains(LocalModes::ECHO));
             if let Some(saved) = &saved {
                 let mut quiet = saved.clone();
-                quiet.local_modes.remove(LocalModes::ECHOCTL);
+                quiet.local_modes.remove(LocalModes::ECHO);
                 if tcsetattr(&stderr, OptionalActions::Now, &quiet).is_err() {
-                    return QuietControlChars { saved: None };
+                    return QuietEcho { saved: None };
                 }
             }
-            QuietControlChars { saved }
+            QuietEcho { saved }
         }
         #[cfg(not(unix))]
-        QuietControlChars {}
+        QuietEcho {}
     }
 }
 
-impl Drop for QuietControlChars {
+impl Drop for QuietEcho {
     fn drop(&mut self) {
         #[cfg(unix)]
         if let Some(saved) = self.saved.take() {
@@ -332,7 +333,7 @@ impl LiveDisplay {
         spinner.set_prefix(board.headline());
         activity.set_message(board.activity());
         spinner.enable_steady_tick(Duration::from_millis(100));
-        crate::printer::attach_live(multi.clone(), QuietControlChars::engage());
+        crate::printer::attach_live(multi.clone(), QuietEcho::engage());
         LiveDisplay {
             multi,
             spinner,
