@@ -21,9 +21,10 @@ fn is_spinner_char(c: char) -> bool {
     ('\u{2800}'..='\u{28ff}').contains(&c)
 }
 
-/// A tmux server of this test's own (`-L`), killed when dropped.
+/// A tmux server of this test's own (`-L`), killed and its socket removed when dropped.
 struct Tmux {
     socket: String,
+    socket_path: Option<PathBuf>,
 }
 
 impl Tmux {
@@ -35,8 +36,9 @@ impl Tmux {
             "tmux is needed to test the live display under a terminal, and it is not on \
              the PATH ({version:?}); install it: apt-get install -y tmux"
         );
-        let tmux = Tmux {
+        let mut tmux = Tmux {
             socket: format!("baton-tty-{}-{name}", std::process::id()),
+            socket_path: None,
         };
         let out = tmux
             .command()
@@ -45,6 +47,8 @@ impl Tmux {
             .output()
             .unwrap();
         assert!(out.status.success(), "tmux new-session: {out:?}");
+        let path = tmux.tmux(&["display-message", "-p", "#{socket_path}"]);
+        tmux.socket_path = Some(PathBuf::from(path.trim()));
         tmux
     }
 
@@ -90,6 +94,9 @@ impl Tmux {
 impl Drop for Tmux {
     fn drop(&mut self) {
         let _ = self.command().arg("kill-server").output();
+        if let Some(path) = &self.socket_path {
+            let _ = std::fs::remove_file(path);
+        }
     }
 }
 
