@@ -7,6 +7,7 @@
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::sync::OnceLock;
 
 use baton_engine::plan::{Roles, ValidPlan};
 use baton_engine::snapshot::{
@@ -209,6 +210,9 @@ pub struct Target {
     pub name: String,
     pub sts: Api<Asts>,
     pub pods: Api<Pod>,
+    /// The ASTS's pod selector once read. A StatefulSet's selector is immutable, so
+    /// later reads can list pods at the same time as they get the set.
+    selector: OnceLock<String>,
 }
 
 impl Target {
@@ -216,6 +220,7 @@ impl Target {
         Target {
             sts: Api::namespaced(client.clone(), namespace),
             pods: Api::namespaced(client.clone(), namespace),
+            selector: OnceLock::new(),
             client,
             namespace: namespace.to_owned(),
             name: name.to_owned(),
@@ -249,23 +254,57 @@ impl Target {
 
     /// The pods selected by the ASTS selector and controlled by it.
     pub async fn owned_pods(&self, sts: &Asts) -> Result<Vec<Pod>, KubeError> {
+        let selector = self.selector_of(sts)?;
+        let pods = self.list_selected(&selector).await?;
+        Ok(owned_by(pods, sts))
+    }
+
+    /// The ASTS's pod selector, read once per process (it is immutable).
+    pub async fn pod_selector(&self) -> Result<String, KubeError> {
+        if let Some(known) = self.selector.get() {
+            return Ok(known.clone());
+        }
+        let sts = self.get_sts().await?;
+        self.selector_of(&sts)
+    }
+
+    fn selector_of(&self, sts: &Asts) -> Result<String, KubeError> {
         let selector = sts
             .spec
             .selector
             .as_ref()
             .and_then(render_selector)
             .ok_or_else(|| KubeError::NoSelector(self.name.clone()))?;
+        let _ = self.selector.set(selector.clone());
+        Ok(selector)
+    }
+
+    async fn list_selected(&self, selector: &str) -> Result<Vec<Pod>, KubeError> {
         let list = self
             .pods
-            .list(&ListParams::default().labels(&selector))
+            .list(&ListParams::default().labels(selector))
             .await
             .map_err(|e| KubeError::api(format!("list pods of {}", self.sts_object()), e))?;
-        let uid = sts.metadata.uid.clone().unwrap_or_default();
-        Ok(list
-            .items
-            .into_iter()
-            .filter(|p| is_owned_by(p, &uid))
-            .collect())
+        Ok(list.items)
+    }
+
+    /// The ASTS and its pods. Once the selector is known both requests go out at once
+    /// (they are never one atomic read either way).
+    pub async fn sts_and_pods(&self) -> Result<(Asts, Vec<Pod>), KubeError> {
+        let Some(known) = self.selector.get() else {
+            let sts = self.get_sts().await?;
+            let pods = self.owned_pods(&sts).await?;
+            return Ok((sts, pods));
+        };
+        let (sts, pods) = tokio::join!(self.get_sts(), self.list_selected(known));
+        let sts = sts?;
+        if self.selector_of(&sts)? != *known {
+            // Cannot happen on a real API server (the selector is immutable): read again.
+            let pods = self.owned_pods(&sts).await?;
+            return Ok((sts, pods));
+        }
+        let pods = owned_by(pods?, &sts);
+        Ok((sts, pods))
     }
 
     /// Apply a JSON patch to the ASTS. A failed `test` op comes back as [`KubeError::Conflict`].
@@ -324,10 +363,9 @@ pub async fn read_live(
     roles: &Roles,
     arbiter: &ArbiterClient,
 ) -> Result<Live, KubeError> {
-    let sts = target.get_sts().await?;
-    let pods = target.owned_pods(&sts).await?;
-    let view = arbiter.members().await?;
-    let snapshot = snapshot_of(&sts, &pods, view, roles);
+    let (objects, view) = tokio::join!(target.sts_and_pods(), arbiter.members());
+    let (sts, pods) = objects?;
+    let snapshot = snapshot_of(&sts, &pods, view?, roles);
     Ok(Live {
         sts,
         pods,
@@ -404,6 +442,12 @@ pub fn resolve_max_unavailable(value: Option<&IntOrString>, replicas: u32) -> u3
 /// The pod's ordinal from its name `<sts>-<n>`.
 pub fn ordinal_of(pod: &str, sts: &str) -> Option<u32> {
     pod.strip_prefix(sts)?.strip_prefix('-')?.parse().ok()
+}
+
+/// The pods of `pods` the ASTS controls (a selector may match strangers).
+fn owned_by(pods: Vec<Pod>, sts: &Asts) -> Vec<Pod> {
+    let uid = sts.metadata.uid.as_deref().unwrap_or_default();
+    pods.into_iter().filter(|p| is_owned_by(p, uid)).collect()
 }
 
 pub fn is_owned_by(pod: &Pod, uid: &str) -> bool {

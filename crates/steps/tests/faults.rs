@@ -3,7 +3,7 @@
 mod common;
 
 use baton_engine::dag::{StepId, StepKind};
-use baton_engine::step::StepErrorKind;
+use baton_engine::step::{StepErrorKind, WriteOutcome};
 use baton_sim::faults::{ErrorFault, Target};
 use baton_sim::{FaultConfig, SimConfig};
 
@@ -101,11 +101,29 @@ async fn a_server_error_on_a_pod_patch_is_retryable_and_the_rerun_converges() {
     let relabel = StepId::in_wave(1, StepKind::Relabel);
     let err = h.run(relabel.clone()).await.unwrap_err();
     assert_eq!(err.kind, StepErrorKind::Retryable, "{}", err.message);
+    // Patches go out together: the one the server failed is the one the rerun sends.
+    let failed = h.journal.unsettled().len() + failed_writes(&h, &relabel);
+    assert_eq!(failed, 1, "exactly one patch failed");
     let out = h.ok(relabel).await;
-    assert_eq!(
-        out.value["patched"],
-        serde_json::json!(["sample-1", "sample-3"])
-    );
+    let patched = out.value["patched"].as_array().unwrap().len();
+    assert_eq!(patched, 1, "{}", out.value);
+    for pod in ["sample-1", "sample-3"] {
+        assert_eq!(
+            h.label(pod, "baton.dev/selected").await.as_deref(),
+            Some("true"),
+            "{pod}"
+        );
+    }
+}
+
+fn failed_writes(h: &common::Harness, step: &StepId) -> usize {
+    h.journal
+        .intents
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(s, _, o)| s == step && matches!(o, Some(WriteOutcome::Failed { .. })))
+        .count()
 }
 
 #[tokio::test]

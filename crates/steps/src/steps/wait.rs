@@ -13,7 +13,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::runtime::{WatchStreamExt, watcher};
 
 use crate::env::Env;
-use crate::k8s::{Asts, KubeError, pod_view, render_selector, sts_view};
+use crate::k8s::{Asts, pod_view, sts_view};
 
 /// Why one pod of a wave is not done yet.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -250,13 +250,7 @@ pub async fn watch_until<T>(
         .default_backoff()
         .map(|r| r.map(|e| Change::Sts(Box::new(e))));
     let mut changes: Changes = if with_pods {
-        let sts = target.get_sts().await?;
-        let selector = sts
-            .spec
-            .selector
-            .as_ref()
-            .and_then(render_selector)
-            .ok_or_else(|| KubeError::NoSelector(target.name.clone()))?;
+        let selector = target.pod_selector().await?;
         let pods_stream = watcher(
             target.pods.clone(),
             watcher::Config::default().labels(&selector),
