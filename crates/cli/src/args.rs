@@ -20,22 +20,32 @@ pub struct Cli {
 #[derive(Debug, Clone, Args)]
 pub struct GlobalArgs {
     /// Path to a kubeconfig file (default: $KUBECONFIG or ~/.kube/config).
-    #[arg(long, global = true, env = "KUBECONFIG")]
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global options",
+        env = "KUBECONFIG"
+    )]
     pub kubeconfig: Option<PathBuf>,
     /// Kubeconfig context to use.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = "Global options")]
     pub context: Option<String>,
     /// Where run state lives (default: $XDG_STATE_HOME/baton or ~/.local/state/baton).
-    #[arg(long, global = true, env = "ENGINE_STATE_DIR")]
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global options",
+        env = "ENGINE_STATE_DIR"
+    )]
     pub state_dir: Option<PathBuf>,
     /// Output format for data.
-    #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Text)]
+    #[arg(long, global = true, help_heading = "Global options", value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
     /// More logging (-v, -vv, -vvv).
-    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    #[arg(short, long, global = true, help_heading = "Global options", action = clap::ArgAction::Count)]
     pub verbose: u8,
     /// Only errors.
-    #[arg(short, long, global = true)]
+    #[arg(short, long, global = true, help_heading = "Global options")]
     pub quiet: bool,
 }
 
@@ -146,16 +156,19 @@ pub struct ResumeArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct RunArg {
+    /// The run's name (the plan's `metadata.name`; `engine list` shows them).
     pub run: String,
 }
 
 #[derive(Debug, Clone, Args)]
 pub struct OptRunArg {
+    /// The run's name; may be omitted when exactly one run is unfinished.
     pub run: Option<String>,
 }
 
 #[derive(Debug, Clone, Args)]
 pub struct GateArgs {
+    /// The run's name (the plan's `metadata.name`; `engine list` shows them).
     pub run: String,
     /// Why; recorded in the history with your user and host.
     #[arg(long)]
@@ -180,13 +193,16 @@ pub enum SimCommand {
 
 #[derive(Debug, Clone, Args)]
 pub struct SimServeArgs {
+    /// Replicas of the seeded StatefulSet `default/sample`.
     #[arg(long, default_value_t = 5)]
     pub replicas: u32,
     /// Ordinals of working pods, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "0,2,4")]
     pub working: Vec<u32>,
+    /// The image the seeded pods run.
     #[arg(long, default_value = "alpine:3.18.2")]
     pub image: String,
+    /// Milliseconds a pod takes to become Ready after it starts.
     #[arg(long, default_value_t = 0)]
     pub pod_ready_ms: u64,
     /// Write a kubeconfig for the simulator here.

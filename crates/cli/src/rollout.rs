@@ -110,6 +110,11 @@ pub async fn drive(
             printer::err("the run already finished; nothing to do");
             ExitStatus::Success
         }
+        Outcome::Aborted { message } => {
+            printer::err(format!("{message}; the rollout is frozen where it stood"));
+            printer::err("`engine resume` continues it if you change your mind");
+            ExitStatus::Failed
+        }
         Outcome::Failed { step, message } => {
             printer::err(format!("error: step {step} failed: {message}"));
             printer::err("the run is resumable: fix the cause, then `engine resume`");

@@ -81,9 +81,14 @@ pub enum Outcome {
     Succeeded,
     /// The run had already succeeded; nothing ran.
     AlreadyFinished,
-    /// A step failed (or an operator aborted the run: `step` is `abort`); resumable.
+    /// A step failed; resumable.
     Failed {
         step: String,
+        message: String,
+    },
+    /// An operator aborted the run (`engine abort`); `message` says who and why. The
+    /// rollout stays frozen; `resume` continues it.
+    Aborted {
         message: String,
     },
     /// A safety invariant broke; `resume` needs `accept_risk`.
@@ -1489,10 +1494,7 @@ fn finish(shared: &Shared, stop: Stop) -> Result<Outcome, StoreError> {
         Stop::Aborted(by) => (
             RunState::Aborted,
             Some(by.clone()),
-            Outcome::Failed {
-                step: "abort".to_owned(),
-                message: by,
-            },
+            Outcome::Aborted { message: by },
         ),
         Stop::Failed { step, message } => (
             RunState::Failed,
