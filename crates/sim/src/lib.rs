@@ -129,6 +129,7 @@ impl Sim {
                 report.count_request(verb, resource)
             }),
             bookmark_every: self.cfg.bookmark_every,
+            pages: api::pages::Pages::default(),
         };
         axum::Router::new()
             .nest("/sim/v1", control::router(self.clone()))

@@ -6,6 +6,7 @@
 //! The router is a plain axum `Router`, so it serves over TCP or in-process
 //! (`kube::Client::new(router, "default")`).
 
+pub mod pages;
 pub mod response;
 pub mod scale;
 pub mod table;
@@ -39,6 +40,8 @@ pub struct ApiState {
     pub observer: RequestObserver,
     /// How often watches asked for bookmarks get one.
     pub bookmark_every: Duration,
+    /// Snapshots behind paged lists.
+    pub pages: pages::Pages,
 }
 
 impl ApiState {
@@ -48,6 +51,7 @@ impl ApiState {
             faults,
             observer: Arc::new(|_, _| {}),
             bookmark_every: Duration::from_secs(1),
+            pages: pages::Pages::default(),
         }
     }
 }
@@ -325,30 +329,20 @@ fn selected(st: &ApiState, ctx: &Ctx) -> Result<(Vec<Stored>, u64), ApiError> {
     Ok((items, rv))
 }
 
-fn object_key(o: &Value) -> String {
-    format!(
-        "{}/{}",
-        o["metadata"]["namespace"].as_str().unwrap_or_default(),
-        o["metadata"]["name"].as_str().unwrap_or_default()
-    )
-}
-
 fn list(st: &ApiState, ctx: &Ctx) -> Result<Response, ApiError> {
-    let (mut items, rv) = selected(st, ctx)?;
-    // Paging: `continue` is the key of the last object already returned.
-    if let Some(after) = ctx.q("continue").filter(|c| !c.is_empty()) {
-        items.retain(|(o, _)| object_key(o).as_str() > after);
-    }
-    let mut next = None;
-    if let Some(limit) = ctx
+    let limit = ctx
         .q("limit")
         .and_then(|l| l.parse::<usize>().ok())
-        .filter(|l| *l > 0)
-        && items.len() > limit
-    {
-        items.truncate(limit);
-        next = items.last().map(|(o, _)| object_key(o));
-    }
+        .filter(|l| *l > 0);
+    // Every page of a paged list comes from the first page's snapshot.
+    let page = match ctx.q("continue").filter(|c| !c.is_empty()) {
+        Some(token) => st.pages.next(token, limit)?,
+        None => {
+            let (items, rv) = selected(st, ctx)?;
+            st.pages.first(items, rv, limit)
+        }
+    };
+    let pages::Page { items, rv, next } = page;
     if let Some(inc) = ctx.wants_table() {
         let objects: Vec<&Value> = items.iter().map(|(o, _)| &**o).collect();
         let mut t = table::table(ctx.target.kind, &objects, Some(rv), inc, true);

@@ -72,6 +72,43 @@ async fn lists_page_with_limit_and_continue() {
 }
 
 #[tokio::test]
+async fn a_paged_list_is_one_snapshot_and_a_watch_from_it_sees_writes_between_pages() {
+    let sim = seeded(SimConfig::default()).await;
+    let pods: Api<Pod> = Api::default_namespaced(client(&sim));
+    let first = pods.list(&ListParams::default().limit(2)).await.unwrap();
+    let rv = first.metadata.resource_version.clone().unwrap();
+    let token = first.metadata.continue_.clone().expect("a continue token");
+    // Written after the first page: the rest of the list still shows the pod as it was.
+    let patch = Patch::Merge(json!({"metadata": {"labels": {"between": "pages"}}}));
+    pods.patch("sample-3", &PatchParams::default(), &patch)
+        .await
+        .unwrap();
+    let rest = pods
+        .list(&ListParams::default().continue_token(&token))
+        .await
+        .unwrap();
+    assert_eq!(rest.metadata.resource_version.as_deref(), Some(rv.as_str()));
+    let listed = rest
+        .items
+        .iter()
+        .find(|p| p.name_any() == "sample-3")
+        .unwrap();
+    assert!(!listed.labels().contains_key("between"));
+    let mut stream = pods
+        .watch(&WatchParams::default(), &rv)
+        .await
+        .unwrap()
+        .boxed();
+    match stream.try_next().await.unwrap() {
+        Some(WatchEvent::Modified(p)) => {
+            assert_eq!(p.name_any(), "sample-3");
+            assert_eq!(p.labels()["between"], "pages");
+        }
+        other => panic!("expected the write between the pages, got {other:?}"),
+    }
+}
+
+#[tokio::test]
 async fn a_watch_resumes_from_a_resource_version() {
     let sim = seeded(SimConfig::default()).await;
     let pods: Api<Pod> = Api::default_namespaced(client(&sim));
