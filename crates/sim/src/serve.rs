@@ -3,7 +3,8 @@
 
 use std::path::Path;
 
-use tokio::net::TcpListener;
+use axum::serve::ListenerExt as _;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
 /// A running simulator: the API server and the arbiter, each on its own port.
@@ -28,6 +29,10 @@ impl Served {
         let arbiter_listener = TcpListener::bind(("127.0.0.1", arbiter_port)).await?;
         let apiserver = format!("http://{}", api_listener.local_addr()?);
         let arbiter_url = format!("http://{}", arbiter_listener.local_addr()?);
+        // Like a real API server: watch events are small writes that must not wait
+        // for the peer's delayed ACK (Nagle's algorithm would hold them ~40 ms).
+        let api_listener = api_listener.tap_io(no_delay);
+        let arbiter_listener = arbiter_listener.tap_io(no_delay);
         let tasks = vec![
             tokio::spawn(async move {
                 if let Err(e) = axum::serve(api_listener, api).await {
@@ -101,5 +106,11 @@ mod tests {
         assert_eq!(v["clusters"][0]["cluster"]["server"], "http://127.0.0.1:1");
         assert_eq!(v["current-context"], "baton-sim");
         assert_eq!(v["contexts"][0]["context"]["namespace"], "default");
+    }
+}
+
+fn no_delay(stream: &mut TcpStream) {
+    if let Err(error) = stream.set_nodelay(true) {
+        tracing::debug!(%error, "cannot set TCP_NODELAY on a connection");
     }
 }
