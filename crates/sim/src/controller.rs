@@ -58,7 +58,11 @@ pub fn spawn(
             set_uids: None,
         };
         loop {
+            let started = tokio::time::Instant::now();
             let wake = driver.pass();
+            // Changes up to here are the pass's own writes (or raced with them).
+            let own_until = driver.store.resource_version();
+            let mut external = false;
             // Wait for a relevant change or the next timer.
             loop {
                 let change = match wake {
@@ -74,9 +78,20 @@ pub fn spawn(
                     None => break,
                     Some(Err(RecvError::Closed)) => return,
                     Some(Err(RecvError::Lagged(_))) => break,
-                    Some(Ok(c)) if relevant(c.kind) => break,
+                    Some(Ok(c)) if relevant(c.kind) => {
+                        external = c.resource_version > own_until;
+                        break;
+                    }
                     Some(Ok(_)) => {}
                 }
+            }
+            // A client writing pod after pod (the engine relabelling a wave) would otherwise
+            // cost one pass over every pod per write: passes woken by others' writes start at
+            // most this often, and what arrives meanwhile joins the next one. The passes that
+            // follow the controller's own writes (a wave's chain of update, restart, refresh,
+            // status) are not held back.
+            if external {
+                tokio::time::sleep_until(started + MIN_PASS_INTERVAL).await;
             }
             // Coalesce whatever else is already queued into this pass.
             loop {
@@ -89,6 +104,9 @@ pub fn spawn(
         }
     })
 }
+
+/// The shortest time from the start of one pass to the start of the next.
+const MIN_PASS_INTERVAL: Duration = Duration::from_millis(2);
 
 fn relevant(kind: Kind) -> bool {
     matches!(

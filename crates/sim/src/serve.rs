@@ -97,6 +97,12 @@ preferences: {{}}
     )
 }
 
+fn no_delay(stream: &mut TcpStream) {
+    if let Err(error) = stream.set_nodelay(true) {
+        tracing::debug!(%error, "cannot set TCP_NODELAY on a connection");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -106,11 +112,5 @@ mod tests {
         assert_eq!(v["clusters"][0]["cluster"]["server"], "http://127.0.0.1:1");
         assert_eq!(v["current-context"], "baton-sim");
         assert_eq!(v["contexts"][0]["context"]["namespace"], "default");
-    }
-}
-
-fn no_delay(stream: &mut TcpStream) {
-    if let Err(error) = stream.set_nodelay(true) {
-        tracing::debug!(%error, "cannot set TCP_NODELAY on a connection");
     }
 }
