@@ -81,6 +81,7 @@ async fn abort_freezes_the_partition_at_the_count_of_old_pods() {
     assert!(h.update_wave(1).await);
     h.outside_patch_sts(json!({"spec": {"updateStrategy": {"rollingUpdate": {"partition": 4}}}}))
         .await;
+    h.observed().await;
     let freeze = baton_steps::plan_freeze(&h.client, &h.plan).await.unwrap();
     assert_eq!(freeze.before, Some(4));
     assert_eq!(freeze.partition, 3);
@@ -90,6 +91,7 @@ async fn abort_freezes_the_partition_at_the_count_of_old_pods() {
         .await
         .unwrap();
     assert_eq!(h.sts().await.partition(), Some(3));
+    h.observed().await;
     let again = baton_steps::plan_freeze(&h.client, &h.plan).await.unwrap();
     assert!(!again.changes());
 }
@@ -101,6 +103,7 @@ async fn a_freeze_planned_before_someone_moved_the_partition_is_refused_not_appl
     assert!(h.update_wave(1).await);
     h.outside_patch_sts(json!({"spec": {"updateStrategy": {"rollingUpdate": {"partition": 4}}}}))
         .await;
+    h.observed().await;
     let freeze = baton_steps::plan_freeze(&h.client, &h.plan).await.unwrap();
     h.outside_patch_sts(json!({"spec": {"updateStrategy": {"rollingUpdate": {"partition": 2}}}}))
         .await;

@@ -6,9 +6,10 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::pin::Pin;
 
+use baton_engine::plan::Roles;
 use baton_engine::snapshot::{PodView, StsView};
 use baton_engine::step::{StepContext, StepError};
-use futures::{Stream, StreamExt};
+use futures::{FutureExt as _, Stream, StreamExt};
 use k8s_openapi::api::core::v1::Pod;
 use kube::runtime::{WatchStreamExt, watcher};
 
@@ -164,16 +165,39 @@ enum Change {
 
 type Changes = Pin<Box<dyn Stream<Item = Result<Change, watcher::Error>> + Send>>;
 
-/// The ASTS and its pods as a watch keeps them.
+/// The ASTS and its pods as a watch keeps them. Each pod is turned into the decision
+/// core's view once, when its event arrives: a wave of a hundred pods brings hundreds of
+/// events, and judging all pods from their raw objects at each one was quadratic.
 pub struct Watched {
     pub sts: Option<Asts>,
-    pub pods: BTreeMap<String, Pod>,
-    pending: Option<BTreeMap<String, Pod>>,
+    pods: BTreeMap<String, WatchedPod>,
+    pending: Option<BTreeMap<String, WatchedPod>>,
     pods_listed: bool,
     with_pods: bool,
+    sts_name: String,
+    roles: Roles,
+}
+
+/// One pod as the watch last saw it.
+struct WatchedPod {
+    /// The uids of the pod's controllers (a StatefulSet pod has one).
+    controllers: Vec<String>,
+    view: Option<PodView>,
 }
 
 impl Watched {
+    fn new(sts_name: &str, roles: &Roles, with_pods: bool) -> Self {
+        Watched {
+            sts: None,
+            pods: BTreeMap::new(),
+            pending: None,
+            pods_listed: false,
+            with_pods,
+            sts_name: sts_name.to_owned(),
+            roles: roles.clone(),
+        }
+    }
+
     fn apply(&mut self, change: Change) {
         match change {
             Change::Sts(event) => match *event {
@@ -185,12 +209,29 @@ impl Watched {
         }
     }
 
+    fn watched(&self, pod: &Pod) -> Option<(String, WatchedPod)> {
+        let name = pod.metadata.name.clone()?;
+        let controllers = pod
+            .metadata
+            .owner_references
+            .as_deref()
+            .unwrap_or_default()
+            .iter()
+            .filter(|o| o.controller == Some(true))
+            .map(|o| o.uid.clone())
+            .collect();
+        let view = pod_view(pod, &self.sts_name, &self.roles);
+        Some((name, WatchedPod { controllers, view }))
+    }
+
     fn apply_pod(&mut self, event: watcher::Event<Pod>) {
         match event {
             watcher::Event::Init => self.pending = Some(BTreeMap::new()),
             watcher::Event::InitApply(p) => {
-                if let (Some(buf), Some(n)) = (self.pending.as_mut(), p.metadata.name.clone()) {
-                    buf.insert(n, p);
+                if let Some((name, w)) = self.watched(&p)
+                    && let Some(buf) = self.pending.as_mut()
+                {
+                    buf.insert(name, w);
                 }
             }
             watcher::Event::InitDone => {
@@ -200,8 +241,8 @@ impl Watched {
                 self.pods_listed = true;
             }
             watcher::Event::Apply(p) => {
-                if let Some(n) = p.metadata.name.clone() {
-                    self.pods.insert(n, p);
+                if let Some((name, w)) = self.watched(&p) {
+                    self.pods.insert(name, w);
                 }
             }
             watcher::Event::Delete(p) => {
@@ -217,17 +258,16 @@ impl Watched {
     }
 
     /// The views of the owned pods, by ordinal.
-    pub fn views(&self, roles: &baton_engine::plan::Roles) -> (StsView, Vec<PodView>) {
+    pub fn views(&self) -> (StsView, Vec<PodView>) {
         let Some(sts) = &self.sts else {
             return (sts_view(&Asts::default()), Vec::new());
         };
-        let uid = sts.metadata.uid.clone().unwrap_or_default();
-        let name = sts.metadata.name.clone().unwrap_or_default();
+        let uid = sts.metadata.uid.as_deref().unwrap_or_default();
         let mut pods: Vec<PodView> = self
             .pods
             .values()
-            .filter(|p| crate::k8s::is_owned_by(p, &uid))
-            .filter_map(|p| pod_view(p, &name, roles))
+            .filter(|p| p.controllers.iter().any(|c| c == uid))
+            .filter_map(|p| p.view.clone())
             .collect();
         pods.sort_by_key(|p| p.ordinal);
         (sts_view(sts), pods)
@@ -261,13 +301,7 @@ pub async fn watch_until<T>(
     } else {
         Box::pin(sts_stream)
     };
-    let mut state = Watched {
-        sts: None,
-        pods: BTreeMap::new(),
-        pending: None,
-        pods_listed: false,
-        with_pods,
-    };
+    let mut state = Watched::new(&target.name, &env.plan.spec().roles, with_pods);
     let deadline = tokio::time::sleep(timeout);
     tokio::pin!(deadline);
     loop {
@@ -281,35 +315,38 @@ pub async fn watch_until<T>(
                     explain(&state)
                 )));
             }
-            next = changes.next() => match next {
-                None => return Err(StepError::retryable("the watch stream ended")),
-                Some(Err(error)) => tracing::warn!(%error, "watch interrupted; resuming"),
-                Some(Ok(change)) => {
-                    state.apply(change);
-                    if state.ready() && let Some(out) = done(&state) {
-                        return Ok(out);
+            next = changes.next() => {
+                // Take in every event already here before judging: a wave's pods
+                // change together, and one judgement per burst is enough.
+                let mut next = next;
+                loop {
+                    match next {
+                        None => return Err(StepError::retryable("the watch stream ended")),
+                        Some(Err(error)) => tracing::warn!(%error, "watch interrupted; resuming"),
+                        Some(Ok(change)) => state.apply(change),
+                    }
+                    match changes.next().now_or_never() {
+                        Some(more) => next = more,
+                        None => break,
                     }
                 }
-            },
+                if state.ready() && let Some(out) = done(&state) {
+                    return Ok(out);
+                }
+            }
         }
     }
 }
 
 /// Waits until the controller has observed the ASTS's generation; returns `updateRevision`.
 pub async fn observed_revision(env: &Env, ctx: &StepContext) -> Result<String, StepError> {
-    let roles = &env.plan.spec().roles;
     watch_until(
         env,
         ctx,
         false,
+        |w| w.views().0.trusted_update_revision().map(str::to_owned),
         |w| {
-            w.views(roles)
-                .0
-                .trusted_update_revision()
-                .map(str::to_owned)
-        },
-        |w| {
-            let (sts, _) = w.views(roles);
+            let (sts, _) = w.views();
             Progress::NotObserved {
                 generation: sts.generation,
                 observed: sts.observed_generation,

@@ -15,7 +15,6 @@ pub async fn run(env: &Env, ctx: &StepContext) -> Result<StepOutput, StepError> 
     let select: SelectOutput = wave_output(ctx, StepKind::Select).ok_or_else(|| {
         StepError::failed("wait-updated needs the output of this wave's select step")
     })?;
-    let roles = &env.plan.spec().roles;
     ctx.journal.emit(RunEvent::Waiting {
         step: ctx.step.to_string(),
         what: if select.select.is_empty() {
@@ -33,7 +32,7 @@ pub async fn run(env: &Env, ctx: &StepContext) -> Result<StepOutput, StepError> 
         ctx,
         true,
         |w| {
-            let (sts, pods) = w.views(roles);
+            let (sts, pods) = w.views();
             let want = sts.trusted_update_revision()?;
             for p in pods.iter().filter(|p| select.select.contains(&p.name)) {
                 if p.revision.as_deref() == Some(want)
@@ -49,7 +48,7 @@ pub async fn run(env: &Env, ctx: &StepContext) -> Result<StepOutput, StepError> 
             matches!(progress(&sts, &pods, &select.select), Progress::Done).then(|| want.to_owned())
         },
         |w| {
-            let (sts, pods) = w.views(roles);
+            let (sts, pods) = w.views();
             progress(&sts, &pods, &select.select).explain()
         },
     )

@@ -266,6 +266,18 @@ impl Harness {
     }
 
     /// Merge-patches the ASTS as an outside actor would.
+    /// Waits (at most five seconds) until the controller has observed the ASTS's spec.
+    pub async fn observed(&self) {
+        for _ in 0..500 {
+            let sts = self.sts_json().await;
+            if sts["status"]["observedGeneration"] == sts["metadata"]["generation"] {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        panic!("the controller never observed the statefulset");
+    }
+
     pub async fn outside_patch_sts(&self, patch: Value) {
         self.sts_api()
             .patch(
