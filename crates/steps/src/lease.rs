@@ -90,7 +90,20 @@ pub fn holder_is_dead_here(holder: &str) -> bool {
     host == crate::events::hostname()
         && pid != std::process::id()
         && std::path::Path::new("/proc/self").exists()
-        && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+        && !process_runs(pid)
+}
+
+/// Whether process `pid` exists and has not exited. A killed process whose parent has
+/// not reaped it yet (a zombie, state `Z` in `/proc/<pid>/stat`) holds nothing any more.
+fn process_runs(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the command name, which is in parentheses and may hold any byte.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_none_or(|state| state != "Z" && state != "X"),
+        Err(_) => std::path::Path::new(&format!("/proc/{pid}")).exists(),
+    }
 }
 
 /// Clears the lease of run `run_id` when its holder is gone (expired, or a dead process on
@@ -419,6 +432,36 @@ mod tests {
             lease_duration_seconds: Some(duration),
             ..LeaseSpec::default()
         }
+    }
+
+    #[test]
+    fn a_holder_that_exited_is_dead_even_before_its_parent_reaps_it() {
+        let host = crate::events::hostname();
+        let mut sleeping = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .unwrap();
+        let holder = format!("run@{host}/{}", sleeping.id());
+        assert!(
+            !holder_is_dead_here(&holder),
+            "a running process holds its lease"
+        );
+        sleeping.kill().unwrap();
+        // Killed, not yet waited for: a zombie.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while !holder_is_dead_here(&holder) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "a zombie still counts as alive"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        sleeping.wait().unwrap();
+        assert!(holder_is_dead_here(&holder));
+        assert!(!holder_is_dead_here(&format!(
+            "run@another-host/{}",
+            sleeping.id()
+        )));
     }
 
     #[test]
