@@ -11,23 +11,31 @@ use serde_json::Value;
 /// One engine write from `engine history --output json`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Write {
+    /// When the engine logged the write, just before sending it.
     pub at: Timestamp,
+    /// When the server's answer was logged (`at` when none was).
+    pub acked: Timestamp,
     pub step: String,
     pub action: String,
 }
 
 /// Reads the `audit` list of a history document; entries without a parseable time are skipped
 /// (the engine always writes one, so a skip would show up as a missing wave, not a wrong number).
-/// A write counts at `settledAt`, when the server acknowledged it (its write-ahead log entry
-/// and the request's round trip included), or at `at` when no answer was recorded.
+/// A write is ordered by `at` (logged, just before it was sent) and measured to `settledAt`
+/// (acknowledged: the write-ahead flush and the request's round trip included).
 pub fn audit_writes(history: &Value) -> Vec<Write> {
     let mut out: Vec<Write> = history["audit"]
         .as_array()
         .into_iter()
         .flatten()
         .filter_map(|e| {
+            let at: Timestamp = e["at"].as_str()?.parse().ok()?;
             Some(Write {
-                at: e["settledAt"].as_str().or(e["at"].as_str())?.parse().ok()?,
+                at,
+                acked: e["settledAt"]
+                    .as_str()
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(at),
                 step: e["step"].as_str().unwrap_or_default().to_string(),
                 action: e["action"].as_str().unwrap_or_default().to_string(),
             })
@@ -58,7 +66,8 @@ fn timed(report: &Value, list: &str) -> Vec<(String, Timestamp)> {
 }
 
 /// For each wave that opened the partition, how long the engine took to make its next write
-/// after the wave's last updated pod became Ready.
+/// after the wave's last updated pod became Ready: to the acknowledgement of the first write
+/// it began after that moment.
 ///
 /// A wave's pods are the updates the controller began between that wave's `set partition`
 /// write and the next one; a pod is ready at its first `ready` record not earlier than its
@@ -91,7 +100,7 @@ pub fn reaction_latencies_ms(report: &Value, writes: &[Write]) -> Vec<f64> {
         }
         let Some(ready_at) = last_ready else { continue };
         if let Some(next) = writes.iter().find(|w| w.at >= ready_at) {
-            out.push(ms_between(ready_at, next.at));
+            out.push(ms_between(ready_at, next.acked));
         }
     }
     out
@@ -168,6 +177,7 @@ mod tests {
     fn w(at: &str, step: &str, action: &str) -> Write {
         Write {
             at: at.parse().unwrap(),
+            acked: at.parse().unwrap(),
             step: step.into(),
             action: action.into(),
         }

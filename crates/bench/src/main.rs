@@ -111,6 +111,9 @@ struct PollingCheck {
 struct ResumeResult {
     replicas: u32,
     max_per_wave: u32,
+    /// Pod label patches the killed run had made (it dies in wave 1's `relabel`).
+    killed_after_pod_patches: u64,
+    /// Pod updates the controller had begun by then (0: nothing to wait for on resume).
     killed_after_updates: usize,
     spawn_to_first_write_ms: Option<f64>,
     resume_wall_ms: f64,
@@ -401,8 +404,10 @@ async fn run_case(
     ))
 }
 
-/// Starts a run, SIGKILLs it once the controller has begun updating pods, then measures
-/// `engine resume` from spawn to its first audited write.
+/// Starts a run, SIGKILLs it once it has begun patching pod labels in wave 1 (before the
+/// partition opens), then measures `engine resume` from spawn to its first acknowledged
+/// write. Killing it there matters: killed while pods restart, the resumed run first
+/// waits for them, and the figure would measure the pods, not the engine.
 async fn run_resume(engine: &Path, case: Case, timeout: Duration) -> Result<ResumeResult> {
     // Slow pods keep the first run inside a wave long enough to kill it there.
     let (sim, served) = start_sim(case, 200).await?;
@@ -410,15 +415,16 @@ async fn run_resume(engine: &Path, case: Case, timeout: Duration) -> Result<Resu
     let plan = w.plan.display().to_string();
     let mut child = engine_cmd(engine, &w, &["run", &plan], "run")?.spawn()?;
     let deadline = Instant::now() + timeout;
-    let killed_after = loop {
-        let n = sim.report()["updates"].as_array().map_or(0, Vec::len);
-        if n > 0 {
-            break n;
+    let (patches, updates) = loop {
+        let report = sim.report();
+        let patches = report["requests"]["patch pods"].as_u64().unwrap_or(0);
+        if patches > 0 {
+            break (patches, report["updates"].as_array().map_or(0, Vec::len));
         }
         if child.try_wait()?.is_some() || Instant::now() > deadline {
             let _ = child.kill();
             bail!(
-                "the run to kill ended or stalled before updating a pod:\n{}",
+                "the run to kill ended or stalled before patching a pod:\n{}",
                 tail(&w, "run")
             );
         }
@@ -448,7 +454,7 @@ async fn run_resume(engine: &Path, case: Case, timeout: Duration) -> Result<Resu
     let first = analysis::audit_writes(&hist)
         .into_iter()
         .find(|x| x.at >= spawned_at)
-        .map(|x| analysis::ms_between(spawned_at, x.at));
+        .map(|x| analysis::ms_between(spawned_at, x.acked));
     if !status.success() {
         eprintln!(
             "bench: engine resume exited with {status}:\n{}",
@@ -458,7 +464,8 @@ async fn run_resume(engine: &Path, case: Case, timeout: Duration) -> Result<Resu
     Ok(ResumeResult {
         replicas: case.replicas,
         max_per_wave: case.max_per_wave,
-        killed_after_updates: killed_after,
+        killed_after_pod_patches: patches,
+        killed_after_updates: updates,
         spawn_to_first_write_ms: first,
         resume_wall_ms: resume_wall,
         resume_exit: status.code(),
@@ -573,9 +580,10 @@ fn markdown(
         polling.polling_reads
     ));
     s.push_str(&format!(
-        "\nResume ({}x{}, SIGKILL after {} pod update(s) began): spawn to first write {}, resume to completion {:.0} ms, exit {}.\n",
+        "\nResume ({}x{}, SIGKILL in wave 1 after {} pod label patch(es), {} pod update(s) begun): spawn to first write {}, resume to completion {:.0} ms, exit {}.\n",
         resume.replicas,
         resume.max_per_wave,
+        resume.killed_after_pod_patches,
         resume.killed_after_updates,
         fmt_ms(resume.spawn_to_first_write_ms),
         resume.resume_wall_ms,
