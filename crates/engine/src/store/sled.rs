@@ -16,6 +16,9 @@ use super::records::{self, LogEntry, NodeRecord, RunMeta, RunRecord};
 use super::{Commit, Durability, RunStore, StoreError};
 use crate::failpoint;
 
+/// sled's page cache for one run's database.
+const CACHE_BYTES: u64 = 4 * 1024 * 1024;
+
 const META_KEY: &[u8] = b"run";
 
 /// A run's sled database.
@@ -44,6 +47,9 @@ impl SledStore {
                 .path(path)
                 .flush_every_ms(None)
                 .mode(sled::Mode::LowSpace)
+                // The executor keeps the whole record in memory and reads the database
+                // only when it opens it: sled's 1 GiB default page cache buys nothing.
+                .cache_capacity(CACHE_BYTES)
                 .open()
         }));
         let db = match opened {
