@@ -286,8 +286,9 @@ fn main() {
                     PLAN.replace("firstWave", "everyWave").as_str(),
                 )
                 .expect("valid");
+                // 31 waves: after 30 approvals the run waits at the 31st gate.
                 let runner = Arc::new(Noop {
-                    waves: 30,
+                    waves: 31,
                     announce_first: false,
                     first: AtomicBool::new(false),
                 });
