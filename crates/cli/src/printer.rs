@@ -49,6 +49,11 @@ pub fn init_tracing(global: &GlobalArgs) {
         .try_init();
 }
 
+/// `-q`: progress lines are not printed, only errors.
+pub fn is_quiet() -> bool {
+    SETTINGS.get().is_some_and(|s| s.quiet)
+}
+
 /// Colour only on a terminal and when `NO_COLOR` is unset.
 pub fn color_enabled() -> bool {
     std::env::var_os("NO_COLOR").is_none() && std::io::stderr().is_terminal()

@@ -51,7 +51,9 @@ pub async fn follow(
                     if let Ok(line) = serde_json::to_string(&event) {
                         crate::printer::out(line);
                     }
-                } else if let Some(line) = describe(&event, verbose) {
+                } else if !crate::printer::is_quiet()
+                    && let Some(line) = describe(&event, verbose)
+                {
                     eprintln!("{line}");
                 }
             }

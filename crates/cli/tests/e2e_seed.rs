@@ -66,6 +66,17 @@ async fn the_seed_rollout_updates_every_pod_in_three_waves_without_a_violation()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quiet_runs_print_no_progress_lines() {
+    let env = Env::start(seed_config()).await;
+    let plan = env.plan("seed", |_| {});
+    let out = env.engine(&["run", path_str(&plan), "-q"]).await;
+    assert_exit(&out, 0);
+    env.assert_finished_clean(5, 3);
+    let stderr = support::text(&out.stderr);
+    assert!(!stderr.contains("wave 1"), "{}", describe(&out));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_pod_per_wave_over_seven_replicas_keeps_three_working() {
     let env = Env::start(SimConfig {
         replicas: 7,
