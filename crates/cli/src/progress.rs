@@ -201,21 +201,7 @@ pub fn pod_table(pods: &[PodRow]) -> String {
             if pod.ready { "true" } else { "false" }.to_owned(),
         ]);
     }
-    let widths: Vec<usize> = (0..5)
-        .map(|c| rows.iter().map(|r| r[c].len()).max().unwrap_or(0))
-        .collect();
-    rows.iter()
-        .map(|r| {
-            r.iter()
-                .zip(&widths)
-                .map(|(cell, w)| format!("{cell:<w$}"))
-                .collect::<Vec<_>>()
-                .join("  ")
-                .trim_end()
-                .to_owned()
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
+    live::columns(&rows).join("\n")
 }
 
 #[cfg(test)]

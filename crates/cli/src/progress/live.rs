@@ -217,7 +217,7 @@ fn ordinal_key(name: &str) -> (String, u64) {
 }
 
 /// Left-aligned columns two spaces apart, trailing blanks trimmed.
-fn columns<const N: usize>(rows: &[[String; N]]) -> Vec<String> {
+pub(crate) fn columns<const N: usize>(rows: &[[String; N]]) -> Vec<String> {
     let widths: Vec<usize> = (0..N)
         .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
         .collect();

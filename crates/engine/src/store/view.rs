@@ -158,28 +158,29 @@ impl RunView {
                     step,
                     attempt,
                     write,
-                } => audit.push(AuditEntry {
-                    seq: e.seq,
-                    at: e.at,
-                    step: step.to_string(),
-                    attempt: *attempt,
-                    write: write.clone(),
-                    outcome: AuditOutcome::Applied,
-                    settled_at: Some(e.at),
-                }),
-                LogKind::Intent {
+                }
+                | LogKind::Intent {
                     step,
                     attempt,
                     write,
-                } => audit.push(AuditEntry {
-                    seq: e.seq,
-                    at: e.at,
-                    step: step.to_string(),
-                    attempt: *attempt,
-                    write: write.clone(),
-                    outcome: AuditOutcome::Unconfirmed,
-                    settled_at: None,
-                }),
+                } => {
+                    // Older versions logged a write once it was acknowledged; an intent
+                    // stays unconfirmed until its settlement below.
+                    let acknowledged = matches!(e.entry, LogKind::Audit { .. });
+                    audit.push(AuditEntry {
+                        seq: e.seq,
+                        at: e.at,
+                        step: step.to_string(),
+                        attempt: *attempt,
+                        write: write.clone(),
+                        outcome: if acknowledged {
+                            AuditOutcome::Applied
+                        } else {
+                            AuditOutcome::Unconfirmed
+                        },
+                        settled_at: acknowledged.then_some(e.at),
+                    });
+                }
                 LogKind::OperatorIntent { label, by, write } => audit.push(AuditEntry {
                     seq: e.seq,
                     at: e.at,
