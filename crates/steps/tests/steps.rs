@@ -342,6 +342,37 @@ async fn handover_with_an_asynchronous_arbiter_waits_until_the_roles_show() {
 }
 
 #[tokio::test]
+async fn handover_fails_fast_when_the_arbiter_replays_an_answer_that_does_not_show_it() {
+    let mut h = start(SimConfig::default(), "alpine:3.18.0", "").await;
+    h.prepare().await;
+    assert!(h.update_wave(1).await);
+    h.wave(1, StepKind::Verify).await;
+    // An earlier run of the same name used request id run-1/1 for another handover.
+    let epoch = h.steps.env().arbiter.members().await.unwrap().epoch;
+    let earlier = reqwest::Client::new()
+        .post(format!("{}/v1/handover", h.served.arbiter))
+        .json(
+            &json!({"epoch": epoch, "promote": ["sample-1"], "demote": ["sample-0"],
+                      "requestId": "run-1/1"}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(earlier.status(), 200);
+    let started = std::time::Instant::now();
+    let err = h
+        .run(StepId::in_wave(1, StepKind::Handover))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, StepErrorKind::Failed, "{}", err.message);
+    assert!(err.message.contains("run-1/1"), "{}", err.message);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "it waited for roles that never come"
+    );
+}
+
+#[tokio::test]
 async fn handover_after_a_stale_epoch_rereads_and_retries() {
     let h = handover_after_wave_one(ArbiterConfig {
         conflict_on_nth_handover: Some(1),

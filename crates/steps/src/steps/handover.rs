@@ -86,7 +86,18 @@ pub async fn run(env: &Env, ctx: &StepContext) -> Result<StepOutput, StepError> 
         };
         let view = match applied {
             Some(view) if shows_handover(&view, &req.promote, &req.demote) => view,
-            _ => {
+            // "Applied", yet the roles say otherwise: the arbiter answered another request
+            // with this id (it must not apply one id twice). Waiting would only time out.
+            Some(view) => {
+                return Err(StepError::failed(format!(
+                    "the arbiter answered handover request {} as applied, but its roles (epoch {}) \
+                     do not show it; it may be replaying its answer to an earlier request with \
+                     this id, such as an earlier run of the same name. Check the arbiter, then \
+                     `engine resume`",
+                    req.request_id, view.epoch
+                )));
+            }
+            None => {
                 ctx.journal.emit(RunEvent::Waiting {
                     step: ctx.step.to_string(),
                     what: format!(
