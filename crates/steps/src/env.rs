@@ -2,6 +2,7 @@
 //! the event recorder, plus the write path (failpoint, patch, audit record) and the
 //! typed outputs steps hand to later steps.
 
+use std::future::Future;
 use std::sync::Arc;
 
 use baton_engine::dag::{StepId, StepKind};
@@ -131,6 +132,31 @@ impl Env {
             None => Ok(()),
         }
     }
+}
+
+/// Makes one external call (an arbiter request, a hook), write-ahead logged like the
+/// Kubernetes writes of [`Env::write_all`]: `audit` is durable before `call` starts, and
+/// `outcome` says what the answer means for the history (`None`: nobody can tell).
+pub async fn write_ahead<T>(
+    ctx: &StepContext,
+    audit: AuditWrite,
+    call: impl Future<Output = T>,
+    outcome: impl FnOnce(&T) -> Option<WriteOutcome>,
+) -> Result<T, StepError> {
+    let intents = ctx
+        .journal
+        .intend(&ctx.step, vec![audit])
+        .map_err(journal_err)?;
+    failpoint(&ctx.step);
+    let answer = call.await;
+    if let Some(outcome) = outcome(&answer) {
+        if outcome == WriteOutcome::Applied {
+            failpoint_after(&ctx.step);
+        }
+        let settle = intents.into_iter().map(|i| (i, outcome.clone())).collect();
+        ctx.journal.settle(settle).map_err(journal_err)?;
+    }
+    Ok(answer)
 }
 
 /// How many patches one step keeps in flight. Enough to hide the API server's latency

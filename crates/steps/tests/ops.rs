@@ -74,14 +74,20 @@ async fn a_guarded_write_fails_as_a_retryable_conflict_when_the_value_changed_un
     );
 }
 
-#[tokio::test]
-async fn abort_freezes_the_partition_at_the_count_of_old_pods() {
+/// Wave 1 updated (two new pods), then someone moved the partition to 4 by hand.
+async fn wave_one_then_partition_moved_to_four() -> common::Harness {
     let mut h = common::seed("").await;
     h.prepare().await;
     assert!(h.update_wave(1).await);
     h.outside_patch_sts(json!({"spec": {"updateStrategy": {"rollingUpdate": {"partition": 4}}}}))
         .await;
     h.observed().await;
+    h
+}
+
+#[tokio::test]
+async fn abort_freezes_the_partition_at_the_count_of_old_pods() {
+    let h = wave_one_then_partition_moved_to_four().await;
     let freeze = baton_steps::plan_freeze(&h.client, &h.plan).await.unwrap();
     assert_eq!(freeze.before, Some(4));
     assert_eq!(freeze.partition, 3);
@@ -98,12 +104,7 @@ async fn abort_freezes_the_partition_at_the_count_of_old_pods() {
 
 #[tokio::test]
 async fn a_freeze_planned_before_someone_moved_the_partition_is_refused_not_applied() {
-    let mut h = common::seed("").await;
-    h.prepare().await;
-    assert!(h.update_wave(1).await);
-    h.outside_patch_sts(json!({"spec": {"updateStrategy": {"rollingUpdate": {"partition": 4}}}}))
-        .await;
-    h.observed().await;
+    let h = wave_one_then_partition_moved_to_four().await;
     let freeze = baton_steps::plan_freeze(&h.client, &h.plan).await.unwrap();
     h.outside_patch_sts(json!({"spec": {"updateStrategy": {"rollingUpdate": {"partition": 2}}}}))
         .await;

@@ -10,7 +10,7 @@ use serde_json::json;
 
 use super::{Selection, relabel_pods};
 use crate::arbiter::{HandoverOutcome, HandoverRequest, shows_handover};
-use crate::env::{Env, HandoverOutput, chain, failpoint, journal_err, refusal, to_value};
+use crate::env::{Env, HandoverOutput, chain, refusal, to_value, write_ahead};
 use crate::events::{EventType, HANDOVER};
 use crate::k8s::pod_rows;
 
@@ -39,23 +39,14 @@ pub async fn run(env: &Env, ctx: &StepContext) -> Result<StepOutput, StepError> 
             demote: planned.demote.clone(),
             request_id: request_id.clone(),
         };
-        let intent = ctx
-            .journal
-            .intend(
-                &ctx.step,
-                vec![AuditWrite {
-                    object: format!("arbiter {}", env.arbiter.url()),
-                    action: "handover".to_owned(),
-                    before: json!({"epoch": req.epoch, "working": working(&live.snapshot.arbiter)}),
-                    after: to_value(&req),
-                }],
-            )
-            .map_err(journal_err)?;
-        failpoint(&ctx.step);
-        let sent = env.arbiter.handover(&req).await;
-        let settled = match &sent {
+        let audit = AuditWrite {
+            object: format!("arbiter {}", env.arbiter.url()),
+            action: "handover".to_owned(),
+            before: json!({"epoch": req.epoch, "working": working(&live.snapshot.arbiter)}),
+            after: to_value(&req),
+        };
+        let sent = write_ahead(ctx, audit, env.arbiter.handover(&req), |sent| match sent {
             Ok(HandoverOutcome::Applied(_) | HandoverOutcome::Accepted) => {
-                crate::env::failpoint_after(&ctx.step);
                 Some(WriteOutcome::Applied)
             }
             Ok(HandoverOutcome::StaleEpoch(epoch)) => Some(WriteOutcome::Failed {
@@ -66,11 +57,8 @@ pub async fn run(env: &Env, ctx: &StepContext) -> Result<StepOutput, StepError> 
             }),
             Err(e) if e.surely_not_applied() => Some(WriteOutcome::Failed { error: chain(e) }),
             Err(_) => None,
-        };
-        if let Some(outcome) = settled {
-            let settle = intent.into_iter().map(|i| (i, outcome.clone())).collect();
-            ctx.journal.settle(settle).map_err(journal_err)?;
-        }
+        })
+        .await?;
         let applied = match sent? {
             HandoverOutcome::StaleEpoch(epoch) => {
                 tracing::info!(sent = req.epoch, current = ?epoch, "stale arbiter epoch; re-planning the handover");

@@ -13,9 +13,7 @@ use baton_engine::step::{
 };
 use serde_json::{Value, json};
 
-use crate::env::{
-    Env, HandoverOutput, SelectOutput, failpoint, failpoint_after, journal_err, wave_output,
-};
+use crate::env::{Env, HandoverOutput, SelectOutput, wave_output, write_ahead};
 
 /// The values placeholders expand to.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -130,33 +128,20 @@ async fn audited(
     what: String,
     call: impl Future<Output = Result<StepOutput, StepError>>,
 ) -> Result<StepOutput, StepError> {
-    let intent = ctx
-        .journal
-        .intend(
-            &ctx.step,
-            vec![AuditWrite {
-                object: format!("hook {name}"),
-                action: what,
-                before: Value::Null,
-                after: Value::Null,
-            }],
-        )
-        .map_err(journal_err)?;
-    failpoint(&ctx.step);
-    let result = call.await;
-    let outcome = match &result {
+    let audit = AuditWrite {
+        object: format!("hook {name}"),
+        action: what,
+        before: Value::Null,
+        after: Value::Null,
+    };
+    write_ahead(ctx, audit, call, |result| match result {
         Ok(_) => Some(WriteOutcome::Applied),
         Err(e) if e.kind == StepErrorKind::Interrupted => None,
         Err(e) => Some(WriteOutcome::Failed {
             error: e.message.clone(),
         }),
-    };
-    if let Some(outcome) = outcome {
-        failpoint_after(&ctx.step);
-        let settle = intent.into_iter().map(|i| (i, outcome.clone())).collect();
-        ctx.journal.settle(settle).map_err(journal_err)?;
-    }
-    result
+    })
+    .await?
 }
 
 async fn http(ctx: &StepContext, hook: &HttpHook, vars: &Vars) -> Result<StepOutput, StepError> {

@@ -69,14 +69,18 @@ pub async fn relabel_pods(
             continue;
         };
         let desired = desired_labels(env, live, name, selection);
-        let labels = labels_of(pod);
+        let labels = pod.metadata.labels.as_ref();
         // Most pods already match: skip building their JSON document.
-        if desired.iter().all(|(k, v)| labels.get(k) == v.as_ref()) {
+        if desired
+            .iter()
+            .all(|(k, v)| labels.and_then(|l| l.get(k)) == v.as_ref())
+        {
             continue;
         }
         let Some(patch) = label_patch(&to_value(pod), &desired) else {
             continue;
         };
+        let labels = labels_of(pod);
         let before: BTreeMap<&String, Option<&String>> =
             desired.keys().map(|k| (k, labels.get(k))).collect();
         writes.push(Write {
