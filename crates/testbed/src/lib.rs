@@ -1,0 +1,15 @@
+//! Test beds the engine is proven on, beside the embedded simulator.
+//!
+//! - [`controlplane`]: starts a real etcd, kube-apiserver and OpenKruise `kruise-manager` from
+//!   an assets folder named by `BATON_CONTROL_PLANE` (in the spirit of envtest's
+//!   `KUBEBUILDER_ASSETS`), and stops them on drop.
+//! - [`kubelet`]: a stand-in kubelet, a client of any API server, for clusters that have no
+//!   real one (the control plane above, or a user's own test cluster).
+//! - [`proxy`]: a fault-injecting proxy in front of any API server.
+//!
+//! Nothing here is linked into the engine: the engine's crates never depend on this one,
+//! only tests and the CLI's `engine sim …` commands do.
+
+pub mod controlplane;
+pub mod kubelet;
+pub mod proxy;
