@@ -1,0 +1,437 @@
+//! The fault proxy in front of an API server, through the interfaces its users
+//! have: kube-rs clients and kube-runtime watchers (and kubectl) pointed at its
+//! kubeconfig, plain HTTP for the exact shape of what it injects. Every
+//! scenario runs against the simulator served over HTTP, and against a real
+//! kube-apiserver.
+
+use std::time::Duration;
+
+use baton_testbed::proxy::{FaultConfig, Proxy, Upstream};
+use futures::StreamExt as _;
+use k8s_openapi::api::coordination::v1::Lease;
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::runtime::watcher;
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+/// What the proxy forwards to, kept alive for the test's length.
+enum Backend {
+    Sim {
+        _sim: baton_sim::Sim,
+        served: baton_sim::Served,
+    },
+}
+
+impl Backend {
+    async fn sim() -> Backend {
+        let sim = baton_sim::Sim::new(baton_sim::SimConfig::default());
+        let served = sim.serve().await.unwrap();
+        Backend::Sim { _sim: sim, served }
+    }
+
+    fn upstream(&self) -> Upstream {
+        match self {
+            Backend::Sim { served, .. } => Upstream {
+                server: served.apiserver.clone(),
+                ..Upstream::default()
+            },
+        }
+    }
+}
+
+/// A kube-rs client of the proxy's kubeconfig. kube-rs retries 429/503/504 by
+/// itself unless told not to; `retry` says which client a test wants.
+async fn client(proxy: &Proxy, retry: bool) -> kube::Client {
+    let kubeconfig = Kubeconfig::from_yaml(&proxy.kubeconfig()).unwrap();
+    let mut config =
+        kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+            .await
+            .unwrap();
+    config.default_retry = retry;
+    kube::Client::try_from(config).unwrap()
+}
+
+fn lease(name: &str, holder: &str) -> Lease {
+    serde_json::from_value(json!({
+        "apiVersion": "coordination.k8s.io/v1",
+        "kind": "Lease",
+        "metadata": {"name": name},
+        "spec": {"holderIdentity": holder},
+    }))
+    .unwrap()
+}
+
+fn holder(l: &Lease) -> Option<&str> {
+    l.spec.as_ref()?.holder_identity.as_deref()
+}
+
+fn faults(v: Value) -> FaultConfig {
+    serde_json::from_value(v).unwrap()
+}
+
+fn api_code(e: &kube::Error) -> Option<u16> {
+    match e {
+        kube::Error::Api(s) => Some(s.code),
+        _ => None,
+    }
+}
+
+async fn gets_pass_and_an_injected_503_reaches_the_client_once(backend: Backend, prefix: &str) {
+    let proxy = Proxy::start(backend.upstream()).await.unwrap();
+    let leases: Api<Lease> = Api::namespaced(client(&proxy, false).await, "default");
+    let name = format!("{prefix}-503");
+    leases
+        .create(&PostParams::default(), &lease(&name, "a"))
+        .await
+        .unwrap();
+    assert_eq!(holder(&leases.get(&name).await.unwrap()), Some("a"));
+
+    proxy.faults().set(faults(json!({
+        "errors": [{"verb": "get", "resource": "leases", "code": 503, "count": 1}]
+    })));
+    let err = leases.get(&name).await.unwrap_err();
+    assert_eq!(api_code(&err), Some(503), "{err:?}");
+    assert_eq!(holder(&leases.get(&name).await.unwrap()), Some("a"));
+
+    let stats = proxy.faults().stats();
+    assert_eq!(stats.injected("503 get leases"), 1, "{stats:?}");
+    assert_eq!(stats.requests("get leases"), 3, "{stats:?}");
+    assert_eq!(stats.requests("create leases"), 1, "{stats:?}");
+    assert_eq!(proxy.faults().get().errors[0].count, Some(0));
+}
+
+async fn a_client_that_retries_absorbs_one_503(backend: Backend, prefix: &str) {
+    let proxy = Proxy::start(backend.upstream()).await.unwrap();
+    let leases: Api<Lease> = Api::namespaced(client(&proxy, true).await, "default");
+    let name = format!("{prefix}-retry");
+    proxy.faults().set(faults(json!({
+        "errors": [{"verb": "create", "resource": "leases", "code": 503, "count": 1}]
+    })));
+    leases
+        .create(&PostParams::default(), &lease(&name, "a"))
+        .await
+        .unwrap();
+    let stats = proxy.faults().stats();
+    assert_eq!(stats.requests("create leases"), 2, "{stats:?}");
+    assert_eq!(stats.injected("503 create leases"), 1, "{stats:?}");
+}
+
+async fn a_dropped_write_fails_at_the_client_but_is_applied(backend: Backend, prefix: &str) {
+    let proxy = Proxy::start(backend.upstream()).await.unwrap();
+    let leases: Api<Lease> = Api::namespaced(client(&proxy, false).await, "default");
+    let name = format!("{prefix}-drop");
+    leases
+        .create(&PostParams::default(), &lease(&name, "a"))
+        .await
+        .unwrap();
+    proxy.faults().set(faults(json!({
+        "drops": [{"verb": "patch", "resource": "leases", "count": 1}]
+    })));
+    let patch = json!({"spec": {"holderIdentity": "b"}});
+    let err = leases
+        .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap_err();
+    // Not an answer from the server: the connection broke.
+    assert_eq!(api_code(&err), None, "{err:?}");
+    assert_eq!(holder(&leases.get(&name).await.unwrap()), Some("b"));
+    let stats = proxy.faults().stats();
+    assert_eq!(stats.injected("drop patch leases"), 1, "{stats:?}");
+    assert_eq!(stats.requests("patch leases"), 1, "{stats:?}");
+}
+
+/// What a kube-runtime watcher through the proxy reports: a relist starts,
+/// or an object is seen (added or changed) with its holder.
+#[derive(Debug, PartialEq)]
+enum Seen {
+    Relist,
+    Lease(String, Option<String>),
+}
+
+fn watch_leases(
+    client: kube::Client,
+) -> (mpsc::UnboundedReceiver<Seen>, tokio::task::JoinHandle<()>) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let leases: Api<Lease> = Api::namespaced(client, "default");
+    let task = tokio::spawn(async move {
+        let mut events = std::pin::pin!(watcher(leases, watcher::Config::default()));
+        while let Some(event) = events.next().await {
+            let seen = match event {
+                Ok(watcher::Event::Init) => Seen::Relist,
+                Ok(watcher::Event::Apply(l) | watcher::Event::InitApply(l)) => Seen::Lease(
+                    l.metadata.name.clone().unwrap_or_default(),
+                    holder(&l).map(String::from),
+                ),
+                // Errors (the 410 among them) are the watcher's to recover from.
+                Ok(_) | Err(_) => continue,
+            };
+            if tx.send(seen).is_err() {
+                return;
+            }
+        }
+    });
+    (rx, task)
+}
+
+/// Waits (at most 10 s) until the watcher reports `want`, returning how many
+/// relists it reported on the way.
+async fn until_seen(rx: &mut mpsc::UnboundedReceiver<Seen>, want: Seen) -> usize {
+    let mut relists = 0;
+    tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match rx.recv().await {
+                Some(seen) if seen == want => return,
+                Some(Seen::Relist) => relists += 1,
+                Some(_) => {}
+                None => panic!("the watcher ended"),
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("the watcher never reported {want:?}"));
+    relists
+}
+
+fn seen(name: &str, holder: &str) -> Seen {
+    Seen::Lease(name.to_string(), Some(holder.to_string()))
+}
+
+async fn a_watcher_resumes_after_its_watch_is_cut(backend: Backend, prefix: &str) {
+    let proxy = Proxy::start(backend.upstream()).await.unwrap();
+    let client = client(&proxy, false).await;
+    let leases: Api<Lease> = Api::namespaced(client.clone(), "default");
+    let (a, b) = (format!("{prefix}-cut-a"), format!("{prefix}-cut-b"));
+    leases
+        .create(&PostParams::default(), &lease(&a, "1"))
+        .await
+        .unwrap();
+    let (mut rx, task) = watch_leases(client);
+    until_seen(&mut rx, seen(&a, "1")).await;
+    // Only once the watch is open may it be cut.
+    wait_for(|| proxy.faults().stats().requests("watch leases") == 1).await;
+
+    proxy.faults().cut_watches();
+    wait_for(|| proxy.faults().stats().requests("watch leases") == 2).await;
+    leases
+        .create(&PostParams::default(), &lease(&b, "1"))
+        .await
+        .unwrap();
+    let patch = json!({"spec": {"holderIdentity": "2"}});
+    leases
+        .patch(&a, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+    assert_eq!(until_seen(&mut rx, seen(&b, "1")).await, 0);
+    assert_eq!(until_seen(&mut rx, seen(&a, "2")).await, 0);
+    task.abort();
+
+    let stats = proxy.faults().stats();
+    assert_eq!(stats.injected("cut watch leases"), 1, "{stats:?}");
+    // Resumed from where it was: a new watch, no new list.
+    assert_eq!(stats.requests("list leases"), 1, "{stats:?}");
+}
+
+async fn watches_cut_after_each_event_lose_nothing(backend: Backend, prefix: &str) {
+    let proxy = Proxy::start(backend.upstream()).await.unwrap();
+    proxy.faults().set(faults(json!({"watchCutAfter": 1})));
+    let client = client(&proxy, false).await;
+    let leases: Api<Lease> = Api::namespaced(client.clone(), "default");
+    let (mut rx, task) = watch_leases(client);
+    let name = format!("{prefix}-every");
+    leases
+        .create(&PostParams::default(), &lease(&name, "0"))
+        .await
+        .unwrap();
+    until_seen(&mut rx, seen(&name, "0")).await;
+    for i in 1..=3 {
+        let patch = json!({"spec": {"holderIdentity": i.to_string()}});
+        leases
+            .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .unwrap();
+        until_seen(&mut rx, seen(&name, &i.to_string())).await;
+    }
+    task.abort();
+    let stats = proxy.faults().stats();
+    assert!(stats.injected("cut watch leases") >= 3, "{stats:?}");
+    assert!(stats.requests("watch leases") >= 4, "{stats:?}");
+    assert_eq!(stats.requests("list leases"), 1, "{stats:?}");
+}
+
+async fn a_watcher_relists_after_410_expired(backend: Backend, prefix: &str) {
+    let proxy = Proxy::start(backend.upstream()).await.unwrap();
+    let client = client(&proxy, false).await;
+    let leases: Api<Lease> = Api::namespaced(client.clone(), "default");
+    let name = format!("{prefix}-expire");
+    leases
+        .create(&PostParams::default(), &lease(&name, "1"))
+        .await
+        .unwrap();
+    let (mut rx, task) = watch_leases(client);
+    until_seen(&mut rx, seen(&name, "1")).await;
+    wait_for(|| proxy.faults().stats().requests("watch leases") == 1).await;
+
+    proxy.faults().set(faults(
+        json!({"expire": [{"resource": "leases", "count": 1}]}),
+    ));
+    proxy.faults().cut_watches();
+    // The resumed watch is expired; the watcher lists again and sees the lease anew.
+    assert_eq!(until_seen(&mut rx, seen(&name, "1")).await, 1);
+    let patch = json!({"spec": {"holderIdentity": "2"}});
+    leases
+        .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+    assert_eq!(until_seen(&mut rx, seen(&name, "2")).await, 0);
+    task.abort();
+
+    let stats = proxy.faults().stats();
+    assert_eq!(stats.injected("expire watch leases"), 1, "{stats:?}");
+    assert_eq!(stats.requests("list leases"), 2, "{stats:?}");
+    assert_eq!(stats.requests("watch leases"), 3, "{stats:?}");
+}
+
+/// Polls `cond` every 10 ms for at most 10 s.
+async fn wait_for(mut cond: impl FnMut() -> bool) {
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while !cond() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("condition not met within 10 s");
+}
+
+/// The exact answers the proxy makes up, over plain HTTP.
+async fn injected_answers_are_shaped_like_the_apiservers(backend: Backend) {
+    let proxy = Proxy::start(backend.upstream()).await.unwrap();
+    proxy.faults().set(faults(json!({
+        "errors": [{"verb": "list", "resource": "pods", "code": 429, "retryAfterSeconds": 3}],
+        "expire": [{"resource": "leases"}]
+    })));
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let base = proxy.url();
+
+    let r = http
+        .get(format!("{base}/api/v1/namespaces/default/pods"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429);
+    assert_eq!(r.headers()["retry-after"], "3");
+    assert_eq!(r.headers()["content-type"], "application/json");
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["kind"], "Status");
+    assert_eq!(body["status"], "Failure");
+    assert_eq!(body["reason"], "TooManyRequests");
+    assert_eq!(body["code"], 429);
+    assert_eq!(body["details"]["retryAfterSeconds"], 3);
+
+    let url = format!(
+        "{base}/apis/coordination.k8s.io/v1/namespaces/default/leases?watch=true&resourceVersion=7"
+    );
+    let r = http.get(url).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["transfer-encoding"], "chunked");
+    let text = r.text().await.unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 1, "{text}");
+    let event: Value = serde_json::from_str(lines[0]).unwrap();
+    assert_eq!(
+        event,
+        json!({"type": "ERROR", "object": {
+            "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+            "message": "too old resource version: 7 (8)", "reason": "Expired", "code": 410}})
+    );
+    // What no rule matches is forwarded.
+    let r = http
+        .get(format!("{base}/api/v1/namespaces/default/pods/nope"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    let stats = proxy.faults().stats();
+    assert_eq!(stats.injected("429 list pods"), 1, "{stats:?}");
+    assert_eq!(stats.injected("expire watch leases"), 1, "{stats:?}");
+    assert_eq!(stats.requests("get pods"), 1, "{stats:?}");
+}
+
+/// kubectl 1.32 takes the proxy's kubeconfig as it is.
+async fn kubectl_works_through_the_proxy(backend: Backend, prefix: &str) {
+    let proxy = Proxy::start(backend.upstream()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(&kubeconfig, proxy.kubeconfig()).unwrap();
+    let leases: Api<Lease> = Api::namespaced(client(&proxy, false).await, "default");
+    let name = format!("{prefix}-kubectl");
+    leases
+        .create(&PostParams::default(), &lease(&name, "k"))
+        .await
+        .unwrap();
+    let out = tokio::process::Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(&kubeconfig)
+        .args([
+            "get",
+            "lease",
+            &name,
+            "-o",
+            "jsonpath={.spec.holderIdentity}",
+        ])
+        .output()
+        .await
+        .expect("kubectl runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "k");
+}
+
+mod sim {
+    use super::*;
+
+    #[tokio::test]
+    async fn gets_pass_and_an_injected_503_reaches_the_client_once() {
+        super::gets_pass_and_an_injected_503_reaches_the_client_once(Backend::sim().await, "sim")
+            .await;
+    }
+
+    #[tokio::test]
+    async fn a_client_that_retries_absorbs_one_503() {
+        super::a_client_that_retries_absorbs_one_503(Backend::sim().await, "sim").await;
+    }
+
+    #[tokio::test]
+    async fn a_dropped_write_fails_at_the_client_but_is_applied() {
+        super::a_dropped_write_fails_at_the_client_but_is_applied(Backend::sim().await, "sim")
+            .await;
+    }
+
+    #[tokio::test]
+    async fn a_watcher_resumes_after_its_watch_is_cut() {
+        super::a_watcher_resumes_after_its_watch_is_cut(Backend::sim().await, "sim").await;
+    }
+
+    #[tokio::test]
+    async fn watches_cut_after_each_event_lose_nothing() {
+        super::watches_cut_after_each_event_lose_nothing(Backend::sim().await, "sim").await;
+    }
+
+    #[tokio::test]
+    async fn a_watcher_relists_after_410_expired() {
+        super::a_watcher_relists_after_410_expired(Backend::sim().await, "sim").await;
+    }
+
+    #[tokio::test]
+    async fn injected_answers_are_shaped_like_the_apiservers() {
+        super::injected_answers_are_shaped_like_the_apiservers(Backend::sim().await).await;
+    }
+
+    #[tokio::test]
+    async fn kubectl_works_through_the_proxy() {
+        super::kubectl_works_through_the_proxy(Backend::sim().await, "sim").await;
+    }
+}
