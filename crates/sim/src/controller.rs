@@ -29,7 +29,8 @@ use crate::kruise::reconcile::{self, DeleteReason, Input, Plan};
 use crate::kruise::revision::{self, Revision, RevisionChange};
 use crate::kruise::types::Asts;
 use crate::kruise::{
-    INPLACE_READY_CONDITION, LIFECYCLE_STATE_LABEL, LIFECYCLE_TIMESTAMP_ANNOTATION,
+    INPLACE_READY_CONDITION, KRUISE_READY_CONDITION, LIFECYCLE_STATE_LABEL,
+    LIFECYCLE_TIMESTAMP_ANNOTATION,
 };
 use crate::kubelet::{self, KubeletConfig, UNREADY_ANNOTATION};
 use crate::report::Report;
@@ -138,7 +139,9 @@ pub fn set_pod_ready(store: &Store, ns: &str, name: &str, ready: bool) -> Result
 
 /// Deletes a pod, as a user or an eviction would; its set recreates it.
 pub fn delete_pod(store: &Store, ns: &str, name: &str) -> Result<Value, ApiError> {
-    store.delete(Kind::Pod, ns, name).map(Arc::unwrap_or_clone)
+    store
+        .delete_or_mark(Kind::Pod, ns, name)
+        .map(Arc::unwrap_or_clone)
 }
 
 struct Driver {
@@ -291,7 +294,14 @@ impl Driver {
                 }
             };
             if seen.view.terminating {
-                // Graceful deletion: the containers are gone at once.
+                // Graceful deletion: the containers are gone at once. A pod with finalizers
+                // stays Terminating (the API server keeps it) until they are cleared, and the
+                // controller keeps seeing it.
+                if !seen.view.finalizers.is_empty() {
+                    seen.idle = true;
+                    pods.push(seen);
+                    continue;
+                }
                 if let Err(e) = self.store.delete(Kind::Pod, &seen.namespace, &seen.name) {
                     tracing::debug!(pod = seen.name, reason = %e.reason, "kubelet could not finish a deletion");
                 }
@@ -496,6 +506,9 @@ impl Driver {
                 if r.mark_inplace_ready {
                     set_condition(p, INPLACE_READY_CONDITION, true, "", now);
                 }
+                if r.mark_kruise_ready {
+                    set_condition(p, KRUISE_READY_CONDITION, true, "", now);
+                }
                 if let Some(state) = &r.lifecycle {
                     p["metadata"]["labels"][LIFECYCLE_STATE_LABEL] = state.as_str().into();
                     p["metadata"]["annotations"][LIFECYCLE_TIMESTAMP_ANNOTATION] =
@@ -523,7 +536,7 @@ impl Driver {
                 .get_shared(Kind::Pod, ns, &d.name)
                 .is_some_and(|p| meta_str(&p, "uid") == d.uid);
             if still_same
-                && self.store.delete(Kind::Pod, ns, &d.name).is_ok()
+                && self.store.delete_or_mark(Kind::Pod, ns, &d.name).is_ok()
                 && d.reason == DeleteReason::Condemned
             {
                 self.arbiter.forget_member(&d.name);
@@ -570,7 +583,7 @@ impl Driver {
 
 /// Whether the kubelet may have something to do for this pod: it is not running yet, a
 /// container runs another image than its spec asks for, it crash-loops, or its readiness is
-/// forced or not settled.
+/// forced or not what its containers and readiness gates say (a client flipped a gate).
 fn needs_kubelet(p: &Value, cfg: &KubeletConfig) -> bool {
     if p["status"]["phase"] != "Running" {
         return true;
@@ -587,9 +600,5 @@ fn needs_kubelet(p: &Value, cfg: &KubeletConfig) -> bool {
     let crash = !cfg.crash_image_marker.is_empty()
         && kubelet::image_signature(p).contains(&cfg.crash_image_marker);
     let forced = !p["metadata"]["annotations"][UNREADY_ANNOTATION].is_null();
-    let ready = p["status"]["conditions"].as_array().is_some_and(|cs| {
-        cs.iter()
-            .any(|c| c["type"] == "Ready" && c["status"] == "True")
-    });
-    !images_match || crash || forced || !ready
+    !images_match || crash || forced || !kubelet::ready_settled(p)
 }

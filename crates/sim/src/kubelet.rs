@@ -256,6 +256,34 @@ fn start(pod: &mut Value, cfg: &KubeletConfig, now: Timestamp) {
     set_condition(pod, "Initialized", true, "", now);
 }
 
+/// Whether every `readinessGates` condition is `True` (a gate without its condition is not).
+pub fn gates_ready(pod: &Value) -> bool {
+    let conditions = pod["status"]["conditions"].as_array();
+    pod["spec"]["readinessGates"].as_array().is_none_or(|gs| {
+        gs.iter().all(|g| {
+            conditions.is_some_and(|cs| {
+                cs.iter()
+                    .any(|c| c["type"] == g["conditionType"] && c["status"] == "True")
+            })
+        })
+    })
+}
+
+/// Whether the stored `Ready` condition is what [`recompute_ready`] would write for a running
+/// pod whose containers all run: clients flip gate conditions either way at any time, and a
+/// real kubelet follows them.
+pub fn ready_settled(pod: &Value) -> bool {
+    let containers_ready = pod["status"]["containerStatuses"]
+        .as_array()
+        .is_some_and(|cs| !cs.is_empty() && cs.iter().all(|c| c["ready"] == true));
+    let want = containers_ready && gates_ready(pod);
+    let has = pod["status"]["conditions"].as_array().is_some_and(|cs| {
+        cs.iter()
+            .any(|c| c["type"] == "Ready" && c["status"] == "True")
+    });
+    want == has
+}
+
 /// Recomputes `ContainersReady` and `Ready` from the container statuses, the forced-unready
 /// annotation and the readiness gates.
 pub fn recompute_ready(pod: &mut Value, now: Timestamp) {
@@ -272,20 +300,7 @@ pub fn recompute_ready(pod: &mut Value, now: Timestamp) {
     let containers_ready = pod["status"]["containerStatuses"]
         .as_array()
         .is_some_and(|cs| !cs.is_empty() && cs.iter().all(|c| c["ready"] == true));
-    let conditions = pod["status"]["conditions"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
-    let gates_ready = pod["spec"]["readinessGates"]
-        .as_array()
-        .map(|gs| {
-            gs.iter().all(|g| {
-                conditions
-                    .iter()
-                    .any(|c| c["type"] == g["conditionType"] && c["status"] == "True")
-            })
-        })
-        .unwrap_or(true);
+    let gates_ready = gates_ready(pod);
     set_condition(
         pod,
         "ContainersReady",

@@ -521,19 +521,50 @@ impl Store {
             meta.insert("generation".into(), json!(generation + 1));
         }
         inner.rv = rv;
+        // Like the API server: an object whose deletion was only waiting for its finalizers
+        // is removed by the write that clears the last one.
+        let finished = !old_meta.get("deletionTimestamp").is_none_or(Value::is_null)
+            && new["metadata"]["finalizers"]
+                .as_array()
+                .is_none_or(Vec::is_empty);
         let new = Arc::new(new);
         let encoded = Encoded::default();
-        inner.objects.insert(k, (new.clone(), encoded.clone()));
+        let change = if finished {
+            inner.objects.remove(&k);
+            ChangeType::Deleted
+        } else {
+            inner.objects.insert(k, (new.clone(), encoded.clone()));
+            ChangeType::Modified
+        };
         self.record(
             &mut inner,
             kind,
             ns,
             name,
-            ChangeType::Modified,
+            change,
             (new.clone(), encoded),
             rv,
         );
         Ok(new)
+    }
+
+    /// Deletes the object the way the API server does: with finalizers it only gets a
+    /// `deletionTimestamp` (once) and stays until they are cleared; without, it is removed.
+    pub fn delete_or_mark(&self, kind: Kind, ns: &str, name: &str) -> Result<Arc<Value>, ApiError> {
+        let pending = self.get_shared(kind, ns, name).is_some_and(|o| {
+            o["metadata"]["finalizers"]
+                .as_array()
+                .is_some_and(|f| !f.is_empty())
+        });
+        if !pending {
+            return self.delete(kind, ns, name);
+        }
+        self.modify(kind, ns, name, |o| {
+            if o["metadata"]["deletionTimestamp"].is_null() {
+                o["metadata"]["deletionTimestamp"] = json!(now_rfc3339());
+            }
+            Ok(())
+        })
     }
 
     /// Removes the object now and emits Deleted.

@@ -19,8 +19,6 @@ pub mod update;
 pub const REVISION_LABEL: &str = "controller-revision-hash";
 /// Pod label holding the pod's own name (stable network identity).
 pub const POD_NAME_LABEL: &str = "statefulset.kubernetes.io/pod-name";
-/// Pod label holding the pod's ordinal.
-pub const POD_INDEX_LABEL: &str = "apps.kubernetes.io/pod-index";
 /// Pod label holding the Kruise lifecycle state.
 pub const LIFECYCLE_STATE_LABEL: &str = "lifecycle.apps.kruise.io/state";
 /// Pod annotation holding the lifecycle state change time.
@@ -29,6 +27,9 @@ pub const LIFECYCLE_TIMESTAMP_ANNOTATION: &str = "lifecycle.apps.kruise.io/times
 pub const SPECIFIED_DELETE_LABEL: &str = "apps.kruise.io/specified-delete";
 /// Pod annotation recording an in-place update in progress.
 pub const INPLACE_STATE_ANNOTATION: &str = "apps.kruise.io/inplace-update-state";
+/// Readiness gate Kruise's pod webhook adds to the pods of its workloads; Kruise holds its
+/// condition True (and False only while a lifecycle hook with `markPodNotReady` holds a pod).
+pub const KRUISE_READY_CONDITION: &str = "KruisePodReady";
 /// Readiness gate and condition type flipped around an in-place update.
 pub const INPLACE_READY_CONDITION: &str = "InPlaceUpdateReady";
 /// ControllerRevision label holding the template hash.

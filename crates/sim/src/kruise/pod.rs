@@ -13,8 +13,8 @@ use serde_json::{Value, json};
 
 use super::types::Asts;
 use super::{
-    API_VERSION, INPLACE_READY_CONDITION, INPLACE_STATE_ANNOTATION, KIND, LIFECYCLE_STATE_LABEL,
-    LIFECYCLE_TIMESTAMP_ANNOTATION, POD_INDEX_LABEL, POD_NAME_LABEL, REVISION_LABEL,
+    API_VERSION, INPLACE_READY_CONDITION, INPLACE_STATE_ANNOTATION, KIND, KRUISE_READY_CONDITION,
+    LIFECYCLE_STATE_LABEL, LIFECYCLE_TIMESTAMP_ANNOTATION, POD_NAME_LABEL, REVISION_LABEL,
 };
 
 /// The `apps.kruise.io/inplace-update-state` annotation (the part the simulator uses).
@@ -57,6 +57,10 @@ pub struct PodView {
     pub inplace_ready: Option<bool>,
     /// `spec.readinessGates` lists `InPlaceUpdateReady`.
     pub inplace_gate: bool,
+    /// Condition `KruisePodReady`, when the pod has it.
+    pub kruise_ready: Option<bool>,
+    /// `spec.readinessGates` lists `KruisePodReady`.
+    pub kruise_gate: bool,
     pub inplace_state: Option<InPlaceUpdateState>,
     pub spec_images: BTreeMap<String, String>,
     pub container_states: BTreeMap<String, ContainerState>,
@@ -138,6 +142,8 @@ impl PodView {
             terminating: !meta["deletionTimestamp"].is_null(),
             inplace_ready,
             inplace_gate: has_readiness_gate(v, INPLACE_READY_CONDITION),
+            kruise_ready: condition(KRUISE_READY_CONDITION).map(|c| c["status"] == "True"),
+            kruise_gate: has_readiness_gate(v, KRUISE_READY_CONDITION),
             inplace_state: annotations
                 .get(INPLACE_STATE_ANNOTATION)
                 .and_then(|s| serde_json::from_str(s).ok()),
@@ -184,13 +190,19 @@ impl PodView {
         self.phase == "Running" && self.ready && !self.terminating && self.lifecycle_normal()
     }
 
-    /// `isRunningAndAvailable`. On `Err`, the pod becomes available after that long.
+    /// `isRunningAndAvailable`: Running, Ready, and Ready for `min_ready_seconds`. On `Err`, the
+    /// pod becomes available after that long.
+    ///
+    /// The lifecycle state plays no part: on Kruise 1.5.5 a Ready pod parked in
+    /// `PreparingUpdate`/`PreparingDelete` or left in `Updated` counts in
+    /// `status.availableReplicas` (measured), while [`PodView::is_healthy`], which the update
+    /// budget uses, does require `Normal`.
     pub fn available(
         &self,
         min_ready_seconds: i64,
         now: Timestamp,
     ) -> Result<(), Option<jiff::SignedDuration>> {
-        if !(self.phase == "Running" && self.ready && self.lifecycle_normal()) {
+        if !(self.phase == "Running" && self.ready) {
             return Err(None);
         }
         if min_ready_seconds <= 0 {
@@ -258,8 +270,12 @@ pub fn owner_reference(set: &Asts) -> Value {
 }
 
 /// The pod `newVersionedStatefulSetPod` creates for `ordinal` from a revision's template:
-/// template metadata and spec, identity (name, hostname, subdomain, pod-name and pod-index
-/// labels), the revision label, lifecycle state `Normal`, and the owner reference.
+/// template metadata and spec, identity (name, `generateName`, hostname, subdomain, the
+/// pod-name label), the revision label, lifecycle state `Normal`, the owner reference, and the
+/// `KruisePodReady` readiness gate Kruise's pod webhook appends.
+///
+/// Kruise 1.5.5 writes no `apps.kubernetes.io/pod-index` label (measured on the real 1.5.5
+/// controller); newer releases do, following upstream StatefulSets.
 pub fn new_pod(
     set: &Asts,
     ordinal: i64,
@@ -275,7 +291,6 @@ pub fn new_pod(
         .unwrap_or_default();
     labels.insert(REVISION_LABEL.into(), revision.into());
     labels.insert(POD_NAME_LABEL.into(), name.clone().into());
-    labels.insert(POD_INDEX_LABEL.into(), ordinal.to_string().into());
     labels.insert(LIFECYCLE_STATE_LABEL.into(), "Normal".into());
     let mut annotations = template["metadata"]["annotations"]
         .as_object()
@@ -289,6 +304,16 @@ pub fn new_pod(
     if !spec.is_object() {
         spec = json!({});
     }
+    if !spec["readinessGates"].is_array() {
+        spec["readinessGates"] = json!([]);
+    }
+    if let Some(gates) = spec["readinessGates"].as_array_mut()
+        && !gates
+            .iter()
+            .any(|g| g["conditionType"] == KRUISE_READY_CONDITION)
+    {
+        gates.push(json!({"conditionType": KRUISE_READY_CONDITION}));
+    }
     spec["hostname"] = name.clone().into();
     if let Some(svc) = service_name.filter(|s| !s.is_empty()) {
         spec["subdomain"] = svc.into();
@@ -298,6 +323,7 @@ pub fn new_pod(
         "kind": "Pod",
         "metadata": {
             "name": name,
+            "generateName": format!("{}-", set.name()),
             "namespace": set.namespace(),
             "labels": labels,
             "annotations": annotations,

@@ -56,6 +56,8 @@ pub struct Refresh {
     pub uid: String,
     /// Set `InPlaceUpdateReady=True` (the pod carries the readiness gate).
     pub mark_inplace_ready: bool,
+    /// Set `KruisePodReady=True` (the pod carries the gate and has no such condition yet).
+    pub mark_kruise_ready: bool,
     /// The lifecycle state to move to (`refreshPodState`).
     pub lifecycle: Option<String>,
 }
@@ -150,6 +152,7 @@ pub fn reconcile(input: Input<'_>) -> Plan {
     for pod in pods.iter().filter(|p| !p.terminating) {
         let completed = pod.in_place_completed();
         let mark = completed && pod.inplace_gate && pod.inplace_ready != Some(true);
+        let mark_kruise = pod.kruise_gate && pod.kruise_ready.is_none();
         let after_update = || {
             if released(&hooks.in_place_update, pod) {
                 "Normal"
@@ -165,11 +168,12 @@ pub fn reconcile(input: Input<'_>) -> Plan {
             _ => None,
         };
         let next = next.filter(|n| *n != pod.lifecycle_state());
-        if mark || next.is_some() {
+        if mark || mark_kruise || next.is_some() {
             plan.refresh.push(Refresh {
                 name: pod.name.clone(),
                 uid: pod.uid.clone(),
                 mark_inplace_ready: mark,
+                mark_kruise_ready: mark_kruise,
                 lifecycle: next.map(str::to_string),
             });
         }
@@ -250,7 +254,24 @@ pub fn reconcile(input: Input<'_>) -> Plan {
         plan
     };
 
-    // processReplica over the live slots.
+    // processReplica over the live slots. In Parallel mode `scaleStrategy.maxUnavailable` is a
+    // budget each created, failed, terminating or unavailable pod spends; once spent, the loop
+    // stops (the rest of the pass goes on): pods are created a budget's worth at a time, the
+    // next ones once those are available.
+    let mut scale_budget = set
+        .spec
+        .scale_strategy
+        .as_ref()
+        .and_then(|s| s.max_unavailable.as_ref())
+        .filter(|_| !monotonic)
+        .map(|v| scaled_max_unavailable(Some(v), set.replicas()));
+    let has_budget = scale_budget.is_some();
+    let mut spent = || {
+        scale_budget.as_mut().is_some_and(|n| {
+            *n -= 1;
+            *n <= 0
+        })
+    };
     let mut exit = false;
     for slot in slots.iter().flatten() {
         let pod = &slot.pod;
@@ -260,6 +281,9 @@ pub fn reconcile(input: Input<'_>) -> Plan {
             }
             if monotonic {
                 exit = true;
+                break;
+            }
+            if spent() {
                 break;
             }
             continue;
@@ -276,6 +300,9 @@ pub fn reconcile(input: Input<'_>) -> Plan {
                 exit = true;
                 break;
             }
+            if spent() {
+                break;
+            }
             continue;
         }
         if pod.terminating {
@@ -283,14 +310,25 @@ pub fn reconcile(input: Input<'_>) -> Plan {
                 exit = true;
                 break;
             }
+            if spent() {
+                break;
+            }
             continue;
         }
-        if monotonic && let Err(wait) = pod.available(min_ready, now) {
-            if let Some(wait) = wait {
+        if let Err(wait) = pod.available(min_ready, now) {
+            if monotonic {
+                if let Some(wait) = wait {
+                    plan.requeue(wait);
+                }
+                exit = true;
+                break;
+            }
+            if has_budget && let Some(wait) = wait {
                 plan.requeue(wait);
             }
-            exit = true;
-            break;
+            if spent() {
+                break;
+            }
         }
     }
     if exit {
@@ -396,7 +434,10 @@ pub fn reconcile(input: Input<'_>) -> Plan {
             (PodUpdatePolicy::ReCreate, _) | (_, None) => None,
             (_, Some(old)) => in_place_able(&mut in_place_memo, old, update).then_some(old),
         };
-        match (in_place, policy) {
+        // `inplacing || actuallyDeleted`: a pod parked in PreparingUpdate counts as changed, one
+        // parked in PreparingDelete does not (measured on Kruise 1.5.5: `currentReplicas`
+        // drops for the former only).
+        let changed = match (in_place, policy) {
             (Some(old), _) => {
                 // `inPlaceUpdatePod`: a hooked pod is parked in PreparingUpdate instead.
                 let hooked = hooks
@@ -405,7 +446,7 @@ pub fn reconcile(input: Input<'_>) -> Plan {
                     .is_some_and(|h| h.is_hooked(&pod.labels, &pod.finalizers));
                 match pod.lifecycle_state() {
                     "PreparingDelete" => continue,
-                    "PreparingUpdate" if hooked => {}
+                    "PreparingUpdate" if hooked => true,
                     "" | "Normal" | "PreparingNormal" | "Updated"
                         if hooked
                             || pod.lifecycle_state() == "Updated"
@@ -416,15 +457,19 @@ pub fn reconcile(input: Input<'_>) -> Plan {
                             uid: pod.uid.clone(),
                             state: "PreparingUpdate".into(),
                         });
+                        true
                     }
-                    _ => plan.in_place.push(InPlace {
-                        name: pod.name.clone(),
-                        uid: pod.uid.clone(),
-                        from: old.name.clone(),
-                        to: update.name.clone(),
-                        old_template: old.template.clone(),
-                        new_template: update.template.clone(),
-                    }),
+                    _ => {
+                        plan.in_place.push(InPlace {
+                            name: pod.name.clone(),
+                            uid: pod.uid.clone(),
+                            from: old.name.clone(),
+                            to: update.name.clone(),
+                            old_template: old.template.clone(),
+                            new_template: update.template.clone(),
+                        });
+                        true
+                    }
                 }
             }
             // InPlaceOnly refuses to recreate; Kruise reports an error and retries.
@@ -438,9 +483,9 @@ pub fn reconcile(input: Input<'_>) -> Plan {
                     to: update.name.clone(),
                 },
             ),
-        }
+        };
         unavailable.insert(i);
-        if pod.revision() == current.name {
+        if changed && pod.revision() == current.name {
             status.current_replicas -= 1;
         }
     }
@@ -463,12 +508,14 @@ fn in_place_able<'r>(
 
 /// `deletePod`: with a preDelete hook holding the pod, park it in PreparingDelete (once)
 /// instead of deleting it.
+///
+/// Returns whether the pod is actually deleted (Kruise's `actuallyDeleted`).
 fn delete_pod(
     plan: &mut Plan,
     hooks: &super::types::Lifecycle,
     pod: &PodView,
     reason: DeleteReason,
-) {
+) -> bool {
     let hooked = hooks
         .pre_delete
         .as_ref()
@@ -481,13 +528,14 @@ fn delete_pod(
                 state: "PreparingDelete".into(),
             });
         }
-        return;
+        return false;
     }
     plan.delete.push(Delete {
         name: pod.name.clone(),
         uid: pod.uid.clone(),
         reason,
     });
+    true
 }
 
 /// `computeReplicaStatus` over the stored pods (pods created by this pass are not counted).

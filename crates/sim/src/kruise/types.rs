@@ -53,6 +53,14 @@ pub struct AstsSpec {
     pub ordinals: Option<Ordinals>,
     pub revision_history_limit: Option<i64>,
     pub lifecycle: Option<Lifecycle>,
+    pub scale_strategy: Option<ScaleStrategy>,
+}
+
+/// `spec.scaleStrategy`: how many pods may be unavailable while Parallel creation goes on.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ScaleStrategy {
+    pub max_unavailable: Option<IntOrString>,
 }
 
 /// `spec.lifecycle`: hooks that hold a pod in a `Preparing*` state while a label or finalizer
@@ -159,7 +167,11 @@ pub struct AstsStatus {
     pub available_replicas: i64,
     pub current_replicas: i64,
     pub updated_replicas: i64,
+    /// Omitted when 0, as Kruise 1.5.5 writes it (`omitempty`).
+    #[serde(skip_serializing_if = "is_zero")]
     pub updated_ready_replicas: i64,
+    /// Omitted when 0, as Kruise 1.5.5 writes it (`omitempty`).
+    #[serde(skip_serializing_if = "is_zero")]
     pub updated_available_replicas: i64,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub current_revision: String,
@@ -169,6 +181,10 @@ pub struct AstsStatus {
     pub collision_count: Option<i64>,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub label_selector: String,
+}
+
+fn is_zero(n: &i64) -> bool {
+    *n == 0
 }
 
 impl AstsStatus {

@@ -1,0 +1,89 @@
+//! The Kruise behaviours observed on real Kruise 1.5.5 ([`behaviours`]), run through the API
+//! against the simulator served in-process. The same file runs against the real control plane
+//! in `crates/testbed/tests/kruise_fidelity.rs`.
+
+mod behaviours;
+
+use baton_sim::{Sim, SimConfig};
+use behaviours::Env;
+
+/// An empty simulator (no seed case) and a kube client talking to it.
+async fn sim() -> (Sim, Env) {
+    let sim = Sim::new(SimConfig {
+        empty: true,
+        ..SimConfig::default()
+    });
+    let client = kube::Client::new(sim.router(), "default");
+    let env = Env::new(client, "fidelity").await;
+    (sim, env)
+}
+
+macro_rules! on_sim {
+    ($($name:ident),* $(,)?) => {$(
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $name() {
+            let (_sim, env) = sim().await;
+            behaviours::$name(&env).await;
+        }
+    )*};
+}
+
+on_sim!(
+    custom_readiness_gate,
+    in_place_update_hook,
+    updated_state_holds_the_budget,
+    pre_delete_hook,
+    scale_max_unavailable,
+    parallel_scale_up_creates_all_at_once,
+    scale_down_with_a_lingering_pod,
+    recreation_revision,
+    priority_partition_in_place,
+    max_unavailable_and_ordered_partition,
+    pod_and_revision_shape,
+);
+
+/// A client for the cluster named by `BATON_FIDELITY_KUBECONFIG`, which must run Kruise and a
+/// kubelet that honours readiness gates; a fresh namespace per behaviour.
+async fn cluster(behaviour: &str) -> Env {
+    let path = std::env::var("BATON_FIDELITY_KUBECONFIG")
+        .expect("BATON_FIDELITY_KUBECONFIG names the kubeconfig of a cluster with Kruise");
+    let kubeconfig = kube::config::Kubeconfig::read_from(path).unwrap();
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+        .await
+        .unwrap();
+    let client = kube::Client::try_from(config).unwrap();
+    let suffix = std::process::id();
+    Env::new(client, &format!("{}-{suffix}", behaviour.replace('_', "-"))).await
+}
+
+macro_rules! on_cluster {
+    ($($name:ident),* $(,)?) => {
+        /// The same behaviours against a real cluster (`cargo test -p baton-sim --test
+        /// fidelity -- --ignored`, with `BATON_FIDELITY_KUBECONFIG` set).
+        mod on_cluster {
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                #[ignore = "needs a cluster with Kruise: BATON_FIDELITY_KUBECONFIG"]
+                async fn $name() {
+                    let env = cluster(stringify!($name)).await;
+                    behaviours::$name(&env).await;
+                }
+            )*
+        }
+    };
+}
+
+on_cluster!(
+    custom_readiness_gate,
+    in_place_update_hook,
+    updated_state_holds_the_budget,
+    pre_delete_hook,
+    scale_max_unavailable,
+    parallel_scale_up_creates_all_at_once,
+    scale_down_with_a_lingering_pod,
+    recreation_revision,
+    priority_partition_in_place,
+    max_unavailable_and_ordered_partition,
+    pod_and_revision_shape,
+);
