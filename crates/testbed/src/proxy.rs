@@ -31,6 +31,7 @@ use hyper::body::{Frame, Incoming};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
+use serde::Serialize;
 use serde_json::json;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, watch};
@@ -53,8 +54,73 @@ pub struct Upstream {
     pub token: Option<String>,
 }
 
+impl Upstream {
+    /// The server, CA and bearer token of a kubeconfig's current context, so
+    /// the proxy can front whatever cluster a kubeconfig names. Only token
+    /// authentication is carried over: a user with none (client certificates,
+    /// exec plugins) is forwarded anonymously.
+    pub fn from_kubeconfig(yaml: &str) -> Result<Upstream, ProxyError> {
+        let bad = |what: &str| ProxyError::Kubeconfig(what.to_string());
+        let doc: serde_yaml::Value =
+            serde_yaml::from_str(yaml).map_err(|e| ProxyError::Kubeconfig(e.to_string()))?;
+        let named = |list: &str, name: &str, field: &str| {
+            doc[list]
+                .as_sequence()
+                .and_then(|items| items.iter().find(|i| i["name"].as_str() == Some(name)))
+                .map(|i| i[field].clone())
+        };
+        let current = doc["current-context"]
+            .as_str()
+            .ok_or_else(|| bad("no current-context"))?;
+        let context = named("contexts", current, "context")
+            .ok_or_else(|| bad("the current context is missing"))?;
+        let cluster = context["cluster"]
+            .as_str()
+            .and_then(|c| named("clusters", c, "cluster"))
+            .ok_or_else(|| bad("the current context's cluster is missing"))?;
+        let user = context["user"]
+            .as_str()
+            .and_then(|u| named("users", u, "user"))
+            .unwrap_or_default();
+        let server = cluster["server"]
+            .as_str()
+            .ok_or_else(|| bad("the cluster has no server"))?
+            .to_string();
+        let ca_pem = if let Some(data) = cluster["certificate-authority-data"].as_str() {
+            // Base64, decoded the way k8s-openapi decodes `[]byte` fields.
+            let bytes: k8s_openapi::ByteString =
+                serde_json::from_value(serde_json::Value::String(data.to_string()))
+                    .map_err(|_| bad("certificate-authority-data is not base64"))?;
+            Some(bytes.0)
+        } else if let Some(path) = cluster["certificate-authority"].as_str() {
+            Some(std::fs::read(path).map_err(|e| {
+                ProxyError::Kubeconfig(format!("cannot read certificate-authority {path}: {e}"))
+            })?)
+        } else {
+            None
+        };
+        let token = if let Some(t) = user["token"].as_str() {
+            Some(t.to_string())
+        } else if let Some(path) = user["tokenFile"].as_str() {
+            let t = std::fs::read_to_string(path).map_err(|e| {
+                ProxyError::Kubeconfig(format!("cannot read tokenFile {path}: {e}"))
+            })?;
+            Some(t.trim().to_string())
+        } else {
+            None
+        };
+        Ok(Upstream {
+            server,
+            ca_pem,
+            token,
+        })
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ProxyError {
+    #[error("unusable kubeconfig: {0}")]
+    Kubeconfig(String),
     #[error("upstream server {server:?} is not an http(s) URL")]
     Server { server: String },
     #[error("the upstream CA is not usable PEM: {0}")]
@@ -329,7 +395,7 @@ fn relay(shared: &Shared, upstream: reqwest::Response, a: &Audit) -> Response<Bo
     let is_watch = a.verb == "watch" && upstream.status().is_success();
     if let Some(headers) = builder.headers_mut() {
         for (name, value) in upstream.headers() {
-            if !hop_by_hop(name) && !(is_watch && name == header::CONTENT_LENGTH) {
+            if !(hop_by_hop(name) || is_watch && name == header::CONTENT_LENGTH) {
                 headers.append(name.clone(), value.clone());
             }
         }
@@ -442,20 +508,42 @@ fn reason(code: u16) -> &'static str {
     }
 }
 
-fn status_json(code: u16, reason: &str, message: &str) -> serde_json::Value {
-    json!({
-        "kind": "Status",
-        "apiVersion": "v1",
-        "metadata": {},
-        "status": "Failure",
-        "message": message,
-        "reason": reason,
-        "code": code,
-    })
+/// A failure `Status`, its fields in the order the apiserver writes them.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Status<'a> {
+    kind: &'static str,
+    api_version: &'static str,
+    metadata: serde_json::Map<String, serde_json::Value>,
+    status: &'static str,
+    message: &'a str,
+    reason: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    details: Option<serde_json::Value>,
+    code: u16,
+}
+
+impl<'a> Status<'a> {
+    fn failure(code: u16, reason: &'a str, message: &'a str) -> Status<'a> {
+        Status {
+            kind: "Status",
+            api_version: "v1",
+            metadata: serde_json::Map::new(),
+            status: "Failure",
+            message,
+            reason,
+            details: None,
+            code,
+        }
+    }
+
+    fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
 }
 
 fn status(code: StatusCode, reason: &str, message: &str) -> Response<Body> {
-    let body = status_json(code.as_u16(), reason, message).to_string();
+    let body = Status::failure(code.as_u16(), reason, message).to_json();
     Response::builder()
         .status(code)
         .header(header::CONTENT_TYPE, "application/json")
@@ -466,29 +554,29 @@ fn status(code: StatusCode, reason: &str, message: &str) -> Response<Body> {
 /// An error answered in the proxy's name, shaped as the apiserver's own.
 fn injected_error(code: u16, retry_after_seconds: Option<u64>, a: &Audit) -> Response<Body> {
     let code = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let mut body = status_json(
-        code.as_u16(),
-        reason(code.as_u16()),
-        &format!(
-            "{} injected by baton's fault proxy ({} {})",
-            code, a.verb, a.resource
-        ),
+    let message = format!(
+        "{code} injected by baton's fault proxy ({} {})",
+        a.verb, a.resource
     );
+    let mut body = Status::failure(code.as_u16(), reason(code.as_u16()), &message);
     let mut response = Response::builder()
         .status(code)
         .header(header::CONTENT_TYPE, "application/json");
     if let Some(s) = retry_after_seconds {
-        body["details"] = json!({"retryAfterSeconds": s});
+        body.details = Some(json!({"retryAfterSeconds": s}));
         response = response.header(header::RETRY_AFTER, s);
     }
     response
-        .body(full(body.to_string()))
+        .body(full(body.to_json()))
         .unwrap_or_else(|_| empty(code))
 }
 
 /// A watch answered as an apiserver answers one whose `resourceVersion` it no
-/// longer has: status 200, one `ERROR` event carrying a 410 `Expired` Status,
-/// then the end of the stream.
+/// longer has: status 200, chunked `application/json`, one `ERROR` event
+/// carrying a 410 `Expired` Status, then the end of the stream. (Checked on
+/// kube-apiserver 1.20: its watch cache says "too old resource version: RV
+/// (OLDEST-1)", a watch served from etcd "The resourceVersion for the provided
+/// watch is too old."; the rest is byte for byte what it sends.)
 fn expired(a: &Audit, query: Option<&str>) -> Response<Body> {
     let rv = query
         .unwrap_or("")
@@ -500,12 +588,10 @@ fn expired(a: &Audit, query: Option<&str>) -> Response<Body> {
     let oldest = rv
         .parse::<u64>()
         .map_or_else(|_| rv.to_string(), |n| (n + 1).to_string());
-    let event = json!({
-        "type": "ERROR",
-        "object": status_json(410, "Expired", &format!("too old resource version: {rv} ({oldest})")),
-    });
+    let message = format!("too old resource version: {rv} ({oldest})");
+    let status = Status::failure(410, "Expired", &message).to_json();
     tracing::debug!(resource = %a.resource, rv, "fault proxy expires a watch");
-    let line = Bytes::from(format!("{event}\n"));
+    let line = Bytes::from(format!("{{\"type\":\"ERROR\",\"object\":{status}}}\n"));
     // A stream, not a sized body: the apiserver's watch answers are chunked.
     let body = StreamBody::new(stream::iter([Ok::<_, std::io::Error>(Frame::data(line))]));
     Response::builder()
@@ -527,4 +613,47 @@ fn empty(code: StatusCode) -> Response<Body> {
     ));
     *r.status_mut() = code;
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_kubeconfig_gives_server_ca_and_token_inline_or_from_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let (ca, token) = (dir.path().join("ca.crt"), dir.path().join("token"));
+        std::fs::write(&ca, "PEM").unwrap();
+        std::fs::write(&token, "secret\n").unwrap();
+        let yaml = |cluster: &str, user: &str| {
+            format!(
+                "current-context: b
+contexts:
+- {{name: a, context: {{cluster: x, user: x}}}}
+- {{name: b, context: {{cluster: c, user: u}}}}
+clusters:
+- {{name: x, cluster: {{server: 'http://wrong'}}}}
+- {{name: c, cluster: {{server: 'https://127.0.0.1:1', {cluster}}}}}
+users:
+- {{name: u, user: {{{user}}}}}
+"
+            )
+        };
+        let files = Upstream::from_kubeconfig(&yaml(
+            &format!("certificate-authority: '{}'", ca.display()),
+            &format!("tokenFile: '{}'", token.display()),
+        ))
+        .unwrap();
+        assert_eq!(files.server, "https://127.0.0.1:1");
+        assert_eq!(files.ca_pem.as_deref(), Some(&b"PEM"[..]));
+        assert_eq!(files.token.as_deref(), Some("secret"));
+        let inline =
+            Upstream::from_kubeconfig(&yaml("certificate-authority-data: UEVN", "token: t"))
+                .unwrap();
+        assert_eq!(inline.ca_pem.as_deref(), Some(&b"PEM"[..]));
+        assert_eq!(inline.token.as_deref(), Some("t"));
+        let anonymous = Upstream::from_kubeconfig(&yaml("x: 1", "")).unwrap();
+        assert_eq!((anonymous.ca_pem, anonymous.token), (None, None));
+        assert!(Upstream::from_kubeconfig("current-context: nowhere").is_err());
+    }
 }

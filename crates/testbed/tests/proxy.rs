@@ -4,8 +4,10 @@
 //! scenario runs against the simulator served over HTTP, and against a real
 //! kube-apiserver.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use baton_testbed::controlplane::{self, ControlPlane};
 use baton_testbed::proxy::{FaultConfig, Proxy, Upstream};
 use futures::StreamExt as _;
 use k8s_openapi::api::coordination::v1::Lease;
@@ -21,6 +23,9 @@ enum Backend {
         _sim: baton_sim::Sim,
         served: baton_sim::Served,
     },
+    Real {
+        cp: Arc<ControlPlane>,
+    },
 }
 
 impl Backend {
@@ -30,12 +35,20 @@ impl Backend {
         Backend::Sim { _sim: sim, served }
     }
 
+    /// The test binary's shared real control plane, or `None` when the tier
+    /// is skipped (no `BATON_CONTROL_PLANE` outside CI).
+    async fn real() -> Option<Backend> {
+        let cp = controlplane::shared_or_skip().await?;
+        Some(Backend::Real { cp })
+    }
+
     fn upstream(&self) -> Upstream {
         match self {
             Backend::Sim { served, .. } => Upstream {
                 server: served.apiserver.clone(),
                 ..Upstream::default()
             },
+            Backend::Real { cp } => Upstream::from_kubeconfig(cp.kubeconfig()).unwrap(),
         }
     }
 }
@@ -50,6 +63,17 @@ async fn client(proxy: &Proxy, retry: bool) -> kube::Client {
             .unwrap();
     config.default_retry = retry;
     kube::Client::try_from(config).unwrap()
+}
+
+/// Object names no other run on the same (shared, long-lived) server has used.
+fn unique(backend: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{backend}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 fn lease(name: &str, holder: &str) -> Lease {
@@ -139,6 +163,28 @@ async fn a_dropped_write_fails_at_the_client_but_is_applied(backend: Backend, pr
     let stats = proxy.faults().stats();
     assert_eq!(stats.injected("drop patch leases"), 1, "{stats:?}");
     assert_eq!(stats.requests("patch leases"), 1, "{stats:?}");
+}
+
+async fn latency_delays_only_the_requests_it_names(backend: Backend, prefix: &str) {
+    let proxy = Proxy::start(backend.upstream()).await.unwrap();
+    let leases: Api<Lease> = Api::namespaced(client(&proxy, false).await, "default");
+    let name = format!("{prefix}-slow");
+    leases
+        .create(&PostParams::default(), &lease(&name, "a"))
+        .await
+        .unwrap();
+    proxy.faults().set(faults(json!({
+        "latency": [{"verb": "get", "resource": "leases", "ms": 400}]
+    })));
+    let started = std::time::Instant::now();
+    leases.get(&name).await.unwrap();
+    let slow = started.elapsed();
+    let started = std::time::Instant::now();
+    leases.list(&Default::default()).await.unwrap();
+    let fast = started.elapsed();
+    assert!(slow >= Duration::from_millis(400), "{slow:?}");
+    assert!(fast < Duration::from_millis(400), "{fast:?}");
+    assert_eq!(proxy.faults().stats().injected("delay get leases"), 1);
 }
 
 /// What a kube-runtime watcher through the proxy reports: a relist starts,
@@ -304,7 +350,7 @@ async fn wait_for(mut cond: impl FnMut() -> bool) {
 }
 
 /// The exact answers the proxy makes up, over plain HTTP.
-async fn injected_answers_are_shaped_like_the_apiservers(backend: Backend) {
+async fn injected_answers_are_shaped_like_the_apiservers(backend: Backend, _prefix: &str) {
     let proxy = Proxy::start(backend.upstream()).await.unwrap();
     proxy.faults().set(faults(json!({
         "errors": [{"verb": "list", "resource": "pods", "code": 429, "retryAfterSeconds": 3}],
@@ -390,48 +436,55 @@ async fn kubectl_works_through_the_proxy(backend: Backend, prefix: &str) {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "k");
 }
 
-mod sim {
-    use super::*;
+/// One test per scenario and backend: `sim::NAME` and `real::NAME`.
+macro_rules! on_both_backends {
+    ($($scenario:ident),* $(,)?) => {
+        mod sim {
+            $(
+                #[tokio::test]
+                async fn $scenario() {
+                    let backend = super::Backend::sim().await;
+                    super::$scenario(backend, &super::unique("sim")).await;
+                }
+            )*
+        }
 
-    #[tokio::test]
-    async fn gets_pass_and_an_injected_503_reaches_the_client_once() {
-        super::gets_pass_and_an_injected_503_reaches_the_client_once(Backend::sim().await, "sim")
-            .await;
-    }
+        mod real {
+            $(
+                #[tokio::test]
+                async fn $scenario() {
+                    let Some(backend) = super::Backend::real().await else {
+                        return;
+                    };
+                    super::$scenario(backend, &super::unique("real")).await;
+                }
+            )*
+        }
+    };
+}
 
-    #[tokio::test]
-    async fn a_client_that_retries_absorbs_one_503() {
-        super::a_client_that_retries_absorbs_one_503(Backend::sim().await, "sim").await;
-    }
+on_both_backends!(
+    gets_pass_and_an_injected_503_reaches_the_client_once,
+    a_client_that_retries_absorbs_one_503,
+    a_dropped_write_fails_at_the_client_but_is_applied,
+    latency_delays_only_the_requests_it_names,
+    a_watcher_resumes_after_its_watch_is_cut,
+    watches_cut_after_each_event_lose_nothing,
+    a_watcher_relists_after_410_expired,
+    injected_answers_are_shaped_like_the_apiservers,
+    kubectl_works_through_the_proxy,
+);
 
-    #[tokio::test]
-    async fn a_dropped_write_fails_at_the_client_but_is_applied() {
-        super::a_dropped_write_fails_at_the_client_but_is_applied(Backend::sim().await, "sim")
-            .await;
-    }
-
-    #[tokio::test]
-    async fn a_watcher_resumes_after_its_watch_is_cut() {
-        super::a_watcher_resumes_after_its_watch_is_cut(Backend::sim().await, "sim").await;
-    }
-
-    #[tokio::test]
-    async fn watches_cut_after_each_event_lose_nothing() {
-        super::watches_cut_after_each_event_lose_nothing(Backend::sim().await, "sim").await;
-    }
-
-    #[tokio::test]
-    async fn a_watcher_relists_after_410_expired() {
-        super::a_watcher_relists_after_410_expired(Backend::sim().await, "sim").await;
-    }
-
-    #[tokio::test]
-    async fn injected_answers_are_shaped_like_the_apiservers() {
-        super::injected_answers_are_shaped_like_the_apiservers(Backend::sim().await).await;
-    }
-
-    #[tokio::test]
-    async fn kubectl_works_through_the_proxy() {
-        super::kubectl_works_through_the_proxy(Backend::sim().await, "sim").await;
-    }
+/// A dropped proxy stops serving: its port no longer answers.
+#[tokio::test]
+async fn a_dropped_proxy_closes_its_port() {
+    let backend = Backend::sim().await;
+    let proxy = Proxy::start(backend.upstream()).await.unwrap();
+    let url = format!("{}/version", proxy.url());
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    assert!(http.get(&url).send().await.unwrap().status().is_success());
+    drop(proxy);
+    tokio::task::yield_now().await;
+    let err = http.get(&url).send().await.unwrap_err();
+    assert!(err.is_connect(), "{err:?}");
 }
