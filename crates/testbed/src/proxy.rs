@@ -12,10 +12,11 @@
 //! upstream's bearer token itself, so its kubeconfig carries no credentials.
 //! Responses stream through chunk by chunk; watch streams event by event. What
 //! it does to which request is set through [`Faults`] (see [`faults`] for the
-//! rules and their JSON shape). Upgrades (`exec`, `port-forward`) are not
-//! supported.
+//! rules and their JSON shape), or over HTTP at `/proxy/v1/` (see `control`).
+//! Upgrades (`exec`, `port-forward`) are not supported.
 
 mod audit;
+mod control;
 pub mod faults;
 
 use std::convert::Infallible;
@@ -296,6 +297,9 @@ async fn handle(
     req: Request<Incoming>,
     drop_now: Arc<Notify>,
 ) -> Result<Response<Body>, Infallible> {
+    if req.uri().path().starts_with(control::PREFIX) {
+        return Ok(control::serve(&shared.faults, req).await);
+    }
     let a = audit(req.method(), req.uri().path(), req.uri().query());
     let Verdict { delay, action } = shared.faults.judge(&a.verb, &a.resource, a.resumes);
     if !delay.is_zero() {
@@ -454,7 +458,8 @@ impl WatchPump {
             }
             if let Some(end) = self.line.iter().position(|b| *b == b'\n') {
                 let event = self.line.split_to(end + 1).freeze();
-                if !is_bookmark(&event) {
+                // Parsing every event only to count it costs; only a limit needs the count.
+                if self.cut_after.is_some() && !is_bookmark(&event) {
                     self.sent += 1;
                 }
                 return Some((Ok(Frame::data(event)), self));
@@ -601,9 +606,9 @@ fn expired(a: &Audit, query: Option<&str>) -> Response<Body> {
         .unwrap_or_else(|_| empty(StatusCode::OK))
 }
 
-fn full(body: String) -> Body {
+fn full(body: impl Into<Bytes>) -> Body {
     BodyExt::boxed_unsync(
-        http_body_util::Full::new(Bytes::from(body)).map_err(|never: Infallible| match never {}),
+        http_body_util::Full::new(body.into()).map_err(|never: Infallible| match never {}),
     )
 }
 

@@ -488,3 +488,69 @@ async fn a_dropped_proxy_closes_its_port() {
     let err = http.get(&url).send().await.unwrap_err();
     assert!(err.is_connect(), "{err:?}");
 }
+
+/// Another process drives the proxy over HTTP: sets faults, reads the stats,
+/// cuts the watches.
+#[tokio::test]
+async fn faults_are_set_and_read_over_http() {
+    let backend = Backend::sim().await;
+    let proxy = Proxy::start(backend.upstream()).await.unwrap();
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let control = |p: &str| format!("{}/proxy/v1/{p}", proxy.url());
+    let leases = format!(
+        "{}/apis/coordination.k8s.io/v1/namespaces/default/leases",
+        proxy.url()
+    );
+
+    let rules =
+        json!({"errors": [{"verb": "list", "resource": "leases", "code": 500, "count": 1}]});
+    let r = http
+        .put(control("faults"))
+        .json(&rules)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let mut with_defaults = rules.clone();
+    with_defaults["errors"][0]["rate"] = json!(1.0);
+    assert_eq!(r.json::<Value>().await.unwrap(), with_defaults);
+    assert_eq!(http.get(&leases).send().await.unwrap().status(), 500);
+    assert_eq!(http.get(&leases).send().await.unwrap().status(), 200);
+    let r = http.get(control("faults")).send().await.unwrap();
+    assert_eq!(r.json::<Value>().await.unwrap()["errors"][0]["count"], 0);
+    let stats: Value = http
+        .get(control("stats"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(stats["requests"], json!({"list leases": 2}));
+    assert_eq!(stats["injected"], json!({"500 list leases": 1}));
+
+    let bogus = http
+        .put(control("faults"))
+        .body(r#"{"bogus": 1}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bogus.status(), 400);
+    assert_eq!(bogus.json::<Value>().await.unwrap()["reason"], "BadRequest");
+
+    // An open watch ends when cut.
+    let mut watch = http
+        .get(format!("{leases}?watch=true"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(watch.status(), 200);
+    let r = http.post(control("cut")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let ended = tokio::time::timeout(Duration::from_secs(5), async {
+        while watch.chunk().await.unwrap().is_some() {}
+    })
+    .await;
+    assert!(ended.is_ok(), "the watch was not cut");
+    assert_eq!(proxy.faults().stats().injected("cut watch leases"), 1);
+}
