@@ -6,7 +6,8 @@
 //! the kubelet acts on every pod, then every set is reconciled and its [`Plan`] applied. A
 //! pass that changes nothing writes nothing, so the passes its own writes trigger settle.
 //! When the controller begins updating a pod it tells the [`Report`] which role the arbiter
-//! held for it at that moment.
+//! held for it at that moment, and it records Kruise's Events on the set
+//! ([`crate::kruise::events`]).
 //!
 //! A pass costs what changed, not what exists: like an informer cache, the driver remembers
 //! each pod's stored object (shared with the store, never copied) and the [`PodView`] read from
@@ -24,6 +25,7 @@ use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio::task::JoinHandle;
 
 use crate::arbiter::Arbiter;
+use crate::kruise::events::{self, PodAction};
 use crate::kruise::pod::{self, PodView, in_place_update, set_condition};
 use crate::kruise::reconcile::{self, DeleteReason, Input, Plan};
 use crate::kruise::revision::{self, Revision, RevisionChange};
@@ -57,6 +59,7 @@ pub fn spawn(
             pods: Vec::new(),
             sets: Vec::new(),
             set_uids: None,
+            event_seq: std::cell::Cell::new(0),
         };
         loop {
             let started = tokio::time::Instant::now();
@@ -157,6 +160,8 @@ struct Driver {
     sets: Vec<(Arc<Value>, Arc<Asts>)>,
     /// UIDs of the sets at the last garbage collection.
     set_uids: Option<HashSet<String>>,
+    /// Events recorded so far (keeps Event names unique).
+    event_seq: std::cell::Cell<u64>,
 }
 
 /// The driver's memory of one pod.
@@ -497,6 +502,16 @@ impl Driver {
             .map(str::to_string)
     }
 
+    /// Records a Kruise Event on the set for a pod action.
+    fn record_event(&self, set: &Asts, ns: &str, pod: &str, action: PodAction<'_>) {
+        let seq = self.event_seq.get() + 1;
+        self.event_seq.set(seq);
+        let event = events::pod_event(set, pod, action, Timestamp::now(), seq);
+        if let Err(e) = self.store.create(Kind::Event, ns, event) {
+            tracing::debug!(pod, reason = %e.reason, "event not recorded");
+        }
+    }
+
     fn apply(&self, set: &Asts, ns: &str, plan: Plan, now: Timestamp) {
         for r in &plan.refresh {
             let _ = self.store.modify(Kind::Pod, ns, &r.name, |p| {
@@ -521,7 +536,10 @@ impl Driver {
         for obj in plan.create {
             let name = meta_str(&obj, "name").to_string();
             match self.store.create(Kind::Pod, ns, obj) {
-                Ok(_) => self.arbiter.ensure_member(&name),
+                Ok(_) => {
+                    self.arbiter.ensure_member(&name);
+                    self.record_event(set, ns, &name, PodAction::Created);
+                }
                 Err(e) => tracing::debug!(pod = name, reason = %e.reason, "pod not created"),
             }
         }
@@ -535,24 +553,27 @@ impl Driver {
                 .store
                 .get_shared(Kind::Pod, ns, &d.name)
                 .is_some_and(|p| meta_str(&p, "uid") == d.uid);
-            if still_same
-                && self.store.delete_or_mark(Kind::Pod, ns, &d.name).is_ok()
-                && d.reason == DeleteReason::Condemned
-            {
-                self.arbiter.forget_member(&d.name);
+            if still_same && self.store.delete_or_mark(Kind::Pod, ns, &d.name).is_ok() {
+                self.record_event(set, ns, &d.name, PodAction::Deleted);
+                if d.reason == DeleteReason::Condemned {
+                    self.arbiter.forget_member(&d.name);
+                }
             }
         }
         for u in &plan.in_place {
             let role = self.arbiter.role(&u.name);
             self.report
                 .record_update(&u.name, &u.from, &u.to, role, self.label_of(ns, &u.name));
-            let _ = self.store.modify(Kind::Pod, ns, &u.name, |p| {
+            let updated = self.store.modify(Kind::Pod, ns, &u.name, |p| {
                 if meta_str(p, "uid") != u.uid {
                     return Err(ApiError::new(409, "Conflict", "the pod was replaced"));
                 }
                 in_place_update(p, &u.old_template, &u.new_template, &u.to, now);
                 Ok(())
             });
+            if updated.is_ok() {
+                self.record_event(set, ns, &u.name, PodAction::InPlace { revision: &u.to });
+            }
         }
         for park in &plan.park {
             let _ = self.store.modify(Kind::Pod, ns, &park.name, |p| {

@@ -8,6 +8,7 @@
 //! (`pkg/controller/statefulset`, Kruise 1.8+: partition counts the pods that keep the old
 //! revision); see `shared/research/kruise.md` for the restated rules.
 
+pub mod events;
 pub mod pod;
 pub mod reconcile;
 pub mod revision;

@@ -180,6 +180,36 @@ impl Env {
             .collect()
     }
 
+    /// `(reason, message, source component)` of the core/v1 Events on the set `app`.
+    pub async fn events(&self, app: &str) -> Vec<(String, String, String)> {
+        let api: Api<DynamicObject> = Api::namespaced_with(
+            self.client.clone(),
+            &self.ns,
+            &ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("", "v1", "Event"), "events"),
+        );
+        let mut out: Vec<(String, String, String)> = api
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .map(|e| serde_json::to_value(e).unwrap())
+            .filter(|e| {
+                e["involvedObject"]["name"] == app && e["involvedObject"]["kind"] == "StatefulSet"
+            })
+            .map(|e| {
+                let s = |v: &Value| v.as_str().unwrap_or_default().to_string();
+                (
+                    s(&e["reason"]),
+                    s(&e["message"]),
+                    s(&e["source"]["component"]),
+                )
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
     /// Polls until `f` holds over the set's pods and the set; panics with both after
     /// [`DEADLINE`].
     pub async fn until(
@@ -1010,4 +1040,66 @@ pub async fn pod_and_revision_shape(env: &Env) {
     );
     assert_eq!(set["status"]["labelSelector"], "app=sh");
     assert_eq!(set["status"]["collisionCount"], 0);
+}
+
+/// The Events Kruise records on the set: one per pod created, updated in place or deleted.
+pub async fn events_on_the_set(env: &Env) {
+    let app = "ev";
+    env.create_set(asts(
+        app,
+        2,
+        &["InPlaceUpdateReady"],
+        json!({"partition": 0, "maxUnavailable": 2, "podUpdatePolicy": "InPlaceIfPossible",
+               "unorderedUpdate": {}}),
+        json!({}),
+    ))
+    .await;
+    settled(env, app, 2).await;
+    env.patch_set(app, image("alpine:2")).await;
+    env.until(app, "both updated", |pods, set| {
+        updated(pods, set).len() == 2 && pods.values().all(ready)
+    })
+    .await;
+    env.patch_set(app, json!({"spec": {"replicas": 1}})).await;
+    env.until(app, "ev-1 gone", |pods, _| pods.len() == 1).await;
+    let set = env.set(app).await;
+    let to = update_revision(&set);
+    let c = "statefulset-controller".to_string();
+    let mut want = vec![
+        (
+            "SuccessfulCreate".to_string(),
+            "create Pod ev-0 in StatefulSet ev successful".to_string(),
+            c.clone(),
+        ),
+        (
+            "SuccessfulCreate".into(),
+            "create Pod ev-1 in StatefulSet ev successful".into(),
+            c.clone(),
+        ),
+        (
+            "SuccessfulDelete".into(),
+            "delete Pod ev-1 in StatefulSet ev successful".into(),
+            c.clone(),
+        ),
+        (
+            "SuccessfulUpdatePodInPlace".into(),
+            format!("successfully update pod ev-0 in-place(revision {to})"),
+            c.clone(),
+        ),
+        (
+            "SuccessfulUpdatePodInPlace".into(),
+            format!("successfully update pod ev-1 in-place(revision {to})"),
+            c,
+        ),
+    ];
+    want.sort();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let got = env.events(app).await;
+        if got == want {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "events: {got:#?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

@@ -40,6 +40,7 @@ on_sim!(
     priority_partition_in_place,
     max_unavailable_and_ordered_partition,
     pod_and_revision_shape,
+    events_on_the_set,
 );
 
 /// A client for the cluster named by `BATON_FIDELITY_KUBECONFIG`, which must run Kruise and a
@@ -86,4 +87,5 @@ on_cluster!(
     priority_partition_in_place,
     max_unavailable_and_ordered_partition,
     pod_and_revision_shape,
+    events_on_the_set,
 );
