@@ -325,8 +325,11 @@ async fn handle(
         }
     };
     if action == Action::Drop {
-        // Wait for the whole answer, so the write has certainly been applied.
-        if let Err(error) = response.bytes().await {
+        // Wait for the whole answer, so the write has certainly been applied;
+        // a watch's answer has no end, its headers are enough.
+        if a.verb != "watch"
+            && let Err(error) = response.bytes().await
+        {
             tracing::debug!(%error, "upstream answer to a dropped request broke");
         }
         drop_now.notify_one();
@@ -408,6 +411,7 @@ fn relay(shared: &Shared, upstream: reqwest::Response, a: &Audit) -> Response<Bo
         let pump = WatchPump {
             upstream,
             line: BytesMut::new(),
+            scanned: 0,
             sent: 0,
             cut_after: shared.faults.watch_cut_after(),
             cuts: shared.faults.cuts(),
@@ -435,8 +439,10 @@ fn relay(shared: &Shared, upstream: reqwest::Response, a: &Audit) -> Response<Bo
 /// Relays one watch stream, newline-delimited JSON events, one event per frame.
 struct WatchPump {
     upstream: reqwest::Response,
-    /// Bytes of the event not yet complete.
+    /// Bytes received and not yet relayed: the rest of an event, or several.
     line: BytesMut,
+    /// How much of `line` is known to hold no newline.
+    scanned: usize,
     /// Events relayed, bookmarks not counted.
     sent: u32,
     cut_after: Option<u32>,
@@ -456,8 +462,9 @@ impl WatchPump {
                 self.faults.record("cut", "watch", &self.resource);
                 return None;
             }
-            if let Some(end) = self.line.iter().position(|b| *b == b'\n') {
-                let event = self.line.split_to(end + 1).freeze();
+            if let Some(end) = self.line[self.scanned..].iter().position(|b| *b == b'\n') {
+                let event = self.line.split_to(self.scanned + end + 1).freeze();
+                self.scanned = 0;
                 // Parsing every event only to count it costs; only a limit needs the count.
                 if self.cut_after.is_some() && !is_bookmark(&event) {
                     self.sent += 1;
@@ -472,7 +479,10 @@ impl WatchPump {
                     }
                 }
                 chunk = self.upstream.chunk() => match chunk {
-                    Ok(Some(chunk)) => self.line.extend_from_slice(&chunk),
+                    Ok(Some(chunk)) => {
+                        self.scanned = self.line.len();
+                        self.line.extend_from_slice(&chunk);
+                    }
                     Ok(None) => {
                         self.done = true;
                         if !self.line.is_empty() {

@@ -554,3 +554,58 @@ async fn faults_are_set_and_read_over_http() {
     assert!(ended.is_ok(), "the watch was not cut");
     assert_eq!(proxy.faults().stats().injected("cut watch leases"), 1);
 }
+
+/// Watch events cut at odd places by the network, several to a chunk, and
+/// bookmarks: the proxy relays whole events and counts only real ones.
+#[tokio::test]
+async fn a_watch_cut_after_n_events_ends_on_an_event_boundary() {
+    // An upstream that sends one watch answer in deliberately awkward chunks.
+    let chunks = [
+        "{\"type\":\"ADDED\",\"object\":{\"n\":1",
+        "}}\n{\"type\":\"BOOKMARK\",\"object\":{}}\n{\"type\":\"MODIFIED\",",
+        "\"object\":{\"n\":2}}\n{\"type\":\"MODIFIED\",\"object\":{\"n\":3}}\n",
+        "{\"type\":\"MODIFIED\",\"object\":{\"n\":4}}\n",
+    ];
+    let app = axum::Router::new().route(
+        "/api/v1/pods",
+        axum::routing::get(move || async move {
+            let body = futures::stream::iter(chunks).then(|c| async move {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                Ok::<_, std::convert::Infallible>(c)
+            });
+            axum::body::Body::from_stream(body)
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let server = format!("http://{}", listener.local_addr().unwrap());
+    let upstream = tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let proxy = Proxy::start(Upstream {
+        server,
+        ..Upstream::default()
+    })
+    .await
+    .unwrap();
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let watch = async || {
+        http.get(format!("{}/api/v1/pods?watch=true", proxy.url()))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+
+    let whole = watch().await;
+    assert_eq!(whole, chunks.concat(), "relayed as it came");
+    proxy.faults().set(faults(json!({"watchCutAfter": 2})));
+    let cut = watch().await;
+    assert_eq!(
+        cut,
+        "{\"type\":\"ADDED\",\"object\":{\"n\":1}}\n{\"type\":\"BOOKMARK\",\"object\":{}}\n\
+         {\"type\":\"MODIFIED\",\"object\":{\"n\":2}}\n"
+    );
+    assert_eq!(proxy.faults().stats().injected("cut watch pods"), 1);
+    upstream.abort();
+}
