@@ -105,6 +105,52 @@ async fn a_working_pod_deleted_mid_wave_is_a_safety_stop_that_only_accept_risk_p
     assert_eq!(env.partition(), Some(0));
 }
 
+/// Issue #11, defect 2: the wave's pods take 30 s each to become ready (one at a time), so
+/// only a wait that watches the working pods too notices the deletion within the 20 s the
+/// test allows; a wait that watches only the wave's pods leaves it to `verify`, a minute later.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_working_pod_deleted_while_the_wave_waits_stops_at_once_not_at_the_timeout() {
+    let env = Env::start(SimConfig {
+        pod_ready_ms: 30_000,
+        ..seed_config()
+    })
+    .await;
+    let plan = env.plan("deleted-mid-wave", |doc| {
+        doc["spec"]["waves"]["readyTimeout"] = "5m".into()
+    });
+    let child = env.command(&["run", path_str(&plan)]).spawn().unwrap();
+    let run = tokio::spawn(child.wait_with_output());
+    env.until(
+        Duration::from_secs(30),
+        "the first wave to update sample-3",
+        |e| e.image("sample-3").as_deref() == Some(NEW_IMAGE),
+    )
+    .await;
+    baton_sim::controller::delete_pod(env.sim.store(), NS, "sample-2").unwrap();
+    let out = tokio::time::timeout(Duration::from_secs(20), run)
+        .await
+        .expect("the run did not stop when a working pod was deleted mid-wave")
+        .unwrap()
+        .unwrap();
+    assert_exit(&out, 1);
+    let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(
+        all.contains("safety stop") && all.contains("sample-2"),
+        "{}",
+        describe(&out)
+    );
+    assert_eq!(env.partition(), Some(5), "the partition is not frozen");
+    for pod in ["sample-0", "sample-4"] {
+        assert_eq!(env.image(pod).as_deref(), Some(support::OLD_IMAGE), "{pod}");
+    }
+    let status = env.engine(&["status", "deleted-mid-wave"]).await;
+    assert!(
+        text(&status.stdout).contains("safety"),
+        "{}",
+        describe(&status)
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn of_two_runs_started_at_once_on_one_set_exactly_one_proceeds() {
     let env = Env::start(SimConfig {

@@ -329,7 +329,33 @@ pub async fn resume<R: StepRunner>(
     let accept = opts.accept_risk;
     shared.transact("resume", |tx| {
         let now = tx.now;
+        // Accepting the risk of a stop inside a wave plans that wave again from the cluster
+        // as it stands: its baseline (the working pods `verify` and `wait-updated` compare
+        // against) is taken anew, or the accepted violation would stop the wave again. Every
+        // step recomputes its target from the live cluster, so re-running them is safe, and
+        // a stop always comes before the wave's handover, so no handover is sent twice.
+        let replanned_wave = stopped_at
+            .filter(|_| accept)
+            .and_then(|i| tx.rec.nodes[i].spec.id.wave);
         for i in 0..tx.rec.nodes.len() {
+            if let Some(wave) = replanned_wave
+                && tx.rec.nodes[i].spec.id.wave == Some(wave)
+            {
+                let id = tx.rec.nodes[i].spec.id.clone();
+                if Some(i) == stopped_at {
+                    tx.log(LogKind::RiskAccepted {
+                        step: id.clone(),
+                        by: control::operator(),
+                    });
+                }
+                let n = tx.node(i);
+                n.state = NodeState::Pending;
+                n.output = None;
+                n.error = None;
+                n.started_at = None;
+                n.finished_at = None;
+                continue;
+            }
             let (state, id) = (tx.rec.nodes[i].state, tx.rec.nodes[i].spec.id.clone());
             let safety = tx.rec.nodes[i]
                 .error

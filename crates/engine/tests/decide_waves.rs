@@ -493,6 +493,14 @@ mod judge {
                 }],
             ),
             (
+                "being deleted by someone",
+                |s| pod_mut(s, 4).terminating = true,
+                vec![Violation::Terminating {
+                    pod: name(4),
+                    external: true,
+                }],
+            ),
+            (
                 "an idle pod restarted",
                 |s| pod_mut(s, 1).restarts = 5,
                 vec![],

@@ -151,17 +151,7 @@ pub async fn plan_freeze(client: &kube::Client, plan: &ValidPlan) -> Result<Free
     let sts = target.get_sts().await?;
     let pods = target.owned_pods(&sts).await?;
     let snapshot = k8s::snapshot_of(&sts, &pods, Default::default(), &plan.spec().roles);
-    let updated = snapshot.sts.trusted_update_revision().map_or(0, |want| {
-        snapshot
-            .pods
-            .iter()
-            .filter(|p| p.revision.as_deref() == Some(want))
-            .count()
-    });
-    let partition = snapshot
-        .sts
-        .replicas
-        .saturating_sub(u32::try_from(updated).unwrap_or(u32::MAX));
+    let partition = baton_engine::decide::freeze_partition(&snapshot);
     let patch = match partition_patch(&env::to_value(&sts), partition) {
         None => None,
         Some(patch) => Some(patch.into_patch().map_err(|e| KubeError::Conflict {

@@ -25,15 +25,7 @@ pub fn forecast(s: &Snapshot, policy: &Policy) -> Result<Vec<WaveForecast>, Refu
                 (select, partition)
             }
             WaveDecision::HandoverFirst(_) => {
-                let updated = cluster
-                    .pods
-                    .iter()
-                    .filter(|p| cluster.in_range(p) && cluster.is_updated(p))
-                    .count();
-                let partition = cluster
-                    .sts
-                    .replicas
-                    .saturating_sub(super::sets::count(updated));
+                let partition = super::partition::freeze_partition(&cluster);
                 cluster.sts.partition = Some(partition);
                 (Vec::new(), partition)
             }

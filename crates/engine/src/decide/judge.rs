@@ -10,7 +10,8 @@ use super::{Violation, WaveVerdict};
 ///
 /// A new UID means the pod was deleted (and, if `after` has no such pod, not yet
 /// recreated); it is `external` unless the engine had selected that pod. A same-UID pod
-/// with another revision was updated in place; one with more restarts was restarted.
+/// being deleted is about to be recreated; one with another revision was updated in place;
+/// one with more restarts was restarted.
 /// Both of those can hold at once and are then both reported.
 pub fn judge_wave(before: &Snapshot, after: &Snapshot) -> WaveVerdict {
     let mut violations = Vec::new();
@@ -34,6 +35,12 @@ pub fn judge_wave(before: &Snapshot, after: &Snapshot) -> WaveVerdict {
                 revision: new.revision.clone(),
             });
             continue;
+        }
+        if new.terminating && !old.terminating {
+            violations.push(Violation::Terminating {
+                pod: old.name.clone(),
+                external: !old.selected,
+            });
         }
         if new.revision != old.revision {
             violations.push(Violation::RevisionChanged {

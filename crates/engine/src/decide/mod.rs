@@ -9,6 +9,7 @@
 //! - [`check_preconditions`]: may a run touch this set at all?
 //! - [`plan_wave`] / [`plan_handover`]: the next wave and the handover after it.
 //! - [`finalize_partition`]: the partition that ends a run without touching protected pods.
+//! - [`partition_for`] / [`freeze_partition`]: the one partition arithmetic (`|P| - |U ∪ S|`).
 //! - [`judge_wave`]: did a wave disturb a working pod?
 //! - [`forecast`]: every wave, assuming each succeeds (`engine plan`).
 
@@ -16,11 +17,13 @@ use serde::{Deserialize, Serialize};
 
 mod forecast;
 mod judge;
+mod partition;
 mod sets;
 mod wave;
 
 pub use forecast::forecast;
 pub use judge::judge_wave;
+pub use partition::{freeze_partition, partition_for};
 pub use wave::{check_preconditions, finalize_partition, plan_handover, plan_wave};
 
 /// The knobs of the plan that decisions depend on.
@@ -129,6 +132,10 @@ pub enum Violation {
         before: u32,
         after: u32,
     },
+    /// A working pod is being deleted (same UID, `deletionTimestamp` set). Caught while a
+    /// wave waits, this is the earliest sign of the recreation below: Kruise would bring the
+    /// pod back at the update revision if the partition stayed open. `external` as below.
+    Terminating { pod: String, external: bool },
     /// A working pod has a new UID: it was deleted and recreated. `external` when the
     /// engine selected no such pod, i.e. someone else deleted it.
     Recreated {

@@ -9,13 +9,9 @@ use crate::snapshot::{PodView, Role, Snapshot};
 
 use super::{Policy, Refusal};
 
-/// `U`, `O` and their intersections with the arbiter's `W` and `I`, each by ascending ordinal.
+/// `O` and the intersections of `U` and `O` with the arbiter's `W` and `I`, each by ascending ordinal.
 #[derive(Debug)]
 pub(super) struct Sets<'a> {
-    /// `|P|`: `spec.replicas`, which counts pods missing right now too.
-    pub replicas: u32,
-    /// `U`: counted pods carrying the trusted update revision.
-    pub updated: Vec<&'a PodView>,
     /// `W ∩ O`.
     pub working_old: Vec<&'a PodView>,
     /// `I ∩ O`: the only pods a wave may select.
@@ -46,8 +42,6 @@ impl<'a> Sets<'a> {
             });
         }
         let mut sets = Sets {
-            replicas: s.sts.replicas,
-            updated: Vec::new(),
             working_old: Vec::new(),
             idle_old: Vec::new(),
             idle_updated: Vec::new(),
@@ -60,9 +54,6 @@ impl<'a> Sets<'a> {
             let role = s.arbiter.role_of(&pod.name);
             if role == Some(Role::Idle) {
                 sets.idle += 1;
-            }
-            if updated {
-                sets.updated.push(pod);
             }
             match (role, updated) {
                 (Some(Role::Working), false) => sets.working_old.push(pod),

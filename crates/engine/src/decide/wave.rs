@@ -9,6 +9,7 @@
 
 use crate::snapshot::{PodManagementPolicy, PodView, Snapshot, UpdateStrategyType};
 
+use super::partition::partition_for;
 use super::sets::{Sets, cap, count, names};
 use super::{Handover, Policy, Refusal, Warning, WaveDecision};
 
@@ -73,13 +74,9 @@ pub fn plan_wave(s: &Snapshot, policy: &Policy) -> Result<WaveDecision, Refusal>
             .copied()
             .take(cap(policy.max_per_wave))
             .collect();
-        let partition = sets
-            .replicas
-            .saturating_sub(count(sets.updated.len() + select.len()));
-        return Ok(WaveDecision::Update {
-            select: names(&select),
-            partition,
-        });
+        let select = names(&select);
+        let partition = partition_for(s, &select).ok_or(Refusal::RevisionNotObserved)?;
+        return Ok(WaveDecision::Update { select, partition });
     }
     if !sets.working_old.is_empty() {
         if sets.idle == 0 {

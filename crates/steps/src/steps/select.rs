@@ -1,6 +1,6 @@
 //! `select`: the wave's pods, from the decision core over a fresh snapshot.
 
-use baton_engine::decide::{WaveDecision, plan_wave};
+use baton_engine::decide::{WaveDecision, freeze_partition, plan_wave};
 use baton_engine::event::RunEvent;
 use baton_engine::step::{Control, StepContext, StepError, StepOutput};
 
@@ -17,22 +17,11 @@ pub async fn run(env: &Env, ctx: &StepContext) -> Result<StepOutput, StepError> 
         WaveDecision::Update { select, partition } => {
             (select.clone(), *partition, Control::Continue)
         }
-        WaveDecision::HandoverFirst(_) => {
-            let s = &live.snapshot;
-            let want = s.sts.trusted_update_revision();
-            let updated = s
-                .pods
-                .iter()
-                .filter(|p| want.is_some() && p.revision.as_deref() == want)
-                .count();
-            (
-                Vec::new(),
-                s.sts
-                    .replicas
-                    .saturating_sub(u32::try_from(updated).unwrap_or(u32::MAX)),
-                Control::Continue,
-            )
-        }
+        WaveDecision::HandoverFirst(_) => (
+            Vec::new(),
+            freeze_partition(&live.snapshot),
+            Control::Continue,
+        ),
     };
     if control == Control::Continue {
         ctx.journal.emit(RunEvent::WavePlanned {

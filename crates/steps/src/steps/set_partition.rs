@@ -1,9 +1,9 @@
 //! `set-partition`: rank `baton.dev/selected=true` first in the ASTS priority strategy
-//! (other terms kept), then set `partition = |P| - |U ∪ S|`: every pod that is neither
-//! updated nor selected keeps the old revision. Counting `U ∪ S` (not `|U| + |S|`) keeps
-//! a re-run after a partial wave from opening the partition one pod too far.
+//! (other terms kept), then set `partition = |P| - |U ∪ S|` from
+//! [`baton_engine::decide::partition_for`], the one place that arithmetic lives: every pod
+//! that is neither updated nor selected keeps the old revision.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use baton_engine::dag::StepKind;
 use baton_engine::snapshot::{PodView, Snapshot};
@@ -20,7 +20,7 @@ pub async fn run(env: &Env, ctx: &StepContext) -> Result<StepOutput, StepError> 
     // The update revision must be trusted before counting U.
     super::wait::observed_revision(env, ctx).await?;
     let live = env.live().await?;
-    let target = partition_for(&live.snapshot, &select.select).ok_or_else(|| {
+    let target = baton_engine::decide::partition_for(&live.snapshot, &select.select).ok_or_else(|| {
         StepError::retryable(
             "the controller has not observed the latest generation; the update revision is unknown",
         )
@@ -134,23 +134,6 @@ pub fn selector_matches(selector: &Value, labels: &BTreeMap<String, String>) -> 
             }
         });
     by_labels && by_expressions
-}
-
-/// `|P| - |U ∪ S|`, or `None` while the update revision is not trusted.
-pub fn partition_for(s: &Snapshot, selected: &[String]) -> Option<u32> {
-    let want = s.sts.trusted_update_revision()?;
-    let mut moving: BTreeSet<&str> = s
-        .pods
-        .iter()
-        .filter(|p| p.revision.as_deref() == Some(want))
-        .map(|p| p.name.as_str())
-        .collect();
-    moving.extend(selected.iter().map(String::as_str));
-    Some(
-        s.sts
-            .replicas
-            .saturating_sub(u32::try_from(moving.len()).unwrap_or(u32::MAX)),
-    )
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 use baton_engine::dag::StepKind;
 use baton_engine::decide::{Violation, judge_wave};
 use baton_engine::event::RunEvent;
+use baton_engine::snapshot::Snapshot;
 use baton_engine::step::{StepContext, StepError, StepOutput};
 use serde_json::json;
 
@@ -16,28 +17,44 @@ pub async fn run(env: &Env, ctx: &StepContext) -> Result<StepOutput, StepError> 
         StepError::failed("verify needs the output of this wave's query-arbiter step")
     })?;
     let live = env.live().await?;
-    let verdict = judge_wave(&before.snapshot, &live.snapshot);
-    let mut reasons: Vec<String> = verdict.violations.iter().map(describe).collect();
     let expected = env.policy(ctx).expected_update_revision;
-    let found = live
-        .snapshot
-        .sts
-        .trusted_update_revision()
-        .map(str::to_owned);
-    if let (Some(e), Some(f)) = (&expected, &found)
+    let reasons = unsafe_reasons(&before.snapshot, &live.snapshot, expected.as_deref());
+    if reasons.is_empty() {
+        return Ok(StepOutput::new(json!({"safe": true})));
+    }
+    Err(safety_stop(env, ctx, &reasons).await)
+}
+
+/// Everything that makes the wave unsafe to go on with, as sentences for the operator: the
+/// violations of [`judge_wave`] against the snapshot taken when the wave began, and an update
+/// revision that is no longer the run's. Empty when all is well. `wait-updated` asks the same
+/// question at every change it watches, so a stop does not wait for the end of the wave.
+pub fn unsafe_reasons(before: &Snapshot, now: &Snapshot, expected: Option<&str>) -> Vec<String> {
+    let verdict = judge_wave(before, now);
+    let mut reasons: Vec<String> = verdict.violations.iter().map(describe).collect();
+    if let (Some(e), Some(f)) = (expected, now.sts.trusted_update_revision())
         && e != f
     {
         reasons.push(format!(
             "the update revision changed under the run: expected {e}, found {f}"
         ));
     }
-    if reasons.is_empty() {
-        return Ok(StepOutput::new(json!({"safe": true})));
-    }
+    reasons
+}
+
+/// The safety stop (SPEC §1, step 3.6): the partition goes back to |P| at once, before
+/// anything else, then the stop is announced (progress event, Kubernetes Event) and the step
+/// fails as a safety stop, which only `engine resume --accept-risk` continues.
+pub async fn safety_stop(env: &Env, ctx: &StepContext, reasons: &[String]) -> StepError {
     let reason = reasons.join("; ");
     // Freeze first: nothing may update while the operator looks.
-    let sts = env.target.get_sts().await?;
-    super::write_partition(env, ctx, &sts, sts.replicas()).await?;
+    let sts = match env.target.get_sts().await {
+        Ok(sts) => sts,
+        Err(e) => return e.into(),
+    };
+    if let Err(e) = super::write_partition(env, ctx, &sts, sts.replicas()).await {
+        return e;
+    }
     ctx.journal.emit(RunEvent::SafetyStop {
         step: ctx.step.to_string(),
         reason: reason.clone(),
@@ -45,10 +62,10 @@ pub async fn run(env: &Env, ctx: &StepContext) -> Result<StepOutput, StepError> 
     env.recorder
         .publish(EventType::Warning, SAFETY_STOP, &reason)
         .await;
-    Err(StepError::safety_stop(format!(
+    StepError::safety_stop(format!(
         "safety stop, the rollout is frozen (partition = {}): {reason}",
         sts.replicas()
-    )))
+    ))
 }
 
 /// One violation, for an operator.
@@ -62,6 +79,25 @@ pub fn describe(v: &Violation) -> String {
         Violation::Restarted { pod, before, after } => {
             format!("working pod {pod} restarted (restarts {before} -> {after})")
         }
+        Violation::Terminating {
+            pod,
+            external: true,
+        } => format!(
+            "working pod {pod} is being deleted by someone else (an external deletion, not the \
+             engine's doing; Kruise would recreate it at the update revision)"
+        ),
+        Violation::Terminating {
+            pod,
+            external: false,
+        } => format!("working pod {pod} is being deleted"),
+        Violation::Recreated {
+            pod,
+            external: true,
+            revision: None,
+        } => format!(
+            "working pod {pod} was deleted by someone else and is not recreated yet \
+             (an external deletion, not the engine's doing)"
+        ),
         Violation::Recreated {
             pod,
             external: true,

@@ -1,15 +1,31 @@
 //! `wait-updated`: watch until every pod of the wave runs the update revision and is
 //! settled (SPEC §1 step 5). Judges the pods themselves: Kruise's counters lag.
+//!
+//! The same watch also keeps an eye on the pods that were working when the wave began. A
+//! working pod deleted by someone else mid-wave is recreated by Kruise at the *update*
+//! revision while the partition is open, so waiting for `verify` at the end of the wave is
+//! too late (and the wave may never end: the selected pods can be held by the recreation).
+//! Any violation seen here is the safety stop of `verify`, at once.
 
 use std::collections::BTreeSet;
 
 use baton_engine::dag::StepKind;
 use baton_engine::event::RunEvent;
+use baton_engine::snapshot::Snapshot;
 use baton_engine::step::{StepContext, StepError, StepOutput};
 use serde_json::json;
 
+use super::verify::{safety_stop, unsafe_reasons};
 use super::wait::{Progress, progress, watch_until};
-use crate::env::{Env, SelectOutput, wave_output};
+use crate::env::{Env, QueryOutput, SelectOutput, wave_output};
+
+/// How the watch of a wave ends.
+enum Outcome {
+    /// Every selected pod runs this update revision and is settled.
+    Done(String),
+    /// A working pod was disturbed (or the template changed): stop for safety.
+    Unsafe(Vec<String>),
+}
 
 pub async fn run(env: &Env, ctx: &StepContext) -> Result<StepOutput, StepError> {
     let select: SelectOutput = wave_output(ctx, StepKind::Select).ok_or_else(|| {
@@ -26,15 +42,28 @@ pub async fn run(env: &Env, ctx: &StepContext) -> Result<StepOutput, StepError> 
             )
         },
     });
+    let before: QueryOutput = wave_output(ctx, StepKind::QueryArbiter).ok_or_else(|| {
+        StepError::failed("wait-updated needs the output of this wave's query-arbiter step")
+    })?;
+    let expected = env.policy(ctx).expected_update_revision;
     let mut announced = BTreeSet::new();
-    let revision = watch_until(
+    let outcome = watch_until(
         env,
         ctx,
         true,
         |w| {
             let (sts, pods) = w.views();
-            let want = sts.trusted_update_revision()?;
-            for p in pods.iter().filter(|p| select.select.contains(&p.name)) {
+            let now = Snapshot {
+                sts,
+                pods,
+                arbiter: before.snapshot.arbiter.clone(),
+            };
+            let reasons = unsafe_reasons(&before.snapshot, &now, expected.as_deref());
+            if !reasons.is_empty() {
+                return Some(Outcome::Unsafe(reasons));
+            }
+            let want = now.sts.trusted_update_revision()?;
+            for p in now.pods.iter().filter(|p| select.select.contains(&p.name)) {
                 if p.revision.as_deref() == Some(want)
                     && p.is_settled()
                     && announced.insert(p.name.clone())
@@ -45,7 +74,11 @@ pub async fn run(env: &Env, ctx: &StepContext) -> Result<StepOutput, StepError> 
                     });
                 }
             }
-            matches!(progress(&sts, &pods, &select.select), Progress::Done).then(|| want.to_owned())
+            matches!(
+                progress(&now.sts, &now.pods, &select.select),
+                Progress::Done
+            )
+            .then(|| Outcome::Done(want.to_owned()))
         },
         |w| {
             let (sts, pods) = w.views();
@@ -53,6 +86,10 @@ pub async fn run(env: &Env, ctx: &StepContext) -> Result<StepOutput, StepError> 
         },
     )
     .await?;
+    let revision = match outcome {
+        Outcome::Done(revision) => revision,
+        Outcome::Unsafe(reasons) => return Err(safety_stop(env, ctx, &reasons).await),
+    };
     Ok(StepOutput::new(
         json!({"pods": select.select, "revision": revision}),
     ))
