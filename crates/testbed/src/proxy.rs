@@ -43,7 +43,7 @@ use self::faults::{Action, Verdict};
 pub use self::faults::{DropRule, ErrorRule, ExpireRule, FaultConfig, Faults, LatencyRule, Stats};
 
 /// The API server the proxy forwards to.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
 pub struct Upstream {
     /// `https://127.0.0.1:6443`, `http://127.0.0.1:8001`; a path prefix is kept.
     pub server: String,
@@ -53,6 +53,20 @@ pub struct Upstream {
     /// Sent upstream as `Authorization: Bearer …` on every request, replacing
     /// whatever the client sent.
     pub token: Option<String>,
+}
+
+/// Without the token, which must not end up in logs or panic messages.
+impl std::fmt::Debug for Upstream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Upstream")
+            .field("server", &self.server)
+            .field(
+                "ca_pem",
+                &self.ca_pem.as_ref().map(|p| format!("{} bytes", p.len())),
+            )
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
 }
 
 impl Upstream {

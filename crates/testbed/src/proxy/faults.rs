@@ -3,8 +3,8 @@
 //! proxy consults on every request and a test may change while it runs.
 //!
 //! JSON shape (every field optional). `errors`, `latency` and `watchCutAfter`
-//! mean what they mean in `baton_sim::faults`, so one fault file drives both
-//! the simulator and this proxy:
+//! mean what they mean in `baton_sim::faults`, so a fault file using only
+//! those drives the simulator and this proxy alike:
 //! ```json
 //! {"errors":  [{"verb": "patch", "resource": "statefulsets", "code": 503,
 //!               "rate": 1.0, "count": 2, "retryAfterSeconds": 1}],
