@@ -315,6 +315,9 @@ async fn handle(
         return Ok(control::serve(&shared.faults, req).await);
     }
     let a = audit(req.method(), req.uri().path(), req.uri().query());
+    // Listening from the moment the request arrives: a watch cut while the
+    // upstream is still answering is cut too.
+    let cuts = shared.faults.cuts();
     let Verdict { delay, action } = shared.faults.judge(&a.verb, &a.resource, a.resumes);
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
@@ -349,7 +352,7 @@ async fn handle(
         drop_now.notify_one();
         return std::future::pending().await;
     }
-    Ok(relay(&shared, response, &a))
+    Ok(relay(&shared, response, &a, cuts))
 }
 
 /// Headers that describe one hop's connection, not the message.
@@ -411,7 +414,12 @@ enum ForwardError {
 
 /// The upstream's answer, streamed back; a watch is passed event by event so
 /// it can be cut at an event boundary.
-fn relay(shared: &Shared, upstream: reqwest::Response, a: &Audit) -> Response<Body> {
+fn relay(
+    shared: &Shared,
+    upstream: reqwest::Response,
+    a: &Audit,
+    cuts: watch::Receiver<u64>,
+) -> Response<Body> {
     let mut builder = Response::builder().status(upstream.status());
     let is_watch = a.verb == "watch" && upstream.status().is_success();
     if let Some(headers) = builder.headers_mut() {
@@ -428,7 +436,7 @@ fn relay(shared: &Shared, upstream: reqwest::Response, a: &Audit) -> Response<Bo
             scanned: 0,
             sent: 0,
             cut_after: shared.faults.watch_cut_after(),
-            cuts: shared.faults.cuts(),
+            cuts,
             faults: shared.faults.clone(),
             resource: a.resource.clone(),
             done: false,
