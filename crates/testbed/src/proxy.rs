@@ -430,7 +430,13 @@ fn relay(
         }
     }
     let body: Body = if is_watch {
+        let framed = upstream
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ct| ct.starts_with("application/json"));
         let pump = WatchPump {
+            framed,
             upstream,
             line: BytesMut::new(),
             scanned: 0,
@@ -458,9 +464,13 @@ fn relay(
         .unwrap_or_else(|_| empty(StatusCode::BAD_GATEWAY))
 }
 
-/// Relays one watch stream, newline-delimited JSON events, one event per frame.
+/// Relays one watch stream: newline-delimited JSON events one event per
+/// frame, anything else (protobuf watches) chunk by chunk.
 struct WatchPump {
     upstream: reqwest::Response,
+    /// JSON events, which the pump splits, counts and cuts after `cut_after`;
+    /// a protobuf watch is only ever cut by [`Faults::cut_watches`].
+    framed: bool,
     /// Bytes received and not yet relayed: the rest of an event, or several.
     line: BytesMut,
     /// How much of `line` is known to hold no newline.
@@ -480,7 +490,7 @@ impl WatchPump {
             if self.done {
                 return None;
             }
-            if self.cut_after.is_some_and(|n| self.sent >= n) {
+            if self.framed && self.cut_after.is_some_and(|n| self.sent >= n) {
                 self.faults.record("cut", "watch", &self.resource);
                 return None;
             }
@@ -494,13 +504,15 @@ impl WatchPump {
                 return Some((Ok(Frame::data(event)), self));
             }
             tokio::select! {
-                changed = self.cuts.changed() => {
-                    if changed.is_ok() {
-                        self.faults.record("cut", "watch", &self.resource);
-                        return None;
-                    }
+                // Never an error: `self.faults` keeps the sender alive.
+                _ = self.cuts.changed() => {
+                    self.faults.record("cut", "watch", &self.resource);
+                    return None;
                 }
                 chunk = self.upstream.chunk() => match chunk {
+                    Ok(Some(chunk)) if !self.framed => {
+                        return Some((Ok(Frame::data(chunk)), self));
+                    }
                     Ok(Some(chunk)) => {
                         self.scanned = self.line.len();
                         self.line.extend_from_slice(&chunk);

@@ -558,26 +558,39 @@ async fn faults_are_set_and_read_over_http() {
 }
 
 /// Watch events cut at odd places by the network, several to a chunk, and
-/// bookmarks: the proxy relays whole events and counts only real ones.
+/// bookmarks: the proxy relays whole JSON events and counts only real ones.
+/// A protobuf watch (length-prefixed, no lines) passes through uncounted.
 #[tokio::test]
 async fn a_watch_cut_after_n_events_ends_on_an_event_boundary() {
-    // An upstream that sends one watch answer in deliberately awkward chunks.
+    // An upstream that sends one watch answer in deliberately awkward chunks,
+    // under the content type its path names.
     let chunks = [
         "{\"type\":\"ADDED\",\"object\":{\"n\":1",
         "}}\n{\"type\":\"BOOKMARK\",\"object\":{}}\n{\"type\":\"MODIFIED\",",
         "\"object\":{\"n\":2}}\n{\"type\":\"MODIFIED\",\"object\":{\"n\":3}}\n",
         "{\"type\":\"MODIFIED\",\"object\":{\"n\":4}}\n",
     ];
-    let app = axum::Router::new().route(
-        "/api/v1/pods",
-        axum::routing::get(move || async move {
+    let answer = |content_type: &'static str| {
+        move || async move {
             let body = futures::stream::iter(chunks).then(|c| async move {
                 tokio::time::sleep(Duration::from_millis(20)).await;
                 Ok::<_, std::convert::Infallible>(c)
             });
-            axum::body::Body::from_stream(body)
-        }),
-    );
+            (
+                [(http::header::CONTENT_TYPE, content_type)],
+                axum::body::Body::from_stream(body),
+            )
+        }
+    };
+    let app = axum::Router::new()
+        .route(
+            "/api/v1/pods",
+            axum::routing::get(answer("application/json")),
+        )
+        .route(
+            "/api/v1/secrets",
+            axum::routing::get(answer("application/vnd.kubernetes.protobuf;stream=watch")),
+        );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let server = format!("http://{}", listener.local_addr().unwrap());
     let upstream = tokio::spawn(async move { axum::serve(listener, app).await });
@@ -589,8 +602,8 @@ async fn a_watch_cut_after_n_events_ends_on_an_event_boundary() {
     .await
     .unwrap();
     let http = reqwest::Client::builder().no_proxy().build().unwrap();
-    let watch = async || {
-        http.get(format!("{}/api/v1/pods?watch=true", proxy.url()))
+    let watch = async |resource: &str| {
+        http.get(format!("{}/api/v1/{resource}?watch=true", proxy.url()))
             .send()
             .await
             .unwrap()
@@ -599,15 +612,16 @@ async fn a_watch_cut_after_n_events_ends_on_an_event_boundary() {
             .unwrap()
     };
 
-    let whole = watch().await;
-    assert_eq!(whole, chunks.concat(), "relayed as it came");
+    assert_eq!(watch("pods").await, chunks.concat(), "relayed as it came");
     proxy.faults().set(faults(json!({"watchCutAfter": 2})));
-    let cut = watch().await;
     assert_eq!(
-        cut,
+        watch("pods").await,
         "{\"type\":\"ADDED\",\"object\":{\"n\":1}}\n{\"type\":\"BOOKMARK\",\"object\":{}}\n\
          {\"type\":\"MODIFIED\",\"object\":{\"n\":2}}\n"
     );
-    assert_eq!(proxy.faults().stats().injected("cut watch pods"), 1);
+    assert_eq!(watch("secrets").await, chunks.concat(), "not JSON: not cut");
+    let stats = proxy.faults().stats();
+    assert_eq!(stats.injected("cut watch pods"), 1, "{stats:?}");
+    assert_eq!(stats.injected("cut watch secrets"), 0, "{stats:?}");
     upstream.abort();
 }

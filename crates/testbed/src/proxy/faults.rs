@@ -19,8 +19,9 @@
 //! - `expire`: answer a watch that names a `resourceVersion` with the `410 Expired`
 //!   `ERROR` event a real apiserver sends when that version is too old.
 //! - `latency`: delay matching requests (delays of several rules add up).
-//! - `watchCutAfter`: end every watch stream after this many events (bookmarks
-//!   not counted); [`Faults::cut_watches`] ends the open ones at once.
+//! - `watchCutAfter`: end every JSON watch stream after this many events
+//!   (bookmarks not counted); [`Faults::cut_watches`] ends the open ones, any
+//!   encoding, at once.
 //!
 //! `verb` is the audit verb (`get`, `list`, `watch`, `create`, `update`, `patch`,
 //! `delete`, `deletecollection`) and `resource` the plural, with its subresource
