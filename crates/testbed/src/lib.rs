@@ -6,10 +6,14 @@
 //! - [`kubelet`]: a stand-in kubelet, a client of any API server, for clusters that have no
 //!   real one (the control plane above, or a user's own test cluster).
 //! - [`proxy`]: a fault-injecting proxy in front of any API server.
+//! - [`arbiter`]: the simulator's arbiter served on its own port, for clusters without one.
+//! - [`backend`]: runs one scenario on the simulator or on the real control plane, seeded alike.
 //!
 //! Nothing here is linked into the engine: the engine's crates never depend on this one,
 //! only tests and the CLI's `engine sim …` commands do.
 
+pub mod arbiter;
+pub mod backend;
 pub mod controlplane;
 pub mod kubelet;
 pub mod proxy;
