@@ -95,7 +95,7 @@ pub enum Command {
     History(RunArg),
     /// Start the embedded simulator and arbiter and run the seed case end to end.
     Demo(DemoArgs),
-    /// The simulator.
+    /// The simulator, and a stand-in kubelet and arbiter for clusters that lack them.
     #[command(subcommand)]
     Sim(SimCommand),
     /// Print shell completions.
@@ -189,6 +189,54 @@ pub enum SimCommand {
         after_help = "Example:\n  engine sim serve --kubeconfig-out /tmp/sim.kubeconfig\n  kubectl --kubeconfig /tmp/sim.kubeconfig get pods"
     )]
     Serve(SimServeArgs),
+    /// Run a stand-in kubelet against any API server (a cluster without a container runtime).
+    #[command(
+        long_about = "Run a stand-in kubelet against any API server (a cluster without a container runtime).\n\n\
+            It creates the Node and keeps it Ready, binds every pending pod to it, and reports each pod \
+            Running with one container status per container. Nothing runs: pods only look as if they did. \
+            A changed image restarts the container (restartCount + 1), which is how an in-place update \
+            looks. Ready follows Kubernetes: every container ready and every readinessGates condition \
+            True. A deleted pod is removed once it has no finalizers. Runs until SIGINT or SIGTERM.",
+        after_help = "Example:\n  engine sim kubelet --kubeconfig /tmp/cluster.kubeconfig --namespace default --ready-delay-ms 500"
+    )]
+    Kubelet(SimKubeletArgs),
+    /// Serve a standalone arbiter (SPEC §3: GET /v1/members, POST /v1/handover).
+    #[command(
+        long_about = "Serve a standalone arbiter (SPEC §3: GET /v1/members, POST /v1/handover), for a \
+            cluster that has none. It enforces the quorum rule: a handover that names an unknown member, \
+            promotes a pod that is not idle, demotes one that is not working, or lowers the working \
+            count is refused with 422. Prints {\"arbiter\": URL} on one line once it listens; runs until \
+            SIGINT or SIGTERM.",
+        after_help = "Example:\n  engine sim arbiter --members sample-0,sample-1,sample-2 --working sample-0,sample-2\n  curl -s http://127.0.0.1:PORT/v1/members"
+    )]
+    Arbiter(SimArbiterArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SimKubeletArgs {
+    /// Serve only the pods of this namespace (default: every namespace). The cluster comes
+    /// from --kubeconfig / $KUBECONFIG.
+    #[arg(long)]
+    pub namespace: Option<String>,
+    /// The Node pods are bound to (created if missing).
+    #[arg(long, default_value = "baton-node")]
+    pub node: String,
+    /// Milliseconds a container takes to turn ready after it starts or restarts.
+    #[arg(long, default_value_t = 0)]
+    pub ready_delay_ms: u64,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SimArbiterArgs {
+    /// Every member (pod name), comma-separated.
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub members: Vec<String>,
+    /// The members that start as working, comma-separated; the others are idle.
+    #[arg(long, value_delimiter = ',')]
+    pub working: Vec<String>,
+    /// Port on 127.0.0.1 (0 = any free port).
+    #[arg(long, default_value_t = 0)]
+    pub port: u16,
 }
 
 #[derive(Debug, Clone, Args)]

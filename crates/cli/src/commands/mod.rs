@@ -36,6 +36,8 @@ pub fn dispatch(cli: Cli) -> ExitStatus {
         Command::History(a) => history::run(&global, &a),
         Command::Demo(a) => demo::run(&global, &a),
         Command::Sim(SimCommand::Serve(a)) => sim::run(&global, &a),
+        Command::Sim(SimCommand::Kubelet(a)) => sim::kubelet(&global, &a),
+        Command::Sim(SimCommand::Arbiter(a)) => sim::arbiter(&global, &a),
         Command::Completions { shell } => completions::run(shell),
     };
     match result {
