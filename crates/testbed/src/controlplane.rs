@@ -31,6 +31,9 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 /// `KUBEBUILDER_ASSETS`).
 pub const ASSETS_ENV: &str = "BATON_CONTROL_PLANE";
 
+/// Set (non-empty) to keep the control plane's folder (logs, etcd data) after it stops.
+pub const KEEP_ENV: &str = "BATON_CONTROL_PLANE_KEEP";
+
 /// The one line a developer without assets sees instead of the tier's results.
 pub const SKIP_LINE: &str = "skipped: real control plane tier needs BATON_CONTROL_PLANE (see README, \"Real control plane tier\")";
 
@@ -335,11 +338,18 @@ impl ControlPlane {
             .tempdir()
             .map_err(io("create a temporary folder"))?;
         let d = dir.path().to_path_buf();
-        let cleaner = watchdog(
-            "while kill -0 \"$1\" 2>/dev/null && [ -d \"$2\" ]; do sleep 0.5; done; \
-             sleep 2; rm -rf \"$2\"",
-            &[d.display().to_string()],
-        );
+        let keep = std::env::var_os(KEEP_ENV).is_some_and(|v| !v.is_empty());
+        let mut dir = dir;
+        dir.disable_cleanup(keep);
+        let cleaner = if keep {
+            None
+        } else {
+            watchdog(
+                "while kill -0 \"$1\" 2>/dev/null && [ -d \"$2\" ]; do sleep 0.5; done; \
+                 sleep 2; rm -rf \"$2\"",
+                &[d.display().to_string()],
+            )
+        };
         let [
             etcd_port,
             peer_port,

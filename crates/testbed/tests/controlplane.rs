@@ -444,3 +444,52 @@ async fn kubectl_and_a_second_client_use_the_shared_control_plane() {
     assert!(cp.dir().join("kube-apiserver.log").exists());
     assert!(cp.started_in() > Duration::ZERO);
 }
+
+/// Writes an executable shell script.
+fn script(path: &std::path::Path, body: &str) {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::write(path, format!("#!/bin/sh\n{body}\n")).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+#[tokio::test]
+async fn a_process_that_dies_at_start_is_named_with_its_log_and_the_others_are_stopped() {
+    let assets = tempfile::tempdir().unwrap();
+    let dir = assets.path();
+    let pid_file = dir.join("etcd.pid");
+    script(
+        &dir.join("etcd"),
+        &format!("echo $$ > {}\nexec sleep 60", pid_file.display()),
+    );
+    script(
+        &dir.join("kube-apiserver"),
+        // Late enough for the fake etcd to have written its pid.
+        "echo 'starting'\nsleep 0.5\necho 'error: unknown flag --frobnicate' >&2\nexit 3",
+    );
+    script(&dir.join("kruise-manager"), "exit 0");
+    std::fs::create_dir(dir.join("kruise-crds")).unwrap();
+    std::fs::write(dir.join("kruise-webhooks.yaml"), "").unwrap();
+
+    let assets = controlplane::Assets::in_dir(dir).unwrap();
+    assert_eq!(assets.etcd, dir.join("etcd"), "etcd from the folder first");
+    let err = ControlPlane::start_with(&assets).await.unwrap_err();
+    let text = err.to_string();
+    assert!(
+        matches!(
+            &err,
+            controlplane::Error::Exited {
+                process: "kube-apiserver",
+                ..
+            }
+        ),
+        "{text}"
+    );
+    assert!(text.contains("kube-apiserver exited"), "{text}");
+    assert!(
+        text.contains("error: unknown flag --frobnicate"),
+        "the log's tail is quoted: {text}"
+    );
+    let pid = std::fs::read_to_string(&pid_file).unwrap();
+    let proc_dir = std::path::Path::new("/proc").join(pid.trim());
+    assert!(!proc_dir.exists(), "etcd (pid {pid}) is still running");
+}
