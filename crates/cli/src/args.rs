@@ -196,7 +196,8 @@ pub enum SimCommand {
             Running with one container status per container. Nothing runs: pods only look as if they did. \
             A changed image restarts the container (restartCount + 1), which is how an in-place update \
             looks. Ready follows Kubernetes: every container ready and every readinessGates condition \
-            True. A deleted pod is removed once it has no finalizers. Runs until SIGINT or SIGTERM.",
+            True. A deleted pod is removed once it has no finalizers. Prints {\"kubelet\": {\"node\", \
+            \"namespace\"}} on one line once the API server answers; runs until SIGINT or SIGTERM.",
         after_help = "Example:\n  engine sim kubelet --kubeconfig /tmp/cluster.kubeconfig --namespace default --ready-delay-ms 500"
     )]
     Kubelet(SimKubeletArgs),
