@@ -159,7 +159,10 @@ impl Kubelet {
                         }
                     }
                     Some(Err(error)) => tracing::warn!(%error, "pod watch failed; resuming"),
-                    None => return,
+                    None => {
+                        tracing::error!("the pod watch ended; the kubelet stops");
+                        return;
+                    }
                 },
                 Some(k) = woken.recv() => {
                     if let Some(pod) = kubelet.pods.get(&k).cloned() {
@@ -306,11 +309,11 @@ impl Kubelet {
             return;
         };
         let stamp = Timestamp::now();
+        let previous = reported_containers(pod);
         let statuses: Vec<Value> = running
             .iter()
             .map(|(name, c)| {
                 let mut s = container_status(pod, name, c, false);
-                let previous = reported_containers(pod);
                 let finished = previous
                     .get(name)
                     .and_then(|r| r.finished_at)
