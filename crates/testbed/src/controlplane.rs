@@ -85,7 +85,7 @@ pub enum Error {
         log: PathBuf,
         tail: String,
     },
-    #[error("{what} failed")]
+    #[error("{what} failed: {output}")]
     Command { what: String, output: String },
     #[error("manifest {}: {message}", path.display())]
     Manifest { path: PathBuf, message: String },
