@@ -160,7 +160,7 @@ struct Driver {
     sets: Vec<(Arc<Value>, Arc<Asts>)>,
     /// UIDs of the sets at the last garbage collection.
     set_uids: Option<HashSet<String>>,
-    /// Events recorded so far (keeps Event names unique).
+    /// The stamp of the last Event recorded: the next one's is larger, so names stay unique.
     event_seq: std::cell::Cell<u64>,
 }
 
@@ -504,9 +504,11 @@ impl Driver {
 
     /// Records a Kruise Event on the set for a pod action.
     fn record_event(&self, set: &Asts, ns: &str, pod: &str, action: PodAction<'_>) {
-        let seq = self.event_seq.get() + 1;
-        self.event_seq.set(seq);
-        let event = events::pod_event(set, pod, action, Timestamp::now(), seq);
+        let now = Timestamp::now();
+        let nanos = u64::try_from(now.as_nanosecond()).unwrap_or_default();
+        let stamp = nanos.max(self.event_seq.get() + 1);
+        self.event_seq.set(stamp);
+        let event = events::pod_event(set, pod, action, now, stamp);
         if let Err(e) = self.store.create(Kind::Event, ns, event) {
             tracing::debug!(pod, reason = %e.reason, "event not recorded");
         }

@@ -1,6 +1,7 @@
 //! Kruise's own unit tests for update order and revision choice, restated as tables against the
 //! simulator's pure Kruise logic. Each case names the Kruise test (file::function, case) it
-//! restates; the inputs and expectations are Kruise's.
+//! restates; the inputs and expectations are Kruise's (master), except where Kruise 1.5.5, the
+//! version the simulator agrees with, was measured to differ: those cases say so.
 
 use std::collections::BTreeMap;
 
@@ -85,11 +86,13 @@ fn sort_pods_to_update_matches_kruise_test_sort_pods_to_update() {
             vec![2, 1, 0],
         ),
         (
-            "TestSortPodsToUpdate #3: ordered, partition 2 over 3 replicas with nil slots: one target",
+            // Kruise master expects [4] (at most replicas - partition targets, #1813); Kruise
+            // 1.5.5 takes every slot from the top down to slot `partition` (measured).
+            "TestSortPodsToUpdate #3: ordered, partition 2 over 3 replicas with nil slots: slots 4 and 2 (1.5.5)",
             Some(rolling(json!({"partition": 2}))),
             3,
             vec!["r0", "-", "r0", "-", "r0"],
-            vec![4],
+            vec![4, 2],
         ),
         (
             "TestSortPodsToUpdate #4: unordered with weights and nil slots, partition 6",
@@ -527,14 +530,16 @@ fn is_current_revision_needed_matches_kruise_test_is_current_revision_needed() {
             true,
         ),
         (
-            "Ordinals start 2, reserved, partition 2: rank 1 keeps the current revision",
+            // Kruise master (#1813) ranks live pods: rank 1 < 2 keeps the current revision.
+            // Kruise 1.5.5 compares the slot (measured): slot 2 is not below 2.
+            "Ordinals start 2, reserved, partition 2: slot 2 gets the update revision (1.5.5)",
             2,
             &[1],
             Some(2),
             false,
             4,
             &["1", "-", "-", "2"],
-            true,
+            false,
         ),
     ];
     for (name, start, reserve, partition, unordered, ordinal, revs, expected) in cases {

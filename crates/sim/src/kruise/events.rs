@@ -19,8 +19,15 @@ pub enum PodAction<'a> {
     },
 }
 
-/// The Event object for one pod action; `seq` keeps names unique within one nanosecond.
-pub fn pod_event(set: &Asts, pod: &str, action: PodAction<'_>, now: Timestamp, seq: u64) -> Value {
+/// The Event object for one pod action. `stamp` names it (client-go uses the time in
+/// nanoseconds); the caller keeps stamps unique.
+pub fn pod_event(
+    set: &Asts,
+    pod: &str,
+    action: PodAction<'_>,
+    now: Timestamp,
+    stamp: u64,
+) -> Value {
     let set_name = set.name();
     let (reason, message) = match action {
         PodAction::Created => (
@@ -36,7 +43,6 @@ pub fn pod_event(set: &Asts, pod: &str, action: PodAction<'_>, now: Timestamp, s
             format!("successfully update pod {pod} in-place(revision {revision})"),
         ),
     };
-    let nanos = u64::try_from(now.as_nanosecond()).unwrap_or_default();
     let at = Timestamp::from_second(now.as_second())
         .unwrap_or(now)
         .to_string();
@@ -44,7 +50,7 @@ pub fn pod_event(set: &Asts, pod: &str, action: PodAction<'_>, now: Timestamp, s
         "apiVersion": "v1",
         "kind": "Event",
         "metadata": {
-            "name": format!("{set_name}.{:x}", nanos.wrapping_add(seq)),
+            "name": format!("{set_name}.{stamp:x}"),
             "namespace": set.namespace(),
         },
         "involvedObject": {

@@ -11,12 +11,17 @@ use std::collections::BTreeMap;
 use super::pod::PodView;
 use super::types::{Asts, IntOrString, PriorityStrategy, RollingUpdate};
 
-/// `sortPodsToUpdate`: slot indexes the update loop visits, already cut to
-/// `total_replicas - partition` entries.
+/// `sortPodsToUpdate`: slot indexes the update loop visits; none when `partition` is at least
+/// `total_replicas`.
 ///
-/// Ordered mode: the highest slots down to `partition`. Unordered mode: pods already at the
-/// update revision and terminating pods first (descending slot), then the waiting pods in
-/// priority order (descending slot on ties).
+/// Ordered mode: every slot from the highest down to slot `partition`, as Kruise 1.5.5 does:
+/// with a reserved ordinal below the partition this is more than `total_replicas - partition`
+/// pods (measured: replicas 3, reserveOrdinals [0], partition 1 updates pods 1, 2 and 3).
+/// Newer Kruise stops at `total_replicas - partition` pods and ranks pods instead of reading
+/// ordinals (openkruise/kruise#1813, "partition as the number of pods with non-updated
+/// revisions", Kruise 1.8). Unordered mode: pods already at the update revision and
+/// terminating pods first (descending slot), then the waiting pods in priority order
+/// (descending slot on ties), cut to `total_replicas - partition` entries.
 pub fn sort_pods_to_update<P: Borrow<PodView>>(
     ru: Option<&RollingUpdate>,
     update_revision: &str,
@@ -34,7 +39,6 @@ pub fn sort_pods_to_update<P: Borrow<PodView>>(
         return (floor..slots.len())
             .rev()
             .filter(|&i| slots[i].is_some())
-            .take(max_update)
             .collect();
     };
     let mut done = Vec::new();
@@ -185,8 +189,12 @@ pub fn trailing_int(v: &str) -> i64 {
 /// rather than the update revision. Reads the set as stored (call it on
 /// [`Asts::defaulted`] to get the webhook's behaviour).
 ///
-/// Ordered: iff the pod's rank among the non-empty slots below it is under the partition.
-/// Unordered: iff fewer than `partition` other pods are not at the update revision.
+/// Ordered: iff the pod's slot (`ordinal - start`) is below the partition. Reserved ordinals
+/// below it are not skipped, as Kruise 1.5.5 does (measured: with reserveOrdinals [0] and
+/// partition 2, a deleted pod 2 comes back at the update revision); newer Kruise ranks the
+/// live pods instead (openkruise/kruise#1813, Kruise 1.8). `ordinals.start` does not exist in
+/// 1.5.5; the slot follows Kruise 1.7's fix for it (openkruise/kruise#1751). Unordered: iff
+/// fewer than `partition` other pods are not at the update revision.
 /// Not RollingUpdate (OnDelete): never.
 pub fn is_current_revision_needed<P: Borrow<PodView>>(
     set: &Asts,
@@ -203,9 +211,7 @@ pub fn is_current_revision_needed<P: Borrow<PodView>>(
     };
     let partition = ru.partition.unwrap_or(0);
     if ru.unordered_update.is_none() {
-        let idx = usize::try_from(ordinal - start).unwrap_or(0);
-        let rank = slots.iter().take(idx).filter(|s| s.is_some()).count();
-        return i64::try_from(rank).unwrap_or(i64::MAX) < partition;
+        return ordinal - start < partition;
     }
     let not_updated = slots
         .iter()

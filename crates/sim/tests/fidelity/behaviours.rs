@@ -1055,9 +1055,10 @@ pub async fn events_on_the_set(env: &Env) {
     ))
     .await;
     settled(env, app, 2).await;
+    let old = rev(&env.pod("ev-0").await.unwrap());
     env.patch_set(app, image("alpine:2")).await;
     env.until(app, "both updated", |pods, set| {
-        updated(pods, set).len() == 2 && pods.values().all(ready)
+        update_revision(set) != old && updated(pods, set).len() == 2 && pods.values().all(ready)
     })
     .await;
     env.patch_set(app, json!({"spec": {"replicas": 1}})).await;
@@ -1099,7 +1100,91 @@ pub async fn events_on_the_set(env: &Env) {
         if got == want {
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "events: {got:#?}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "events: {got:#?}\npods: {:#?}",
+            summary(&env.pods(app).await)
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// Ordered mode over a reserved ordinal (Kruise 1.5.5): `partition` compares ordinals, not
+/// ranks. Replicas 3 with reserveOrdinals [0] run pods 1, 2, 3; partition 1 updates all three
+/// (more than replicas - partition); partition 2 updates 2 and 3, keeps 1, and a deleted pod 2
+/// comes back at the update revision (its ordinal is not below 2).
+pub async fn ordered_partition_over_a_reserved_ordinal(env: &Env) {
+    let app = "ro";
+    env.create_set(asts(
+        app,
+        3,
+        &[],
+        json!({"partition": 1, "maxUnavailable": 1, "podUpdatePolicy": "ReCreate"}),
+        json!({"reserveOrdinals": [0]}),
+    ))
+    .await;
+    settled(env, app, 3).await;
+    assert_eq!(
+        env.pods(app).await.keys().cloned().collect::<Vec<_>>(),
+        ["ro-1", "ro-2", "ro-3"]
+    );
+    env.patch_set(app, command("1000")).await;
+    env.until(app, "all three updated", |pods, set| {
+        updated(pods, set) == names(&["ro-1", "ro-2", "ro-3"])
+            && pods.values().all(ready)
+            && set["status"]["currentRevision"] == set["status"]["updateRevision"]
+    })
+    .await;
+
+    let mut patch = command("2000");
+    patch["spec"]["updateStrategy"] = json!({"rollingUpdate": {"partition": 2}});
+    env.patch_set(app, patch).await;
+    env.until(app, "ro-2 and ro-3 updated", |pods, set| {
+        updated(pods, set) == names(&["ro-2", "ro-3"]) && pods.values().all(ready)
+    })
+    .await;
+    env.stays(app, "ro-1 kept", |pods, set| {
+        updated(pods, set) == names(&["ro-2", "ro-3"])
+    })
+    .await;
+    let uid2 = uid(&env.pod("ro-2").await.unwrap());
+    env.delete_pod("ro-2").await;
+    env.until(app, "ro-2 back at the update revision", |pods, set| {
+        pods.get("ro-2")
+            .is_some_and(|p| uid(p) != uid2 && rev(p) == update_revision(set) && ready(p))
+    })
+    .await;
+}
+
+/// OrderedReady: a pod left in `Updated` by the in-place hook is Ready, so it does not stop
+/// the replica loop (a scale-up still creates the next pod), but it holds the update budget.
+pub async fn ordered_ready_scales_past_an_updated_pod(env: &Env) {
+    let app = "or";
+    let mut obj = asts(
+        app,
+        3,
+        &["InPlaceUpdateReady"],
+        json!({"partition": 0, "maxUnavailable": 1, "podUpdatePolicy": "InPlaceIfPossible"}),
+        json!({"lifecycle": {"inPlaceUpdate": {"labelsHandler": {"hold": "true"}}}}),
+    );
+    obj["spec"]["podManagementPolicy"] = json!("OrderedReady");
+    env.create_set(obj).await;
+    settled(env, app, 3).await;
+    env.patch_set(app, image("alpine:2")).await;
+    env.until(app, "or-2 Updated", |pods, set| {
+        updated(pods, set) == names(&["or-2"])
+            && state(&pods["or-2"]) == "Updated"
+            && ready(&pods["or-2"])
+    })
+    .await;
+    env.patch_set(app, json!({"spec": {"replicas": 4}})).await;
+    env.until(app, "or-3 created at the update revision", |pods, set| {
+        pods.get("or-3")
+            .is_some_and(|p| rev(p) == update_revision(set) && ready(p))
+    })
+    .await;
+    env.stays(app, "or-1 and or-0 wait behind or-2", |pods, set| {
+        updated(pods, set) == names(&["or-2", "or-3"])
+    })
+    .await;
 }

@@ -41,6 +41,8 @@ on_sim!(
     max_unavailable_and_ordered_partition,
     pod_and_revision_shape,
     events_on_the_set,
+    ordered_partition_over_a_reserved_ordinal,
+    ordered_ready_scales_past_an_updated_pod,
 );
 
 /// A client for the cluster named by `BATON_FIDELITY_KUBECONFIG`, which must run Kruise and a
@@ -88,4 +90,6 @@ on_cluster!(
     max_unavailable_and_ordered_partition,
     pod_and_revision_shape,
     events_on_the_set,
+    ordered_partition_over_a_reserved_ordinal,
+    ordered_ready_scales_past_an_updated_pod,
 );
