@@ -329,3 +329,91 @@ async fn abort_of_a_crashed_run_freezes_the_partition_and_the_history_holds_the_
         "{doc:#}"
     );
 }
+
+/// Issue #11, defect 3: `engine abort` of a run that already succeeded, or of an unfinished
+/// run whose set another run holds now, writes nothing, leaves the live run alone and says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn abort_never_writes_under_another_run() {
+    let env = Env::start(seed_config()).await;
+    let done = env.plan("done", |_| {});
+    assert_exit(&env.engine(&["run", path_str(&done)]).await, 0);
+    let history_of_done = env.engine(&["history", "done", "--output", "json"]).await;
+
+    // An unfinished run: killed at its first gate.
+    let back = |name: &str| {
+        env.plan(name, |doc| {
+            doc["spec"]["update"]["images"]["main"] = support::OLD_IMAGE.into();
+            doc["spec"]["waves"]["approval"] = "firstWave".into();
+        })
+    };
+    let stale_plan = back("stale");
+    let mut stale = env
+        .command(&["run", path_str(&stale_plan)])
+        .spawn()
+        .expect("engine run starts");
+    env.until_gate(&env.state, "stale").await;
+    stale.start_kill().expect("kill engine run");
+    let _ = stale.wait().await;
+
+    // A live run from another machine holds the set, waiting at its gate.
+    let other = env.dir.path().join("other-machine");
+    let live_plan = back("live");
+    let live = env
+        .command_in(&other, &["run", path_str(&live_plan)])
+        .spawn()
+        .expect("engine run starts");
+    env.until_gate(&other, "live").await;
+    let partition = env.partition();
+    let writes_before = writes(&env.report());
+
+    let abort = env
+        .engine(&["abort", "done", "--reason", "wrong run"])
+        .await;
+    assert_exit(&abort, 2);
+    assert!(
+        text(&abort.stderr).contains("already succeeded"),
+        "{}",
+        describe(&abort)
+    );
+    let abort = env
+        .engine(&["abort", "stale", "--reason", "wrong run"])
+        .await;
+    assert_exit(&abort, 4);
+    assert!(
+        text(&abort.stderr).contains("live@"),
+        "the refusal names the holder: {}",
+        describe(&abort)
+    );
+    assert!(
+        !text(&abort.stdout).contains("lock released"),
+        "{}",
+        describe(&abort)
+    );
+
+    assert_eq!(env.partition(), partition, "abort moved the partition");
+    let writes_after = writes(&env.report());
+    assert_eq!(writes_after, writes_before, "abort wrote to the cluster");
+    assert_eq!(
+        env.engine(&["history", "done", "--output", "json"])
+            .await
+            .stdout,
+        history_of_done.stdout,
+        "the finished run's history changed"
+    );
+
+    // The live run is untouched and finishes.
+    assert_exit(&env.engine_in(&other, &["approve", "live"]).await, 0);
+    let finished = tokio::time::timeout(Duration::from_secs(120), live.wait_with_output())
+        .await
+        .expect("the live run ends")
+        .expect("wait for engine run");
+    assert_exit(&finished, 0);
+    for i in 0..5 {
+        assert_eq!(
+            env.image(&format!("sample-{i}")).as_deref(),
+            Some(support::OLD_IMAGE)
+        );
+    }
+    let report = env.report();
+    assert_eq!(report["violations"], serde_json::json!([]), "{report:#}");
+}

@@ -134,6 +134,10 @@ pub enum ExecError {
     NoRecord { run: String },
     #[error("run {run} is driven by another process")]
     Locked { run: String },
+    #[error(
+        "run {run} already succeeded; there is nothing to abort (it would write under whatever runs on the set now)"
+    )]
+    Finished { run: String },
     #[error("run state at {} is corrupt: {detail}", path.display())]
     Corrupt { path: PathBuf, detail: String },
     #[error("the plan stored with run {run} is no longer valid: {detail}")]
@@ -563,16 +567,23 @@ pub fn mark_aborted(
     let run_id = known_run(state_dir, run_id)?;
     match offline(state_dir, &run_id)? {
         Some(shared) => {
-            shared.transact("abort", |tx| {
+            // A finished run has nothing left to freeze: its partition and its lease belong
+            // to whatever runs on the set now, and its history stays as it ended.
+            let finished = shared.transact("abort", |tx| {
+                if tx.rec.meta.state.is_finished() {
+                    return true;
+                }
                 tx.log(LogKind::Abort {
                     by: by.to_owned(),
                     reason: reason.map(str::to_owned),
                 });
-                if tx.rec.meta.state != RunState::Succeeded {
-                    tx.rec.meta.state = RunState::Aborted;
-                    tx.rec.meta.reason = Some(abort_message(by, reason));
-                }
+                tx.rec.meta.state = RunState::Aborted;
+                tx.rec.meta.reason = Some(abort_message(by, reason));
+                false
             })?;
+            if finished {
+                return Err(ExecError::Finished { run: run_id });
+            }
             Ok(())
         }
         None => {

@@ -323,7 +323,7 @@ async fn a_failed_step_stops_the_run_and_resume_runs_it_again() {
 }
 
 #[tokio::test]
-async fn a_safety_stop_needs_accept_risk_and_then_skips_the_stopped_check() {
+async fn a_safety_stop_needs_accept_risk_and_then_replans_the_stopped_wave() {
     let f = fixture();
     let plan = support::plan("unsafe", "none");
     let steps = failing(&f, "wave-1/verify", 1, StepErrorKind::SafetyStop);
@@ -369,13 +369,15 @@ async fn a_safety_stop_needs_accept_risk_and_then_skips_the_stopped_check() {
     .await;
     assert_eq!(outcome.unwrap(), Outcome::Succeeded);
     let view = executor::load_run(&f.state, "unsafe").unwrap();
+    let node = |id: &str| view.nodes.iter().find(|n| n.id == id).unwrap();
+    // The whole wave ran again from its first step, so the judgement has a fresh baseline.
+    assert_eq!(node("wave-1/verify").state, NodeState::Succeeded);
+    assert_eq!(node("wave-1/verify").attempts, 2);
+    assert_eq!(node("wave-1/query-arbiter").attempts, 2);
     assert_eq!(
-        view.nodes
-            .iter()
-            .find(|n| n.id == "wave-1/verify")
-            .unwrap()
-            .state,
-        NodeState::Skipped
+        node("apply-update").attempts,
+        1,
+        "steps before the wave stay done"
     );
     assert_eq!(
         view.approvals

@@ -149,6 +149,67 @@ pub async fn clear_stale(
     Ok(true)
 }
 
+/// The live holder of the lock on `sts` when it is another run than `run_id`; `None` when
+/// the lock is free, expired, held by a dead process on this machine, or held by `run_id`
+/// itself. `engine abort` asks this before it touches anything: an operator's command must
+/// never write under a run it was not asked about.
+pub async fn held_by_other_run(
+    client: &kube::Client,
+    namespace: &str,
+    sts: &str,
+    run_id: &str,
+) -> Result<Option<String>, LeaseError> {
+    let api: Api<Lease> = Api::namespaced(client.clone(), namespace);
+    let name = lease_name(sts);
+    let lease = api.get_opt(&name).await.map_err(|source| LeaseError::Api {
+        what: format!("get lease {namespace}/{name}"),
+        source,
+    })?;
+    let Some(lease) = lease else { return Ok(None) };
+    let holder = lease
+        .spec
+        .as_ref()
+        .and_then(|s| s.holder_identity.clone())
+        .unwrap_or_default();
+    let ours = lease
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(RUN_ANNOTATION))
+        .is_some_and(|r| r == run_id);
+    let free =
+        is_free(lease.spec.as_ref(), "", jiff::Timestamp::now()) || holder_is_dead_here(&holder);
+    Ok((!ours && !free).then_some(holder))
+}
+
+/// Takes the lock like [`acquire`], waiting up to `patience` while it is still held by
+/// `run_id` itself (a process of that run that was just told to stop releases it on its way
+/// out). A lock held by another run is refused at once.
+pub async fn acquire_patiently(
+    client: &kube::Client,
+    namespace: &str,
+    sts: &str,
+    holder: &str,
+    run_id: &str,
+    patience: Duration,
+) -> Result<LeaseGuard, LeaseError> {
+    let deadline = tokio::time::Instant::now() + patience;
+    loop {
+        match acquire(client, namespace, sts, holder, run_id).await {
+            Err(LeaseError::Held { holder: other })
+                if tokio::time::Instant::now() < deadline
+                    && held_by_other_run(client, namespace, sts, run_id)
+                        .await?
+                        .is_none() =>
+            {
+                tracing::debug!(holder = %other, "waiting for the run's own process to release the lock");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
 /// A held lease. Dropping it stops renewal (the lease then expires); prefer [`LeaseGuard::release`].
 pub struct LeaseGuard {
     api: Api<Lease>,

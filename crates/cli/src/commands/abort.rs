@@ -1,8 +1,16 @@
 //! `engine abort RUN`: freeze the rollout where it stands (partition = |P| - |U|) and
 //! release the lock. Recorded in the run's history with who and why.
+//!
+//! Abort writes only while it holds the set's lock (taken over from the run's own dead or
+//! stopping process), so it can never write under another run; a run that already
+//! succeeded is refused (exit 2), one whose set another run holds too (exit 4).
 
+use std::time::Duration;
+
+use anyhow::Context as _;
 use baton_engine::executor;
 use baton_engine::step::WriteOutcome;
+use baton_steps::lease;
 
 use crate::args::{GateArgs, GlobalArgs};
 use crate::exit::ExitStatus;
@@ -14,14 +22,45 @@ pub fn run(global: &GlobalArgs, args: &GateArgs) -> anyhow::Result<ExitStatus> {
         Ok(plan) => plan,
         Err(error) => return state::report_exec_error(error),
     };
+    // A finished run is refused before anything else, whoever holds the set now.
+    match executor::load_run(&dir, &args.run) {
+        Ok(view) if view.state.is_finished() => {
+            return state::report_exec_error(executor::ExecError::Finished {
+                run: args.run.clone(),
+            });
+        }
+        Ok(_) => {}
+        Err(error) => return state::report_exec_error(error),
+    }
     let by = crate::commands::who();
     cluster::runtime()?.block_on(async {
         let client = cluster::client(global).await?;
-        // Stop the process driving the run first (it releases its own lease), then freeze.
+        let target = &plan.spec().target;
+        // Never write under another run: the set's lock must be free or this run's own.
+        if let Some(holder) =
+            lease::held_by_other_run(&client, &target.namespace, &target.name, &args.run).await?
+        {
+            return refuse_locked(&args.run, &holder);
+        }
+        // Stop the process driving the run first (it releases its own lease), then take the
+        // lock for the freeze, so no run can start between the check and the write.
         if let Err(error) = executor::mark_aborted(&dir, &args.run, &by, args.reason.as_deref()) {
             return state::report_exec_error(error);
         }
-        let target = &plan.spec().target;
+        let guard = match lease::acquire_patiently(
+            &client,
+            &target.namespace,
+            &target.name,
+            &lease::holder_identity(&args.run),
+            &args.run,
+            LOCK_PATIENCE,
+        )
+        .await
+        {
+            Ok(guard) => guard,
+            Err(lease::LeaseError::Held { holder }) => return refuse_locked(&args.run, &holder),
+            Err(other) => return Err(other.into()),
+        };
         let frozen = baton_steps::plan_freeze(&client, &plan).await?;
         if frozen.changes() {
             // Write-ahead, as the steps do: the history holds the write even if this
@@ -52,8 +91,9 @@ pub fn run(global: &GlobalArgs, args: &GateArgs) -> anyhow::Result<ExitStatus> {
             }
             applied?;
         }
-        baton_steps::lease::clear_stale(&client, &target.namespace, &target.name, plan.name())
-            .await?;
+        guard.release().await.context(
+            "the rollout is frozen, but the lock could not be released; it expires on its own",
+        )?;
         if printer::is_json(global) {
             printer::out_json(&serde_json::json!({
                 "run": args.run,
@@ -81,4 +121,16 @@ pub fn run(global: &GlobalArgs, args: &GateArgs) -> anyhow::Result<ExitStatus> {
         }
         Ok(ExitStatus::Success)
     })
+}
+
+/// How long abort waits for the run's own process to let go of the lock.
+const LOCK_PATIENCE: Duration = Duration::from_secs(10);
+
+/// Another run holds the set: abort writes nothing (exit 4, as for a refused run).
+fn refuse_locked(run: &str, holder: &str) -> anyhow::Result<ExitStatus> {
+    printer::error_chain(&anyhow::anyhow!(
+        "not aborting {run}: another run holds the lock on its statefulset ({holder}); \
+         nothing was written. Abort that run by its own name if that is what you mean"
+    ));
+    Ok(ExitStatus::Locked)
 }

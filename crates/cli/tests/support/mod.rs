@@ -132,6 +132,37 @@ impl Env {
         }
     }
 
+    /// Runs the engine with another state dir (as if from another machine) to completion.
+    pub async fn engine_in(&self, state: &Path, args: &[&str]) -> Output {
+        let child = self.command_in(state, args).spawn().unwrap();
+        tokio::time::timeout(Duration::from_secs(120), child.wait_with_output())
+            .await
+            .unwrap_or_else(|_| panic!("engine {args:?} did not finish in two minutes"))
+            .unwrap()
+    }
+
+    /// Waits (at most a minute) until run `run`, kept in `state`, waits at an approval gate,
+    /// as a second process sees it through `engine status`.
+    pub async fn until_gate(&self, state: &Path, run: &str) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let status = self
+                .engine_in(state, &["status", run, "--output", "json"])
+                .await;
+            if status.status.code() == Some(0) {
+                let view: Value = serde_json::from_slice(&status.stdout).expect("status JSON");
+                if view["waitingApproval"]
+                    .as_array()
+                    .is_some_and(|w| !w.is_empty())
+                {
+                    return;
+                }
+            }
+            assert!(Instant::now() < deadline, "{run} never reached its gate");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Asserts every one of `replicas` pods runs the new image, the sim saw no
     /// violation and the working count never fell below `working_min`.
     pub fn assert_finished_clean(&self, replicas: u32, working_min: u64) {
