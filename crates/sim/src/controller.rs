@@ -303,6 +303,23 @@ impl Driver {
                 // stays Terminating (the API server keeps it) until they are cleared, and the
                 // controller keeps seeing it.
                 if !seen.view.finalizers.is_empty() {
+                    let uid = seen.uid.clone();
+                    let written = self
+                        .store
+                        .modify(Kind::Pod, &seen.namespace, &seen.name, |p| {
+                            if meta_str(p, "uid") != uid {
+                                return Err(ApiError::new(409, "Conflict", "the pod was replaced"));
+                            }
+                            kubelet::terminate(p, now_ts);
+                            Ok(())
+                        });
+                    if let Ok(v) = written
+                        && !Arc::ptr_eq(&v, &seen.obj)
+                    {
+                        seen.obj = v;
+                        seen.refresh();
+                        self.note_ready(&mut seen);
+                    }
                     seen.idle = true;
                     pods.push(seen);
                     continue;

@@ -256,6 +256,28 @@ fn start(pod: &mut Value, cfg: &KubeletConfig, now: Timestamp) {
     set_condition(pod, "Initialized", true, "", now);
 }
 
+/// A deleted pod's containers stop at once (no grace period here): each reports
+/// `terminated`, not ready, and so does the pod. Only a pod that finalizers keep around is
+/// ever seen like this; the testbed's stand-in kubelet reports the same.
+pub fn terminate(pod: &mut Value, now: Timestamp) {
+    if pod["status"]["phase"] != "Running" {
+        return;
+    }
+    if let Some(cs) = pod["status"]["containerStatuses"].as_array_mut() {
+        for c in cs.iter_mut().filter(|c| c["state"]["terminated"].is_null()) {
+            let started = c["state"]["running"]["startedAt"].clone();
+            c["state"] = json!({"terminated": {
+                "exitCode": 0,
+                "reason": "Completed",
+                "startedAt": started,
+                "finishedAt": now.to_string(),
+            }});
+            c["started"] = json!(false);
+        }
+    }
+    recompute_ready(pod, now);
+}
+
 /// Whether every `readinessGates` condition is `True` (a gate without its condition is not).
 pub fn gates_ready(pod: &Value) -> bool {
     let conditions = pod["status"]["conditions"].as_array();

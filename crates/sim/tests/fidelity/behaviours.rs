@@ -716,9 +716,9 @@ pub async fn parallel_scale_up_creates_all_at_once(env: &Env) {
     .await;
 }
 
-/// (d) Scale-down while the highest pod lingers Terminating (a finalizer holds it): the
-/// lingering pod still counts in `status.replicas` (and ready/available while Ready) but not
-/// in current/updated; it is not an update target, and `partition` applies to the in-range
+/// (d) Scale-down while the highest pod lingers Terminating (a finalizer holds it; the
+/// kubelet has stopped its containers, so it is not Ready): the lingering pod still counts in
+/// `status.replicas` but not in ready/current/updated; it is not an update target, and `partition` applies to the in-range
 /// pods only: 5 replicas, partition 2 updates exactly 3 pods, idle ones first.
 pub async fn scale_down_with_a_lingering_pod(env: &Env) {
     let app = "dd";
@@ -742,13 +742,19 @@ pub async fn scale_down_with_a_lingering_pod(env: &Env) {
     .await;
 
     env.patch_set(app, json!({"spec": {"replicas": 5}})).await;
-    env.until(app, "dd-5 lingering Terminating", |pods, set| {
-        terminating(&pods["dd-5"])
-            && set["status"]["observedGeneration"] == 3
-            && st(set, "replicas") == 6
-            && st(set, "currentReplicas") == 5
-            && st(set, "updatedReplicas") == 0
-    })
+    env.until(
+        app,
+        "dd-5 lingering Terminating, its containers stopped",
+        |pods, set| {
+            terminating(&pods["dd-5"])
+                && !ready(&pods["dd-5"])
+                && st(set, "readyReplicas") == 5
+                && set["status"]["observedGeneration"] == 3
+                && st(set, "replicas") == 6
+                && st(set, "currentReplicas") == 5
+                && st(set, "updatedReplicas") == 0
+        },
+    )
     .await;
 
     env.patch_set(
