@@ -260,8 +260,9 @@ pub struct SimServeArgs {
     /// API server port (0 = any free port).
     #[arg(long, default_value_t = 0)]
     pub port: u16,
-    /// Arbiter port (0 = any free port).
-    #[arg(long, default_value_t = 0)]
+    /// Arbiter port. The default, 8080, is where plans/seed.yaml and the README's tour point;
+    /// 0 picks any free port (then point the plan's arbiter.url at the printed URL).
+    #[arg(long, default_value_t = 8080)]
     pub arbiter_port: u16,
     /// Start with no StatefulSet; the arbiter lists whatever pods exist, all idle.
     #[arg(long)]

@@ -32,7 +32,14 @@ pub fn run(global: &GlobalArgs, args: &SimServeArgs) -> anyhow::Result<ExitStatu
     }
     cluster::runtime()?.block_on(async {
         let sim = Sim::new(config);
-        let served = sim.serve().await.context("cannot bind the simulator")?;
+        let served = sim.serve().await.with_context(|| {
+            format!(
+                "cannot bind the simulator (API port {}, arbiter port {}); is another simulator \
+                 running? Pass --arbiter-port 0 for any free port and point the plan's \
+                 arbiter.url at the printed URL",
+                args.port, args.arbiter_port
+            )
+        })?;
         let kubeconfig = match &args.kubeconfig_out {
             Some(path) => path.clone(),
             None => {
