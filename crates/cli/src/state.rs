@@ -37,10 +37,60 @@ pub fn report_exec_error(error: ExecError) -> anyhow::Result<ExitStatus> {
     Ok(status)
 }
 
+/// Exit 2 is the contract's "nothing changed": only refusals that are decided before
+/// anything is written get it. A store, graph or control failure can strike mid-run (a full
+/// disk), so it is 1: the run failed and is resumable.
 pub fn exec_error_status(error: &ExecError) -> ExitStatus {
     match error {
-        ExecError::NeedsAcceptRisk { .. } => ExitStatus::Failed,
+        ExecError::NeedsAcceptRisk { .. }
+        | ExecError::Store(_)
+        | ExecError::Corrupt { .. }
+        | ExecError::Graph { .. }
+        | ExecError::Control { .. }
+        | ExecError::Refused { .. } => ExitStatus::Failed,
         ExecError::Locked { .. } => ExitStatus::Locked,
-        _ => ExitStatus::Usage,
+        ExecError::UnknownRun { .. }
+        | ExecError::AmbiguousRun { .. }
+        | ExecError::PlanChanged { .. }
+        | ExecError::RunExists { .. }
+        | ExecError::NoRecord { .. }
+        | ExecError::Finished { .. }
+        | ExecError::StoredPlan { .. }
+        | ExecError::NothingToApprove { .. }
+        | ExecError::NoSuchGate { .. }
+        | ExecError::StateDir { .. } => ExitStatus::Usage,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use baton_engine::store::StoreError;
+
+    #[test]
+    fn only_refusals_decided_before_any_write_exit_2() {
+        let run = || "r".to_owned();
+        let cases = [
+            (
+                ExecError::UnknownRun {
+                    run: run(),
+                    known: vec![],
+                },
+                ExitStatus::Usage,
+            ),
+            (ExecError::Finished { run: run() }, ExitStatus::Usage),
+            (ExecError::Locked { run: run() }, ExitStatus::Locked),
+            (
+                ExecError::Store(StoreError::Write {
+                    path: "state".into(),
+                    source: sled::Error::Io(std::io::Error::other("No space left on device")),
+                }),
+                ExitStatus::Failed,
+            ),
+            (ExecError::Graph { detail: "x".into() }, ExitStatus::Failed),
+        ];
+        for (error, want) in cases {
+            assert_eq!(exec_error_status(&error), want, "{error}");
+        }
     }
 }

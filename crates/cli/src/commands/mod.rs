@@ -1,5 +1,7 @@
 //! One module per subcommand. Each returns the exit status it wants; an `Err` is
-//! reported with its chain and exits 2 (bad input, nothing changed).
+//! reported with its chain and exits 2 (bad input, nothing changed) from a command that
+//! cannot write, and 1 (failed, resumable) from one that can: after such an error nobody can
+//! promise that nothing changed (a full disk, a cluster gone mid-write).
 
 use crate::args::{Cli, Command, SimCommand};
 use crate::exit::ExitStatus;
@@ -22,6 +24,14 @@ mod validate;
 
 pub fn dispatch(cli: Cli) -> ExitStatus {
     let global = cli.global;
+    let may_write = matches!(
+        cli.command,
+        Command::Run(_)
+            | Command::Resume(_)
+            | Command::Abort(_)
+            | Command::Approve(_)
+            | Command::Demo(_)
+    );
     let result = match cli.command {
         Command::Validate(a) => validate::run(&global, &a),
         Command::Schema => schema::run(&global),
@@ -44,7 +54,11 @@ pub fn dispatch(cli: Cli) -> ExitStatus {
         Ok(status) => status,
         Err(error) => {
             printer::error_chain(&error);
-            ExitStatus::Usage
+            if may_write {
+                ExitStatus::Failed
+            } else {
+                ExitStatus::Usage
+            }
         }
     }
 }
