@@ -86,6 +86,13 @@ pub enum WriteOutcome {
     Applied,
     /// It was refused or failed to send; `error` says why.
     Failed { error: String },
+    /// An answer came that does not say whether the write landed (a server timeout, a
+    /// connection broken after the request was sent); `error` says what came. The step that
+    /// runs next re-reads the cluster, so nothing relies on either guess.
+    Unknown { error: String },
+    /// The call was cancelled before its answer (a sibling hook failed, or the run was
+    /// interrupted); what it did before that is unknown.
+    Cancelled,
 }
 
 /// An operator's approval of a gate.

@@ -179,8 +179,9 @@ pub enum Object {
     Pod(String),
 }
 
-/// What the log may say of a write's result: `None` when nobody can tell whether it
-/// landed (the intent then stays unconfirmed, and the resumed step re-reads the world).
+/// What the log says of a write's result: applied, refused (`Failed`), or an answer that
+/// leaves it open (`Unknown`: the step that runs next re-reads the world). Only a process
+/// that stops before any answer leaves the intent unconfirmed.
 pub fn outcome_of<T, E: std::error::Error + 'static>(
     result: &Result<T, E>,
     surely_not_applied: impl Fn(&E) -> bool,
@@ -188,7 +189,7 @@ pub fn outcome_of<T, E: std::error::Error + 'static>(
     match result {
         Ok(_) => Some(WriteOutcome::Applied),
         Err(e) if surely_not_applied(e) => Some(WriteOutcome::Failed { error: chain(e) }),
-        Err(_) => None,
+        Err(e) => Some(WriteOutcome::Unknown { error: chain(e) }),
     }
 }
 

@@ -161,15 +161,18 @@ impl KubeError {
     }
 
     /// Whether a write that failed with this surely did not land: the API server
-    /// answered with a refusal. Timeouts, broken connections and 5xx answers leave
-    /// it open.
+    /// answered with a refusal, a 4xx or a 5xx `Status` (an internal error, unavailable,
+    /// throttled). A timeout answer (504, or a `Timeout`/`ServerTimeout` reason: "the request
+    /// may still complete") and a broken connection leave it open.
     pub fn surely_not_applied(&self) -> bool {
         match self {
             KubeError::Conflict { .. } => true,
             KubeError::Api {
                 source: kube::Error::Api(status),
                 ..
-            } => status.code < 500,
+            } => {
+                status.code != 504 && !matches!(status.reason.as_str(), "Timeout" | "ServerTimeout")
+            }
             KubeError::Arbiter(e) => e.surely_not_applied(),
             KubeError::Api { .. } | KubeError::NotFound { .. } | KubeError::NoSelector(_) => false,
         }

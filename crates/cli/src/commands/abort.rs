@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use baton_engine::executor;
-use baton_engine::step::WriteOutcome;
 use baton_steps::lease;
 
 use crate::args::{GateArgs, GlobalArgs};
@@ -76,13 +75,10 @@ pub fn run(global: &GlobalArgs, args: &GateArgs) -> anyhow::Result<ExitStatus> {
                 Err(error) => return state::report_exec_error(error),
             };
             let applied = baton_steps::apply_freeze(&client, &plan, &frozen).await;
-            let outcome = match &applied {
-                Ok(()) => Some(WriteOutcome::Applied),
-                Err(e) if e.surely_not_applied() => Some(WriteOutcome::Failed {
-                    error: baton_steps::env::chain(e),
-                }),
-                Err(_) => None,
-            };
+            let outcome = baton_steps::env::outcome_of(
+                &applied,
+                baton_steps::k8s::KubeError::surely_not_applied,
+            );
             if let Some(outcome) = outcome
                 && let Err(error) =
                     executor::settle_operator_write(&dir, &args.run, intent, outcome)

@@ -28,8 +28,14 @@ pub fn run(global: &GlobalArgs, args: &RunArg) -> anyhow::Result<ExitStatus> {
             let outcome = match &a.outcome {
                 AuditOutcome::Applied => String::new(),
                 AuditOutcome::Failed { error } => format!("  (failed: {error})"),
+                AuditOutcome::Unknown { error } => {
+                    format!(
+                        "  (unknown whether applied: {error}; the next step re-read the cluster)"
+                    )
+                }
+                AuditOutcome::Cancelled => "  (cancelled before its answer)".to_owned(),
                 AuditOutcome::Unconfirmed => {
-                    "  (unconfirmed: the process stopped before the answer)".to_owned()
+                    "  (unconfirmed: no answer was recorded; the process stopped first)".to_owned()
                 }
             };
             (

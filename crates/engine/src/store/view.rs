@@ -91,6 +91,10 @@ pub enum AuditOutcome {
     Applied,
     /// Refused, or failed to send (`error` on the entry says why).
     Failed { error: String },
+    /// An answer came that does not say whether it landed (`error` says what came).
+    Unknown { error: String },
+    /// Cancelled before its answer (a sibling hook failed, or the run was interrupted).
+    Cancelled,
     /// Logged as about to be sent, with no answer recorded: the process stopped in
     /// between. It may or may not have landed; the resumed step re-read the world.
     Unconfirmed,
@@ -198,6 +202,10 @@ impl RunView {
                             WriteOutcome::Failed { error } => AuditOutcome::Failed {
                                 error: error.clone(),
                             },
+                            WriteOutcome::Unknown { error } => AuditOutcome::Unknown {
+                                error: error.clone(),
+                            },
+                            WriteOutcome::Cancelled => AuditOutcome::Cancelled,
                         };
                         entry.settled_at = Some(e.at);
                     }

@@ -56,7 +56,7 @@ pub async fn run(env: &Env, ctx: &StepContext) -> Result<StepOutput, StepError> 
                 error: format!("refused: {reason}"),
             }),
             Err(e) if e.surely_not_applied() => Some(WriteOutcome::Failed { error: chain(e) }),
-            Err(_) => None,
+            Err(e) => Some(WriteOutcome::Unknown { error: chain(e) }),
         })
         .await?;
         let applied = match sent? {

@@ -136,7 +136,7 @@ async fn audited(
     };
     write_ahead(ctx, audit, call, |result| match result {
         Ok(_) => Some(WriteOutcome::Applied),
-        Err(e) if e.kind == StepErrorKind::Interrupted => None,
+        Err(e) if e.kind == StepErrorKind::Interrupted => Some(WriteOutcome::Cancelled),
         Err(e) => Some(WriteOutcome::Failed {
             error: e.message.clone(),
         }),
