@@ -602,6 +602,23 @@ impl Driver {
                 p["metadata"]["labels"][LIFECYCLE_STATE_LABEL] = park.state.as_str().into();
                 p["metadata"]["annotations"][LIFECYCLE_TIMESTAMP_ANNOTATION] =
                     now.to_string().into();
+                for (k, v) in &park.add_labels {
+                    p["metadata"]["labels"][k] = v.as_str().into();
+                }
+                for f in &park.add_finalizers {
+                    if !p["metadata"]["finalizers"].is_array() {
+                        p["metadata"]["finalizers"] = serde_json::json!([]);
+                    }
+                    if let Some(fs) = p["metadata"]["finalizers"].as_array_mut()
+                        && !fs.iter().any(|x| x == f)
+                    {
+                        fs.push(f.as_str().into());
+                    }
+                }
+                if pod::has_readiness_gate(p, KRUISE_READY_CONDITION) {
+                    set_condition(p, KRUISE_READY_CONDITION, !park.mark_not_ready, "", now);
+                    kubelet::recompute_ready(p, now);
+                }
                 Ok(())
             });
         }

@@ -34,11 +34,17 @@
 //! | pod labels: pod-name, no `apps.kubernetes.io/pod-index`; `generateName` | yes | pod-index, no generateName | fixed |
 //! | revision `<set>-<hash>`, hash label, `revision` number, data `$patch: replace` | yes | yes (hash value differs: sha256 vs fnv) | agreed |
 //! | Events on the set: SuccessfulCreate / SuccessfulDelete / SuccessfulUpdatePodInPlace | yes | none | fixed |
+//! | specified-delete label: deleted despite the partition, back without the label at the partition rule's revision | yes | yes | agreed |
+//! | paused: nothing updated, a deleted pod recreated (update revision), all updated once resumed | yes | yes | agreed |
+//! | `markPodNotReady`: parked pod gets `KruisePodReady=False` (not Ready), True again once updated | yes | ignored | fixed |
+//! | new template while a pod is `Updated`: hook labels put back, parked in `PreparingUpdate` | yes | parked without labels, then updated at once | fixed |
+//! | preDelete hook on scale-down: condemned pod parked, counted, deleted once released | yes | yes | agreed |
+//! | `minReadySeconds: 2`: next pod waits ~2 s after the previous turned Ready | yes | yes | agreed |
 //! | `ordinals.start`, `reserveOrdinals` ranges, `preNormal` | not in 1.5.5 | kept | newer |
 //!
-//! Not compared here: `markPodNotReady`, a second revision while a pod is `Updated` (Kruise
-//! re-adds the hook labels), minReadySeconds, specified delete and paused (covered against
-//! Kruise's own unit tests in `crates/sim/tests`).
+//! Not compared here: Failed/Succeeded pods (the stand-in kubelet reports every pod
+//! Running), `InPlaceOnly`, `OnDelete`, revision history trimming and `collisionCount`
+//! (covered against Kruise's own unit tests in `crates/sim/tests`).
 
 #[path = "../../sim/tests/fidelity/behaviours.rs"]
 mod behaviours;
@@ -107,4 +113,10 @@ on_both!(
     events_on_the_set,
     ordered_partition_over_a_reserved_ordinal,
     ordered_ready_scales_past_an_updated_pod,
+    specified_delete,
+    paused,
+    mark_pod_not_ready,
+    new_revision_while_updated,
+    pre_delete_on_scale_down,
+    min_ready_seconds,
 );

@@ -69,6 +69,12 @@ pub struct Park {
     pub uid: String,
     /// `PreparingUpdate` or `PreparingDelete`.
     pub state: String,
+    /// The hook's `markPodNotReady`: `KruisePodReady` becomes False (True otherwise).
+    pub mark_not_ready: bool,
+    /// Hook labels and finalizers Kruise puts back on a pod it parks again from `Updated`
+    /// (`UpdatePodLifecycleWithHandler`), so that the pod stays parked until released.
+    pub add_labels: Vec<(String, String)>,
+    pub add_finalizers: Vec<String>,
 }
 
 /// What one reconcile wants done, in order: refresh, create, delete, in-place, park, status.
@@ -168,6 +174,9 @@ pub fn reconcile(input: Input<'_>) -> Plan {
             _ => None,
         };
         let next = next.filter(|n| *n != pod.lifecycle_state());
+        // `UpdatePodLifecycle(…, markPodNotReady=false)`: every state change other than
+        // parking clears a lifecycle not-ready mark.
+        let mark_kruise = mark_kruise || next.is_some() && pod.kruise_ready == Some(false);
         if mark || mark_kruise || next.is_some() {
             plan.refresh.push(Refresh {
                 name: pod.name.clone(),
@@ -452,10 +461,23 @@ pub fn reconcile(input: Input<'_>) -> Plan {
                             || pod.lifecycle_state() == "Updated"
                                 && hooks.in_place_update.is_some() =>
                     {
+                        let hook = hooks.in_place_update.clone().unwrap_or_default();
+                        let again = pod.lifecycle_state() == "Updated";
                         plan.park.push(Park {
                             name: pod.name.clone(),
                             uid: pod.uid.clone(),
                             state: "PreparingUpdate".into(),
+                            mark_not_ready: hook.mark_pod_not_ready,
+                            add_labels: if again {
+                                hook.labels_handler.into_iter().collect()
+                            } else {
+                                Vec::new()
+                            },
+                            add_finalizers: if again {
+                                hook.finalizers_handler
+                            } else {
+                                Vec::new()
+                            },
                         });
                         true
                     }
@@ -526,6 +548,12 @@ fn delete_pod(
                 name: pod.name.clone(),
                 uid: pod.uid.clone(),
                 state: "PreparingDelete".into(),
+                mark_not_ready: hooks
+                    .pre_delete
+                    .as_ref()
+                    .is_some_and(|h| h.mark_pod_not_ready),
+                add_labels: Vec::new(),
+                add_finalizers: Vec::new(),
             });
         }
         return false;

@@ -1194,3 +1194,231 @@ pub async fn ordered_ready_scales_past_an_updated_pod(env: &Env) {
     })
     .await;
 }
+
+/// The `apps.kruise.io/specified-delete` label deletes a pod whatever the partition; it comes
+/// back without the label, at the revision the partition rule picks (ordered: its ordinal 1
+/// is below partition 3, so the current one).
+pub async fn specified_delete(env: &Env) {
+    let app = "sd";
+    env.create_set(asts(
+        app,
+        3,
+        &[],
+        json!({"partition": 3, "maxUnavailable": 1, "podUpdatePolicy": "ReCreate"}),
+        json!({}),
+    ))
+    .await;
+    settled(env, app, 3).await;
+    let before = env.pods(app).await;
+    let old = rev(&before["sd-1"]);
+    env.patch_set(app, command("1000")).await;
+    env.until(app, "a new update revision", |_, set| {
+        update_revision(set) != old
+    })
+    .await;
+    env.label("sd-1", "apps.kruise.io/specified-delete", Some("true"))
+        .await;
+    env.until(app, "sd-1 recreated", |pods, _| {
+        pods.get("sd-1")
+            .is_some_and(|p| uid(p) != uid(&before["sd-1"]) && ready(p))
+    })
+    .await;
+    let p = env.pod("sd-1").await.unwrap();
+    assert_eq!(rev(&p), old, "below the partition: the current revision");
+    assert!(p["metadata"]["labels"]["apps.kruise.io/specified-delete"].is_null());
+    env.stays(app, "the others untouched", |pods, _| {
+        ["sd-0", "sd-2"]
+            .iter()
+            .all(|n| uid(&pods[*n]) == uid(&before[*n]))
+    })
+    .await;
+}
+
+/// `paused`: nothing is updated while paused, but a deleted pod is recreated (at the update
+/// revision: ordinal 2 is not below partition 0); unpaused, the rest is updated.
+pub async fn paused(env: &Env) {
+    let app = "pa";
+    env.create_set(asts(
+        app,
+        3,
+        &[],
+        json!({"partition": 0, "maxUnavailable": 1, "podUpdatePolicy": "ReCreate",
+               "paused": true}),
+        json!({}),
+    ))
+    .await;
+    settled(env, app, 3).await;
+    let old = rev(&env.pod("pa-0").await.unwrap());
+    env.patch_set(app, command("1000")).await;
+    env.until(app, "a new update revision", |_, set| {
+        update_revision(set) != old
+    })
+    .await;
+    env.stays(app, "nothing updated while paused", |pods, _| {
+        pods.values().all(|p| rev(p) == old)
+    })
+    .await;
+    let uid1 = uid(&env.pod("pa-1").await.unwrap());
+    env.delete_pod("pa-1").await;
+    env.until(app, "pa-1 recreated at the update revision", |pods, set| {
+        pods.get("pa-1")
+            .is_some_and(|p| uid(p) != uid1 && rev(p) == update_revision(set) && ready(p))
+    })
+    .await;
+    env.stays(app, "pa-0 and pa-2 still old", |pods, _| {
+        rev(&pods["pa-0"]) == old && rev(&pods["pa-2"]) == old
+    })
+    .await;
+    env.patch_set(
+        app,
+        json!({"spec": {"updateStrategy": {"rollingUpdate": {"paused": false}}}}),
+    )
+    .await;
+    env.until(app, "all updated once resumed", |pods, set| {
+        updated(pods, set).len() == 3
+            && pods.values().all(ready)
+            && set["status"]["currentRevision"] == set["status"]["updateRevision"]
+    })
+    .await;
+}
+
+/// `markPodNotReady`: a pod parked by the inPlaceUpdate hook gets `KruisePodReady=False` and
+/// so is not Ready while parked; released and updated, it is Ready again.
+pub async fn mark_pod_not_ready(env: &Env) {
+    let app = "mn";
+    env.create_set(asts(
+        app,
+        2,
+        &["InPlaceUpdateReady"],
+        json!({"partition": 0, "maxUnavailable": 1, "podUpdatePolicy": "InPlaceIfPossible",
+               "unorderedUpdate": {}}),
+        json!({"lifecycle": {"inPlaceUpdate": {"labelsHandler": {"hold": "true"},
+                                               "markPodNotReady": true}}}),
+    ))
+    .await;
+    settled(env, app, 2).await;
+    env.label("mn-1", "hold", Some("true")).await;
+    env.patch_set(app, image("alpine:2")).await;
+    env.until(app, "mn-1 parked and not Ready", |pods, _| {
+        let p = &pods["mn-1"];
+        state(p) == "PreparingUpdate"
+            && condition(p, "KruisePodReady").as_deref() == Some("False")
+            && !ready(p)
+    })
+    .await;
+    env.label("mn-1", "hold", None).await;
+    env.until(app, "mn-1 updated and Ready again", |pods, set| {
+        let p = &pods["mn-1"];
+        rev(p) == update_revision(set)
+            && condition(p, "KruisePodReady").as_deref() == Some("True")
+            && ready(p)
+    })
+    .await;
+}
+
+/// A new template while a pod sits in `Updated`: Kruise puts the hook's labels back on the pod
+/// itself and parks it in `PreparingUpdate` (so it is all-hooked and waits to be released).
+pub async fn new_revision_while_updated(env: &Env) {
+    let app = "nr";
+    env.create_set(asts(
+        app,
+        1,
+        &["InPlaceUpdateReady"],
+        json!({"partition": 0, "maxUnavailable": 1, "podUpdatePolicy": "InPlaceIfPossible",
+               "unorderedUpdate": {}}),
+        json!({"lifecycle": {"inPlaceUpdate": {"labelsHandler": {"hold": "true"}}}}),
+    ))
+    .await;
+    settled(env, app, 1).await;
+    env.patch_set(app, image("alpine:2")).await;
+    env.until(app, "nr-0 Updated", |pods, set| {
+        updated(pods, set).len() == 1 && state(&pods["nr-0"]) == "Updated"
+    })
+    .await;
+    let second = rev(&env.pod("nr-0").await.unwrap());
+    env.patch_set(app, image("alpine:3")).await;
+    env.until(
+        app,
+        "nr-0 parked with the hook label put back",
+        |pods, set| {
+            let p = &pods["nr-0"];
+            update_revision(set) != second
+                && state(p) == "PreparingUpdate"
+                && p["metadata"]["labels"]["hold"] == "true"
+                && rev(p) == second
+        },
+    )
+    .await;
+    env.label("nr-0", "hold", None).await;
+    env.until(app, "nr-0 at the third revision", |pods, set| {
+        rev(&pods["nr-0"]) == update_revision(set) && state(&pods["nr-0"]) == "Updated"
+    })
+    .await;
+}
+
+/// The preDelete hook on scale-down: the condemned pod is parked in `PreparingDelete`, not
+/// deleted, and still counted; released, it is deleted.
+pub async fn pre_delete_on_scale_down(env: &Env) {
+    let app = "ps";
+    env.create_set(asts(
+        app,
+        3,
+        &[],
+        json!({"partition": 0, "maxUnavailable": 1, "unorderedUpdate": {}}),
+        json!({"lifecycle": {"preDelete": {"labelsHandler": {"hold": "true"}}}}),
+    ))
+    .await;
+    settled(env, app, 3).await;
+    env.label("ps-2", "hold", Some("true")).await;
+    env.patch_set(app, json!({"spec": {"replicas": 1}})).await;
+    env.until(app, "ps-1 deleted, ps-2 parked", |pods, _| {
+        !pods.contains_key("ps-1")
+            && pods
+                .get("ps-2")
+                .is_some_and(|p| state(p) == "PreparingDelete" && !terminating(p))
+    })
+    .await;
+    env.stays(app, "ps-2 parked and counted", |pods, set| {
+        pods.len() == 2 && st(set, "replicas") == 2 && state(&pods["ps-2"]) == "PreparingDelete"
+    })
+    .await;
+    env.label("ps-2", "hold", None).await;
+    env.until(app, "ps-2 deleted", |pods, set| {
+        pods.len() == 1 && st(set, "replicas") == 1
+    })
+    .await;
+}
+
+/// `minReadySeconds: 2`: a pod counts as available two seconds after it is Ready, so the next
+/// one waits that long (and `availableReplicas` lags `readyReplicas`).
+pub async fn min_ready_seconds(env: &Env) {
+    let app = "mr";
+    env.create_set(asts(
+        app,
+        2,
+        &["InPlaceUpdateReady"],
+        json!({"partition": 0, "maxUnavailable": 1, "podUpdatePolicy": "InPlaceIfPossible",
+               "minReadySeconds": 2, "unorderedUpdate": {}}),
+        json!({}),
+    ))
+    .await;
+    env.until(app, "both available", |pods, set| {
+        pods.len() == 2 && st(set, "availableReplicas") == 2
+    })
+    .await;
+    env.patch_set(app, image("alpine:2")).await;
+    env.until(app, "mr-1 updated and Ready", |pods, set| {
+        updated(pods, set) == names(&["mr-1"]) && ready(&pods["mr-1"])
+    })
+    .await;
+    let ready_at = tokio::time::Instant::now();
+    env.until(app, "mr-0 updated", |pods, set| {
+        updated(pods, set).len() == 2
+    })
+    .await;
+    let waited = ready_at.elapsed();
+    assert!(
+        waited >= Duration::from_millis(1500),
+        "mr-0 was updated {waited:?} after mr-1 turned Ready"
+    );
+}

@@ -43,4 +43,10 @@ on_sim!(
     events_on_the_set,
     ordered_partition_over_a_reserved_ordinal,
     ordered_ready_scales_past_an_updated_pod,
+    specified_delete,
+    paused,
+    mark_pod_not_ready,
+    new_revision_while_updated,
+    pre_delete_on_scale_down,
+    min_ready_seconds,
 );
