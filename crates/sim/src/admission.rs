@@ -39,6 +39,16 @@ pub fn default(kind: Kind, obj: &mut Value) {
     spec.entry("podManagementPolicy")
         .or_insert(json!("OrderedReady"));
     spec.entry("revisionHistoryLimit").or_insert(json!(10));
+    let retention = spec
+        .entry("persistentVolumeClaimRetentionPolicy")
+        .or_insert_with(|| json!({}));
+    if let Some(r) = retention.as_object_mut() {
+        r.entry("whenDeleted").or_insert(json!("Retain"));
+        r.entry("whenScaled").or_insert(json!("Retain"));
+    }
+    if let Some(template) = spec.get_mut("template") {
+        default_template(template);
+    }
     let strategy = spec.entry("updateStrategy").or_insert_with(|| json!({}));
     let Some(strategy) = strategy.as_object_mut() else {
         return;
@@ -51,6 +61,46 @@ pub fn default(kind: Kind, obj: &mut Value) {
             ru.entry("maxUnavailable").or_insert(json!(1));
             ru.entry("podUpdatePolicy").or_insert(json!("ReCreate"));
             ru.entry("minReadySeconds").or_insert(json!(0));
+        }
+    }
+}
+
+/// The pod template defaults Kruise 1.5.5's webhook writes into a set (as read back from the
+/// real controller): pod spec and container defaults, and `imagePullPolicy: Always` whatever
+/// the tag.
+fn default_template(template: &mut Value) {
+    if let Some(meta) = template
+        .as_object_mut()
+        .map(|t| t.entry("metadata").or_insert_with(|| json!({})))
+        .and_then(Value::as_object_mut)
+    {
+        meta.entry("creationTimestamp").or_insert(Value::Null);
+    }
+    let Some(spec) = template.get_mut("spec").and_then(Value::as_object_mut) else {
+        return;
+    };
+    spec.entry("dnsPolicy").or_insert(json!("ClusterFirst"));
+    spec.entry("restartPolicy").or_insert(json!("Always"));
+    spec.entry("schedulerName")
+        .or_insert(json!("default-scheduler"));
+    spec.entry("securityContext").or_insert(json!({}));
+    spec.entry("terminationGracePeriodSeconds")
+        .or_insert(json!(30));
+    for list in ["initContainers", "containers"] {
+        let Some(containers) = spec.get_mut(list).and_then(Value::as_array_mut) else {
+            continue;
+        };
+        for c in containers.iter_mut().filter_map(Value::as_object_mut) {
+            c.entry("imagePullPolicy").or_insert(json!("Always"));
+            c.entry("resources").or_insert(json!({}));
+            c.entry("terminationMessagePath")
+                .or_insert(json!("/dev/termination-log"));
+            c.entry("terminationMessagePolicy").or_insert(json!("File"));
+            if let Some(ports) = c.get_mut("ports").and_then(Value::as_array_mut) {
+                for p in ports.iter_mut().filter_map(Value::as_object_mut) {
+                    p.entry("protocol").or_insert(json!("TCP"));
+                }
+            }
         }
     }
 }

@@ -40,6 +40,9 @@
 //! | new template while a pod is `Updated`: hook labels put back, parked in `PreparingUpdate` | yes | parked without labels, then updated at once | fixed |
 //! | preDelete hook on scale-down: condemned pod parked, counted, deleted once released | yes | yes | agreed |
 //! | `minReadySeconds: 2`: next pod waits ~2 s after the previous turned Ready | yes | yes | agreed |
+//! | webhook defaults on the set: PVC retention, template pod/container defaults, `imagePullPolicy: Always` | yes | strategy defaults only | fixed |
+//! | pod status written through `pods/status` only (a patch on the pod ignores it) | yes | yes | agreed |
+//! | `kubectl apply` of an unchanged set | "configured" (webhook defaults), generation unchanged | "unchanged" | fixed (`tests/api/kubectl.rs`) |
 //! | `ordinals.start`, `reserveOrdinals` ranges, `preNormal` | not in 1.5.5 | kept | newer |
 //!
 //! Not compared here: Failed/Succeeded pods (the stand-in kubelet reports every pod
@@ -119,4 +122,5 @@ on_both!(
     new_revision_while_updated,
     pre_delete_on_scale_down,
     min_ready_seconds,
+    set_defaults,
 );

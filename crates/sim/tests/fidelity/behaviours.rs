@@ -474,6 +474,18 @@ pub async fn custom_readiness_gate(env: &Env) {
     for ty in ["ContainersReady", "KruisePodReady", "PodScheduled", GATE] {
         assert_eq!(condition(&p, ty).as_deref(), Some("True"), "{ty} kept");
     }
+    // Status written through the pod itself (not `pods/status`) is ignored.
+    let patch = json!({"status": {"conditions": [{"type": GATE, "status": "False"}]}});
+    env.pod_api()
+        .patch("ga-0", &PatchParams::default(), &Patch::Strategic(&patch))
+        .await
+        .unwrap();
+    let p = env.pod("ga-0").await.unwrap();
+    assert_eq!(
+        condition(&p, GATE).as_deref(),
+        Some("True"),
+        "not through the pod"
+    );
 
     env.set_condition("ga-0", GATE, false).await;
     env.until(app, "ga-0 unready once its gate is False", |pods, set| {
@@ -1421,4 +1433,62 @@ pub async fn min_ready_seconds(env: &Env) {
         waited >= Duration::from_millis(1500),
         "mr-0 was updated {waited:?} after mr-1 turned Ready"
     );
+}
+
+/// What Kruise's webhook fills into a set: the strategy, history and PVC retention defaults,
+/// and the pod template's (pod spec and container defaults, `imagePullPolicy: Always` whatever
+/// the tag, port protocol), as read back from Kruise 1.5.5.
+pub async fn set_defaults(env: &Env) {
+    let app = "df";
+    env.create_set(json!({
+        "apiVersion": "apps.kruise.io/v1beta1", "kind": "StatefulSet",
+        "metadata": {"name": app},
+        "spec": {
+            "replicas": 0,
+            "selector": {"matchLabels": {"app": app}},
+            "template": {"metadata": {"labels": {"app": app}},
+                         "spec": {"containers": [
+                             {"name": "a", "image": "alpine:3.18.2"},
+                             {"name": "b", "image": "alpine:latest",
+                              "ports": [{"containerPort": 80}]},
+                             {"name": "c", "image": "alpine", "imagePullPolicy": "Never"},
+                         ]}},
+        },
+    }))
+    .await;
+    let container = |name: &str, image: &str, policy: &str| {
+        json!({"name": name, "image": image, "imagePullPolicy": policy, "resources": {},
+               "terminationMessagePath": "/dev/termination-log",
+               "terminationMessagePolicy": "File"})
+    };
+    let mut b = container("b", "alpine:latest", "Always");
+    b["ports"] = json!([{"containerPort": 80, "protocol": "TCP"}]);
+    let want = json!({
+        "persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Retain", "whenScaled": "Retain"},
+        "podManagementPolicy": "OrderedReady",
+        "replicas": 0,
+        "revisionHistoryLimit": 10,
+        "selector": {"matchLabels": {"app": app}},
+        "template": {
+            "metadata": {"creationTimestamp": null, "labels": {"app": app}},
+            "spec": {
+                "containers": [
+                    container("a", "alpine:3.18.2", "Always"),
+                    b,
+                    container("c", "alpine", "Never"),
+                ],
+                "dnsPolicy": "ClusterFirst",
+                "restartPolicy": "Always",
+                "schedulerName": "default-scheduler",
+                "securityContext": {},
+                "terminationGracePeriodSeconds": 30,
+            },
+        },
+        "updateStrategy": {
+            "rollingUpdate": {"maxUnavailable": 1, "minReadySeconds": 0, "partition": 0,
+                              "podUpdatePolicy": "ReCreate"},
+            "type": "RollingUpdate",
+        },
+    });
+    assert_eq!(env.set(app).await["spec"], want);
 }

@@ -49,4 +49,5 @@ on_sim!(
     new_revision_while_updated,
     pre_delete_on_scale_down,
     min_ready_seconds,
+    set_defaults,
 );
