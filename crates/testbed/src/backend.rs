@@ -52,6 +52,10 @@ pub struct Seed {
     pub image: String,
     /// How long a container takes to turn Ready after it (re)starts.
     pub ready_delay: Duration,
+    /// Extra `readinessGates` condition types in the pod template, beyond the example's.
+    /// Each seed pod gets the condition `True` when it first appears, so the seed is Ready;
+    /// a test holds a pod unready with [`Backend::set_condition`].
+    pub readiness_gates: Vec<String>,
 }
 
 impl Default for Seed {
@@ -63,6 +67,7 @@ impl Default for Seed {
             working: cfg.working,
             image: cfg.image,
             ready_delay: Duration::from_millis(cfg.pod_ready_ms),
+            readiness_gates: Vec::new(),
         }
     }
 }
@@ -186,7 +191,17 @@ impl Backend {
         let kubeconfig_path = dir.path().join("kubeconfig");
         let (namespace, kubeconfig, arbiter, arbiter_url, parts) = match kind {
             BackendKind::Sim => {
-                let sim = Sim::new(seed.sim_config());
+                // Extra readiness gates are not a simulator setting: the set is then created
+                // through the API, as on the real control plane, with the arbiter seeded here.
+                let gated = !seed.readiness_gates.is_empty();
+                let sim = Sim::new(SimConfig {
+                    empty: gated,
+                    ..seed.sim_config()
+                });
+                if gated {
+                    sim.arbiter().set_config(Default::default());
+                    sim.arbiter().seed(&seed.roles());
+                }
                 let served = sim.serve().await.map_err(|source| Error::Serve {
                     what: "the simulator",
                     source,
@@ -247,6 +262,9 @@ impl Backend {
         let client = controlplane::client_from_kubeconfig(&kubeconfig)
             .await
             .map_err(Error::ControlPlane)?;
+        if kind == BackendKind::Sim && !seed.readiness_gates.is_empty() {
+            create_seed(&client, &namespace, &seed).await?;
+        }
         let backend = Backend {
             kind,
             namespace,
@@ -328,6 +346,40 @@ impl Backend {
         Api::namespaced_with(self.client.clone(), &self.namespace, &asts_resource())
     }
 
+    /// Sets the pod condition `condition_type` (one of the seed's readiness gates) to `status`,
+    /// as the component owning a readiness gate would.
+    pub async fn set_condition(
+        &self,
+        pod: &str,
+        condition_type: &str,
+        status: bool,
+    ) -> Result<(), Error> {
+        let patch = conditions_patch(&[condition_type.to_string()], status);
+        self.pods()
+            .patch_status(pod, &PatchParams::default(), &Patch::Strategic(&patch))
+            .await
+            .map_err(api_err(format!("set {condition_type} on {pod}")))?;
+        Ok(())
+    }
+
+    /// Scales the seed's ASTS to `replicas` (as `kubectl scale` would).
+    pub async fn scale(&self, replicas: u32) -> Result<(), Error> {
+        let patch = json!({"spec": {"replicas": replicas}});
+        self.statefulsets()
+            .patch(NAME, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map_err(api_err(format!("scale {NAME} to {replicas}")))?;
+        Ok(())
+    }
+
+    /// The seed ASTS as it is now.
+    pub async fn statefulset(&self) -> Result<DynamicObject, Error> {
+        self.statefulsets()
+            .get(NAME)
+            .await
+            .map_err(api_err(format!("get ASTS {NAME}")))
+    }
+
     /// Waits (watching, not polling) until `done` holds for the pods of the seed's ASTS
     /// (label `app=sample`), for at most `timeout`.
     pub async fn wait_for_pods(
@@ -344,7 +396,11 @@ impl Backend {
     /// seed pod carries its label and is Ready.
     async fn settle_seed(&self) -> Result<(), Error> {
         let roles = self.seed.roles();
-        let labeller = Labeller(tokio::spawn(label_seed_pods(self.pods(), roles.clone())));
+        let labeller = Labeller(tokio::spawn(label_seed_pods(
+            self.pods(),
+            roles.clone(),
+            self.seed.readiness_gates.clone(),
+        )));
         self.wait_for_pods(
             "the seed's pods to be labelled and Ready",
             SEED_TIMEOUT,
@@ -374,8 +430,9 @@ impl Drop for Labeller {
 }
 
 /// Puts `working=true|false` on each seed pod the first time it is seen, then ends (what the
-/// simulator's seed labeller does).
-async fn label_seed_pods(pods: Api<Pod>, roles: Vec<(String, bool)>) {
+/// simulator's seed labeller does); with extra readiness `gates`, also sets their conditions
+/// `True`.
+async fn label_seed_pods(pods: Api<Pod>, roles: Vec<(String, bool)>, gates: Vec<String>) {
     let mut pending: std::collections::BTreeMap<String, bool> = roles.into_iter().collect();
     let config = watcher::Config::default().labels(&format!("app={NAME}"));
     let events = watcher(pods.clone(), config).default_backoff();
@@ -395,16 +452,37 @@ async fn label_seed_pods(pods: Api<Pod>, roles: Vec<(String, bool)>) {
             continue;
         };
         let patch = json!({"metadata": {"labels": {ROLE_LABEL: working.to_string()}}});
-        match pods
+        let labelled = pods
             .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
-            .await
-        {
-            Ok(_) => {
+            .await;
+        let gated = match &labelled {
+            Ok(_) if !gates.is_empty() => pods
+                .patch_status(
+                    &name,
+                    &PatchParams::default(),
+                    &Patch::Strategic(conditions_patch(&gates, true)),
+                )
+                .await
+                .map(|_| ()),
+            _ => Ok(()),
+        };
+        match labelled.and(gated) {
+            Ok(()) => {
                 pending.remove(&name);
             }
             Err(error) => tracing::warn!(pod = %name, %error, "cannot label a seed pod"),
         }
     }
+}
+
+/// A status patch setting each of `types` to `status`.
+fn conditions_patch(types: &[String], status: bool) -> serde_json::Value {
+    let status = if status { "True" } else { "False" };
+    let conditions: Vec<serde_json::Value> = types
+        .iter()
+        .map(|t| json!({"type": t, "status": status, "reason": "BatonTest"}))
+        .collect();
+    json!({"status": {"conditions": conditions}})
 }
 
 fn role_label(pod: &Pod) -> Option<&str> {
@@ -455,6 +533,19 @@ async fn create_namespace(client: &kube::Client, name: &str) -> Result<(), Error
 pub fn seed_statefulset(seed: &Seed, namespace: &str) -> serde_json::Value {
     let mut sts = baton_sim::seed::statefulset(&seed.sim_config());
     sts["metadata"]["namespace"] = json!(namespace);
+    if !seed.readiness_gates.is_empty() {
+        let spec = &mut sts["spec"]["template"]["spec"];
+        let mut gates = spec["readinessGates"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        gates.extend(
+            seed.readiness_gates
+                .iter()
+                .map(|g| json!({ "conditionType": g })),
+        );
+        spec["readinessGates"] = json!(gates);
+    }
     if let Some(annotations) = sts["metadata"]["annotations"].as_object_mut() {
         annotations.remove(baton_sim::seed::LAST_APPLIED);
     }

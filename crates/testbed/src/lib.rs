@@ -8,6 +8,7 @@
 //! - [`proxy`]: a fault-injecting proxy in front of any API server.
 //! - [`arbiter`]: the simulator's arbiter served on its own port, for clusters without one.
 //! - [`backend`]: runs one scenario on the simulator or on the real control plane, seeded alike.
+//! - [`observer`]: watches a backend's set from outside and judges a run's safety.
 //!
 //! Nothing here is linked into the engine: the engine's crates never depend on this one,
 //! only tests and the CLI's `engine sim …` commands do.
@@ -16,4 +17,5 @@ pub mod arbiter;
 pub mod backend;
 pub mod controlplane;
 pub mod kubelet;
+pub mod observer;
 pub mod proxy;

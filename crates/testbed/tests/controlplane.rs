@@ -340,6 +340,7 @@ async fn backend_seeds(kind: BackendKind) {
         working: vec![1],
         image: "alpine:3.18.2".into(),
         ready_delay: Duration::from_millis(200),
+        readiness_gates: Vec::new(),
     };
     let Some(b) = Backend::start(kind, seed).await.unwrap() else {
         return;
