@@ -215,7 +215,13 @@ async fn abort_at_gate(kind: BackendKind) {
         describe(&abort)
     );
     let ended = finish(run, &["run"]).await;
-    assert_ne!(ended.status.code(), Some(0), "{}", describe(&ended));
+    // The waiting process sees the abort and ends as a failed, resumable run.
+    assert_exit(&ended, 1);
+    assert!(
+        text(&ended.stderr).contains("aborted"),
+        "{}",
+        describe(&ended)
+    );
     assert_eq!(bed.partition().await, Some(3));
     let status = bed.status_in(&bed.state, "halted").await.unwrap();
     assert_eq!(status["state"], "aborted", "{status:#}");
@@ -504,6 +510,12 @@ async fn scale_down_mid_run(kind: BackendKind) {
     let history = bed.history("shrink").await;
     let written = wave_partitions(&history);
     assert_eq!(written, announced, "{history:#}");
+    assert_eq!(announced, [3, 1, 0], "{}", describe(&out));
+    let lingering = bed.pod("sample-5").await;
+    assert!(
+        lingering.is_some_and(|p| p.metadata.deletion_timestamp.is_some()),
+        "sample-5 did not linger Terminating through the run"
+    );
 
     bed.finalizer("sample-5", None).await;
     bed.backend
