@@ -72,7 +72,13 @@ pub enum Command {
     #[command(after_help = "Example:\n  engine plan plans/seed.yaml")]
     Plan(PlanArg),
     /// Start a run and follow it to the end, with live progress.
-    #[command(after_help = "Example:\n  engine run plans/seed.yaml")]
+    ///
+    /// Every run is new: running a plan again (its earlier run finished) starts another run,
+    /// named after the plan with a free suffix (`-2`, `-3`, …) unless --name says otherwise.
+    /// A run is refused while another run on the same StatefulSet is unfinished.
+    #[command(
+        after_help = "Examples:\n  engine run plans/seed.yaml\n  engine run plans/seed.yaml --name seed-retry"
+    )]
     Run(RunArgs),
     /// Continue an interrupted run from its last checkpoint.
     #[command(after_help = "Example:\n  engine resume sample-to-3-18-0")]
@@ -93,6 +99,15 @@ pub enum Command {
     /// Audit log of a run: every write to the cluster or the arbiter.
     #[command(after_help = "Example:\n  engine history sample-to-3-18-0")]
     History(RunArg),
+    /// Forget a run: remove its state (record, history) from the state directory. The
+    /// cluster is not touched. An unfinished run needs --force.
+    #[command(after_help = "Example:\n  engine delete sample-to-3-18-0")]
+    Delete(DeleteArgs),
+    /// Forget finished runs (succeeded or aborted) not updated for a while.
+    #[command(
+        after_help = "Examples:\n  engine gc --older-than 168h\n  engine gc --older-than 0s --dry-run"
+    )]
+    Gc(GcArgs),
     /// Start the embedded simulator and arbiter and run the seed case end to end.
     Demo(DemoArgs),
     /// The simulator, and a stand-in kubelet and arbiter for clusters that lack them.
@@ -131,6 +146,9 @@ pub struct GraphArgs {
 pub struct RunArgs {
     /// The plan file (YAML).
     pub plan: PathBuf,
+    /// Name of the new run (default: the plan's name, with a free suffix if it is taken).
+    #[arg(long, value_name = "RUN")]
+    pub name: Option<String>,
     /// Serve Prometheus metrics on this address (e.g. 127.0.0.1:9464).
     #[arg(long)]
     pub metrics_addr: Option<std::net::SocketAddr>,
@@ -152,6 +170,25 @@ pub struct ResumeArgs {
     /// Serve Prometheus metrics on this address.
     #[arg(long)]
     pub metrics_addr: Option<std::net::SocketAddr>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DeleteArgs {
+    /// The run to forget.
+    pub run: String,
+    /// Also forget a run that has not finished (its history goes with it).
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct GcArgs {
+    /// Forget finished runs last updated longer ago than this (`30m`, `24h`, `168h`).
+    #[arg(long, default_value = "168h", value_name = "DURATION")]
+    pub older_than: baton_engine::duration::Duration,
+    /// Only list what would be forgotten.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -13,13 +13,22 @@ use tokio_util::sync::CancellationToken;
 use crate::exit::ExitStatus;
 use crate::printer;
 
-/// How to enter the executor.
+/// How to enter the executor, with the run's name (it also names the lock's holder).
 pub enum Entry<'a> {
-    Start,
+    /// A new run, named by [`executor::name_new_run`].
+    Start { run: &'a str },
     Resume {
-        run: Option<&'a str>,
+        run: &'a str,
         plan_override: Option<&'a ValidPlan>,
     },
+}
+
+impl Entry<'_> {
+    fn run(&self) -> &str {
+        match self {
+            Entry::Start { run } | Entry::Resume { run, .. } => run,
+        }
+    }
 }
 
 /// What the caller gets back: the exit status and the last pod table.
@@ -39,8 +48,8 @@ pub async fn drive(
     metrics_addr: Option<std::net::SocketAddr>,
 ) -> anyhow::Result<Finished> {
     let spec = plan.spec();
-    let holder = baton_steps::lease::holder_identity(plan.name());
-    let lease = match acquire_lease(&client, plan, &holder).await {
+    let holder = baton_steps::lease::holder_identity(entry.run());
+    let lease = match acquire_lease(&client, plan, &holder, entry.run()).await {
         Ok(lease) => lease,
         Err(baton_steps::lease::LeaseError::Held { holder }) => {
             printer::err(format!(
@@ -78,10 +87,12 @@ pub async fn drive(
     });
 
     let outcome = match entry {
-        Entry::Start => executor::start(plan, runner, opts, events.clone(), shutdown.clone()).await,
+        Entry::Start { run } => {
+            executor::start_named(plan, run, runner, opts, events.clone(), shutdown.clone()).await
+        }
         Entry::Resume { run, plan_override } => {
             executor::resume(
-                run,
+                Some(run),
                 plan_override,
                 runner,
                 opts,
@@ -146,19 +157,14 @@ async fn acquire_lease(
     client: &kube::Client,
     plan: &ValidPlan,
     holder: &str,
+    run: &str,
 ) -> Result<baton_steps::lease::LeaseGuard, baton_steps::lease::LeaseError> {
     let target = &plan.spec().target;
     let mut delay = std::time::Duration::from_millis(200);
     let mut tries = 1;
     loop {
-        match baton_steps::lease::acquire(
-            client,
-            &target.namespace,
-            &target.name,
-            holder,
-            plan.name(),
-        )
-        .await
+        match baton_steps::lease::acquire(client, &target.namespace, &target.name, holder, run)
+            .await
         {
             Err(baton_steps::lease::LeaseError::Api { source, what })
                 if tries < 5 && baton_steps::k8s::kube_error_retryable(&source) =>

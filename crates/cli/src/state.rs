@@ -44,7 +44,6 @@ pub fn exec_error_status(error: &ExecError) -> ExitStatus {
     match error {
         ExecError::NeedsAcceptRisk { .. }
         | ExecError::Store(_)
-        | ExecError::Corrupt { .. }
         | ExecError::Graph { .. }
         | ExecError::Control { .. }
         | ExecError::Refused { .. } => ExitStatus::Failed,
@@ -53,12 +52,15 @@ pub fn exec_error_status(error: &ExecError) -> ExitStatus {
         | ExecError::AmbiguousRun { .. }
         | ExecError::PlanChanged { .. }
         | ExecError::RunExists { .. }
+        | ExecError::UnfinishedOnTarget { .. }
         | ExecError::NoRecord { .. }
         | ExecError::Finished { .. }
         | ExecError::StoredPlan { .. }
         | ExecError::NothingToApprove { .. }
         | ExecError::NoSuchGate { .. }
-        | ExecError::StateDir { .. } => ExitStatus::Usage,
+        | ExecError::StateDir { .. }
+        // Found when the record is opened, before anything is written.
+        | ExecError::Corrupt { .. } => ExitStatus::Usage,
     }
 }
 

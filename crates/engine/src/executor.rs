@@ -126,8 +126,21 @@ pub enum ExecError {
         step: String,
         reason: String,
     },
-    #[error("run {run} already exists and is {}; continue it with `engine resume {run}`", state.as_str())]
+    #[error(
+        "run {run} already exists and is {}; continue it with `engine resume {run}`, or name the new run otherwise (--name)",
+        state.as_str()
+    )]
     RunExists { run: String, state: RunState },
+    #[error(
+        "run {run} on {target} is {} and not finished; a new run would work against it. \
+         Continue it with `engine resume {run}`, stop it with `engine abort {run}`, or forget it with `engine delete {run}`",
+        state.as_str()
+    )]
+    UnfinishedOnTarget {
+        run: String,
+        state: RunState,
+        target: String,
+    },
     #[error(
         "run {run} has no record (it stopped before its first checkpoint); start it again with `engine run PLAN`"
     )]
@@ -219,7 +232,22 @@ pub async fn start<R: StepRunner>(
     events: broadcast::Sender<RunEvent>,
     shutdown: CancellationToken,
 ) -> Result<Outcome, ExecError> {
-    let run_id = plan.name().to_owned();
+    start_named(plan, plan.name(), runner, opts, events, shutdown).await
+}
+
+/// Start a new run of `plan` named `run_id` (see [`name_new_run`]).
+///
+/// # Errors
+/// As [`start`].
+pub async fn start_named<R: StepRunner>(
+    plan: &ValidPlan,
+    run_id: &str,
+    runner: Arc<R>,
+    opts: &RunOptions,
+    events: broadcast::Sender<RunEvent>,
+    shutdown: CancellationToken,
+) -> Result<Outcome, ExecError> {
+    let run_id = run_id.to_owned();
     let dir = store::run_dir(&opts.state_dir, &run_id);
     std::fs::create_dir_all(&dir).map_err(|source| ExecError::StateDir {
         path: dir.clone(),
@@ -237,7 +265,7 @@ pub async fn start<R: StepRunner>(
         None => {}
     }
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let record = new_record(plan, clock.now());
+    let record = new_record(plan, &run_id, clock.now());
     let shared = Shared::new(run_id, Box::new(store), record, Some(dir), events, clock);
     shared.transact("create", |tx| {
         tx.add_nodes(Blueprint::prologue(plan));
@@ -248,6 +276,65 @@ pub async fn start<R: StepRunner>(
         });
     })?;
     drive_live(shared, plan, runner, shutdown, RetryPolicy::DEFAULT).await
+}
+
+/// The name of a new run of `plan`: `requested` (`engine run --name`), else the plan's name,
+/// else the plan's name with the first free suffix (`-2`, `-3`, …). A run is an event, not a
+/// plan: running a plan again after its run finished is a new run (the target may have been
+/// changed back since), never a silent no-op.
+///
+/// # Errors
+/// [`ExecError::UnfinishedOnTarget`] when a run of this state directory on the same target has
+/// not finished (a new run would work against it, and a bare `engine resume` of the old one
+/// would undo the new one); [`ExecError::RunExists`] when `requested` is taken; store errors.
+pub fn name_new_run(
+    state_dir: &Path,
+    plan: &ValidPlan,
+    requested: Option<&str>,
+) -> Result<String, ExecError> {
+    let runs = list_runs(state_dir)?;
+    let target = &plan.spec().target;
+    let target = format!("{}/{}", target.namespace, target.name);
+    if let Some(open) = runs.iter().find(|r| {
+        r.target.as_deref() == Some(target.as_str()) && r.state.is_some_and(|s| s.is_unfinished())
+    }) {
+        return Err(ExecError::UnfinishedOnTarget {
+            run: open.run.clone(),
+            state: open.state.unwrap_or(RunState::Running),
+            target,
+        });
+    }
+    // A run directory without a record is a start that died before its first checkpoint:
+    // the name is still free, and `start` takes the directory over.
+    let taken = |name: &str| {
+        runs.iter().find(|r| {
+            r.run == name && !matches!(load_run(state_dir, name), Err(ExecError::NoRecord { .. }))
+        })
+    };
+    if let Some(name) = requested {
+        return match taken(name) {
+            Some(existing) => Err(ExecError::RunExists {
+                run: name.to_owned(),
+                state: existing.state.unwrap_or(RunState::Running),
+            }),
+            None => Ok(name.to_owned()),
+        };
+    }
+    let base = plan.name();
+    if taken(base).is_none() {
+        return Ok(base.to_owned());
+    }
+    (2u32..)
+        .map(|k| {
+            let suffix = format!("-{k}");
+            // Run names stay DNS labels (63 characters), like the plan names they come from.
+            let keep = base.len().min(63usize.saturating_sub(suffix.len()));
+            format!("{}{suffix}", base[..keep].trim_end_matches('-'))
+        })
+        .find(|name| taken(name).is_none())
+        .ok_or_else(|| ExecError::Graph {
+            detail: "no free run name".to_owned(),
+        })
 }
 
 /// Continue a run from its last checkpoint.
@@ -556,6 +643,58 @@ pub fn approve(
     }
 }
 
+/// Forget run `run_id`: its state directory (record, audit log, status) is removed. The
+/// cluster is not touched. A run a process drives is refused ([`ExecError::Locked`]); an
+/// unfinished one only with `force`, since its history is the only record of what it wrote.
+///
+/// # Errors
+/// [`ExecError::UnknownRun`], [`ExecError::Locked`], [`ExecError::UnfinishedOnTarget`]
+/// (without `force`), [`ExecError::StateDir`] when the directory cannot be removed.
+pub fn delete_run(state_dir: &Path, run_id: &str, force: bool) -> Result<RunSummary, ExecError> {
+    let run_id = known_run(state_dir, run_id)?;
+    let summary = list_runs(state_dir)?
+        .into_iter()
+        .find(|r| r.run == run_id)
+        .ok_or_else(|| ExecError::UnknownRun {
+            run: run_id.clone(),
+            known: Vec::new(),
+        })?;
+    if summary.live {
+        return Err(ExecError::Locked { run: run_id });
+    }
+    if !force && let Some(state) = summary.state.filter(|s| s.is_unfinished()) {
+        return Err(ExecError::UnfinishedOnTarget {
+            run: run_id,
+            state,
+            target: summary.target.clone().unwrap_or_default(),
+        });
+    }
+    // Taking the database proves no process holds it while the directory goes away.
+    let held = offline(state_dir, &run_id);
+    match held {
+        Ok(shared) => drop(shared),
+        Err(ExecError::NoRecord { .. } | ExecError::Corrupt { .. }) => {}
+        Err(other) => return Err(other),
+    }
+    let dir = store::run_dir(state_dir, &run_id);
+    std::fs::remove_dir_all(&dir).map_err(|source| ExecError::StateDir { path: dir, source })?;
+    Ok(summary)
+}
+
+/// The finished runs (succeeded or aborted) last updated before `before`, for `engine gc`;
+/// [`delete_run`] removes each. Unfinished runs are never collected.
+///
+/// # Errors
+/// Store errors while listing.
+pub fn collectable_runs(state_dir: &Path, before: Timestamp) -> Result<Vec<RunSummary>, ExecError> {
+    Ok(list_runs(state_dir)?
+        .into_iter()
+        .filter(|r| !r.live)
+        .filter(|r| r.state.is_some_and(|s| !s.is_unfinished()))
+        .filter(|r| r.updated_at.is_some_and(|t| t < before))
+        .collect())
+}
+
 /// Record that an operator aborted run `run_id`. A process driving it cancels its steps
 /// and stops; otherwise the database is marked `aborted` directly.
 pub fn mark_aborted(
@@ -790,11 +929,11 @@ fn safety_stopped_node(record: &RunRecord) -> Option<usize> {
     })
 }
 
-fn new_record(plan: &ValidPlan, now: Timestamp) -> RunRecord {
+fn new_record(plan: &ValidPlan, run_id: &str, now: Timestamp) -> RunRecord {
     let target = &plan.spec().target;
     RunRecord {
         meta: RunMeta {
-            run_id: plan.name().to_owned(),
+            run_id: run_id.to_owned(),
             plan: plan.source().clone(),
             target: format!("{}/{}", target.namespace, target.name),
             created_at: now,

@@ -58,6 +58,11 @@ pub fn run(global: &GlobalArgs, args: &DemoArgs) -> anyhow::Result<ExitStatus> {
                 .join(", ")
         ));
         wait_for_pods(&client, 5).await?;
+        // Each demo is a new run, even with a --state-dir that holds earlier ones.
+        let run = match baton_engine::executor::name_new_run(&opts.state_dir, &plan, None) {
+            Ok(run) => run,
+            Err(error) => return state::report_exec_error(error),
+        };
         printer::err("\nbefore:");
         printer::err(table(&client, &plan).await?);
         printer::err("");
@@ -65,7 +70,7 @@ pub fn run(global: &GlobalArgs, args: &DemoArgs) -> anyhow::Result<ExitStatus> {
         let finished = rollout::drive(
             client.clone(),
             &plan,
-            Entry::Start,
+            Entry::Start { run: &run },
             &opts,
             printer::is_json(global),
             global.verbose > 0,

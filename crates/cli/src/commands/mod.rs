@@ -10,6 +10,7 @@ use crate::printer;
 mod abort;
 mod approve;
 mod completions;
+mod delete;
 mod demo;
 mod graph;
 mod history;
@@ -44,6 +45,8 @@ pub fn dispatch(cli: Cli) -> ExitStatus {
         Command::Abort(a) => abort::run(&global, &a),
         Command::Approve(a) => approve::run(&global, &a),
         Command::History(a) => history::run(&global, &a),
+        Command::Delete(a) => delete::run(&global, &a),
+        Command::Gc(a) => delete::gc(&global, &a),
         Command::Demo(a) => demo::run(&global, &a),
         Command::Sim(SimCommand::Serve(a)) => sim::run(&global, &a),
         Command::Sim(SimCommand::Kubelet(a)) => sim::kubelet(&global, &a),
@@ -54,7 +57,9 @@ pub fn dispatch(cli: Cli) -> ExitStatus {
         Ok(status) => status,
         Err(error) => {
             printer::error_chain(&error);
-            if may_write {
+            if let Some(exec) = error.downcast_ref::<baton_engine::executor::ExecError>() {
+                crate::state::exec_error_status(exec)
+            } else if may_write {
                 ExitStatus::Failed
             } else {
                 ExitStatus::Usage

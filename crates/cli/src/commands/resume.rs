@@ -22,7 +22,11 @@ pub fn run(global: &GlobalArgs, args: &ResumeArgs) -> anyhow::Result<ExitStatus>
     };
     // The steps need the plan the run was started with (or its override) before the
     // executor loads the rest of the record.
-    let stored = match executor::stored_plan(&opts.state_dir, args.run.as_deref()) {
+    let run = match executor::pick_run(&opts.state_dir, args.run.as_deref()) {
+        Ok(run) => run,
+        Err(error) => return state::report_exec_error(error),
+    };
+    let stored = match executor::stored_plan(&opts.state_dir, Some(&run)) {
         Ok(plan) => plan,
         Err(error) => return state::report_exec_error(error),
     };
@@ -30,7 +34,7 @@ pub fn run(global: &GlobalArgs, args: &ResumeArgs) -> anyhow::Result<ExitStatus>
     cluster::runtime()?.block_on(async {
         let client = cluster::client(global).await?;
         let entry = Entry::Resume {
-            run: Some(plan.name()),
+            run: &run,
             plan_override: override_plan.as_ref(),
         };
         rollout::drive_and_report(client, &plan, entry, &opts, global, args.metrics_addr).await

@@ -1,5 +1,6 @@
 //! `engine run PLAN`: start a run and follow it to the end.
 
+use baton_engine::executor;
 use baton_engine::plan::ValidPlan;
 
 use crate::args::{GlobalArgs, RunArgs};
@@ -16,6 +17,10 @@ pub fn run(global: &GlobalArgs, args: &RunArgs) -> anyhow::Result<ExitStatus> {
         }
     };
     let opts = state::run_options(global, false, false)?;
+    let run = match executor::name_new_run(&opts.state_dir, &plan, args.name.as_deref()) {
+        Ok(run) => run,
+        Err(error) => return state::report_exec_error(error),
+    };
     cluster::runtime()?.block_on(async {
         let client = cluster::client(global).await?;
         if let Some(status) = crate::commands::plan::refuse_if_unsafe(&client, &plan).await? {
@@ -24,7 +29,7 @@ pub fn run(global: &GlobalArgs, args: &RunArgs) -> anyhow::Result<ExitStatus> {
         rollout::drive_and_report(
             client,
             &plan,
-            Entry::Start,
+            Entry::Start { run: &run },
             &opts,
             global,
             args.metrics_addr,

@@ -93,6 +93,12 @@ impl RunState {
         matches!(self, RunState::Succeeded)
     }
 
+    /// Whether the run still claims its target: it is being driven, or stopped in a way that
+    /// `engine resume` continues. An aborted run was let go of by an operator.
+    pub fn is_unfinished(self) -> bool {
+        !matches!(self, RunState::Succeeded | RunState::Aborted)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             RunState::Running => "running",
