@@ -158,3 +158,50 @@ async fn a_new_run_is_refused_while_an_unfinished_run_holds_the_set_and_delete_f
     assert_exit(&env.engine(&["gc", "--older-than", "0s"]).await, 0);
     assert!(runs(&env).await.is_empty());
 }
+
+/// Issue #12: `engine resume` notices an edited plan file (a diff, not two hashes), and
+/// `--replan` without `--plan` takes the edited file, even when it drops the hook that failed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resume_refuses_an_edited_plan_with_a_diff_and_replan_takes_it_without_the_removed_hook() {
+    let env = Env::start(seed_config()).await;
+    let plan = env.plan("lagging", |doc| {
+        doc["spec"]["hooks"] = serde_yaml::from_str(
+            "afterWaveReady:\n  - name: lag\n    exec: {command: [\"false\"], timeout: 5s}\n",
+        )
+        .unwrap();
+    });
+    let failed = env.engine(&["run", path_str(&plan)]).await;
+    assert_exit(&failed, 1);
+    assert!(
+        text(&failed.stderr).contains("lag"),
+        "{}",
+        describe(&failed)
+    );
+
+    // The operator drops the failing hook from the file.
+    let mut doc: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(&plan).unwrap()).unwrap();
+    doc["spec"]
+        .as_mapping_mut()
+        .unwrap()
+        .remove(serde_yaml::Value::from("hooks"));
+    std::fs::write(&plan, serde_yaml::to_string(&doc).unwrap()).unwrap();
+    let partition = env.partition();
+
+    let refused = env.engine(&["resume", "lagging"]).await;
+    assert_exit(&refused, 2);
+    let err = text(&refused.stderr);
+    let removed = err
+        .lines()
+        .any(|l| l.starts_with('-') && l.contains("afterWaveReady:"));
+    assert!(
+        err.contains("--replan") && removed,
+        "no diff of the removed hook: {}",
+        describe(&refused)
+    );
+    assert_eq!(env.partition(), partition, "a refused resume wrote");
+
+    let resumed = env.engine(&["resume", "lagging", "--replan"]).await;
+    assert_exit(&resumed, 0);
+    env.assert_finished_clean(5, 3);
+}

@@ -420,6 +420,28 @@ pub async fn resume<R: StepRunner>(
     let accept = opts.accept_risk;
     shared.transact("resume", |tx| {
         let now = tx.now;
+        // A hook the new plan no longer has cannot run: its node is skipped, not failed
+        // over and over (the graph was built from the old plan).
+        for i in 0..tx.rec.nodes.len() {
+            let n = &tx.rec.nodes[i];
+            let gone = match &n.spec.id.kind {
+                dag::StepKind::Hook { point, name } => {
+                    !n.state.is_done()
+                        && !plan.spec().hooks.at(*point).iter().any(|h| &h.name == name)
+                }
+                _ => false,
+            };
+            if gone {
+                let id = n.spec.id.clone();
+                let node = tx.node(i);
+                node.state = NodeState::Skipped;
+                node.error = None;
+                node.finished_at = Some(now);
+                tx.event(RunEvent::Warning {
+                    message: format!("{id} is not in the plan any more; skipped"),
+                });
+            }
+        }
         // Accepting the risk of a stop inside a wave plans that wave again from the cluster
         // as it stands: its baseline (the working pods `verify` and `wait-updated` compare
         // against) is taken anew, or the accepted violation would stop the wave again. Every

@@ -30,6 +30,29 @@ pub fn run(global: &GlobalArgs, args: &ResumeArgs) -> anyhow::Result<ExitStatus>
         Ok(plan) => plan,
         Err(error) => return state::report_exec_error(error),
     };
+    // Without --plan, the file the run was started from is the plan the operator edits: a
+    // change there is refused (with a diff) unless --replan takes it.
+    let override_plan = match override_plan {
+        Some(plan) => Some(plan),
+        None => match file_plan(&stored, args.replan) {
+            Ok(plan) => plan,
+            Err(status) => return Ok(status),
+        },
+    };
+    if let Some(given) = &override_plan
+        && given.source().hash != stored.source().hash
+        && !args.replan
+    {
+        printer::err(format!(
+            "error: the plan changed since run {run} started; pass --replan to continue with the new plan\n{}",
+            plan_diff(
+                &stored.source().text,
+                &given.source().text,
+                &given.source().file
+            )
+        ));
+        return Ok(ExitStatus::Usage);
+    }
     let plan = override_plan.clone().unwrap_or(stored);
     cluster::runtime()?.block_on(async {
         let client = cluster::client(global).await?;
@@ -39,4 +62,53 @@ pub fn run(global: &GlobalArgs, args: &ResumeArgs) -> anyhow::Result<ExitStatus>
         };
         rollout::drive_and_report(client, &plan, entry, &opts, global, args.metrics_addr).await
     })
+}
+
+/// The plan in the file the run was started from, when it differs from the stored one (or
+/// `--replan` asks for it). `Err` carries the exit status of a refusal already reported.
+fn file_plan(stored: &ValidPlan, replan: bool) -> Result<Option<ValidPlan>, ExitStatus> {
+    let file = &stored.source().file;
+    let text = match std::fs::read_to_string(file) {
+        Ok(text) => text,
+        Err(error) if replan => {
+            printer::err(format!(
+                "error: --replan: cannot read the run's plan file {file} ({error}); pass --plan FILE"
+            ));
+            return Err(ExitStatus::Usage);
+        }
+        // The file is gone or unreadable: the stored plan is the run's plan.
+        Err(_) => return Ok(None),
+    };
+    if text == stored.source().text {
+        if replan {
+            printer::err(format!(
+                "note: {file} has not changed since the run started; --replan has nothing to take"
+            ));
+        }
+        return Ok(None);
+    }
+    if !replan {
+        printer::err(format!(
+            "error: the plan file {file} changed since the run started; pass --replan to continue with it, \
+             or restore it\n{}",
+            plan_diff(&stored.source().text, &text, file)
+        ));
+        return Err(ExitStatus::Usage);
+    }
+    match ValidPlan::parse(file, &text) {
+        Ok(plan) => Ok(Some(plan)),
+        Err(error) => {
+            printer::err(error.render());
+            Err(ExitStatus::Usage)
+        }
+    }
+}
+
+/// A unified diff of the stored plan against the new one, for the operator to read.
+fn plan_diff(stored: &str, given: &str, file: &str) -> String {
+    similar::TextDiff::from_lines(stored, given)
+        .unified_diff()
+        .context_radius(2)
+        .header("plan stored with the run", file)
+        .to_string()
 }
