@@ -19,6 +19,11 @@ pub const RUN_ANNOTATION: &str = "baton.dev/run";
 pub enum LeaseError {
     #[error("another run holds the lock on this statefulset: {holder}")]
     Held { holder: String },
+    #[error("{what} got no answer within {waited:?}")]
+    NoAnswer {
+        what: &'static str,
+        waited: Duration,
+    },
     #[error("lease request failed: {what}")]
     Api {
         what: String,
@@ -26,6 +31,9 @@ pub enum LeaseError {
         source: kube::Error,
     },
 }
+
+/// How long releasing the lease may take before the run gives up on it.
+pub const RELEASE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How long a lease lives without renewal, and how often the holder renews it.
 #[derive(Debug, Clone, Copy)]
@@ -230,12 +238,23 @@ impl LeaseGuard {
         &self.holder
     }
 
-    /// Stops renewal and clears the holder, so the next run can start at once.
+    /// Stops renewal and clears the holder, so the next run can start at once. Bounded by
+    /// [`RELEASE_TIMEOUT`]: an API server that keeps failing must not keep a finished run
+    /// from exiting (the lease expires on its own).
     pub async fn release(mut self) -> Result<(), LeaseError> {
         self.stop.cancel();
         if let Some(task) = self.task.take() {
             let _ = task.await;
         }
+        tokio::time::timeout(RELEASE_TIMEOUT, self.clear())
+            .await
+            .unwrap_or(Err(LeaseError::NoAnswer {
+                what: "release lease",
+                waited: RELEASE_TIMEOUT,
+            }))
+    }
+
+    async fn clear(&self) -> Result<(), LeaseError> {
         let api_err = |what: &str| {
             let what = what.to_owned();
             move |source| LeaseError::Api { what, source }
@@ -423,8 +442,14 @@ fn held_spec(
     }
 }
 
-/// Renews until stopped; cancels `lost` when another holder took the lease or renewal
-/// kept failing for a whole lease duration.
+/// Renews until stopped; cancels `lost` when another holder took the lease, or when no
+/// renewal has succeeded for so long that the lease could expire before the next one.
+///
+/// The server keeps the lease `duration` past the last renewal it accepted. The run must
+/// be stopped *before* that, with time left to reach a safe point, so trust ends one renewal
+/// period earlier (as client-go's renew deadline precedes its lease duration). Each request
+/// is bounded by that deadline: a client that retries a failing API server on its own (kube's
+/// retry layer backs off for minutes on 503) must not hold the verdict back past expiry.
 async fn renew(
     api: Api<Lease>,
     mut lease: Lease,
@@ -435,48 +460,80 @@ async fn renew(
 ) {
     let name = lease.metadata.name.clone().unwrap_or_default();
     let mut last_ok = tokio::time::Instant::now();
+    let mut pause = config.renew_every;
     loop {
         tokio::select! {
             () = stop.cancelled() => return,
-            () = tokio::time::sleep(config.renew_every) => {}
+            () = tokio::time::sleep(pause) => {}
         }
+        let trust_until = last_ok + config.duration.saturating_sub(config.renew_every);
         if let Some(spec) = lease.spec.as_mut() {
             spec.renew_time = Some(MicroTime(jiff::Timestamp::now()));
         }
-        match api.replace(&name, &PostParams::default(), &lease).await {
-            Ok(renewed) => {
+        let attempt = tokio::time::timeout_at(trust_until, async {
+            match api.replace(&name, &PostParams::default(), &lease).await {
+                Ok(renewed) => Renewal::Renewed(renewed),
+                Err(kube::Error::Api(s)) if s.code == 409 || s.code == 404 => {
+                    match api.get_opt(&name).await {
+                        Ok(Some(current))
+                            if current
+                                .spec
+                                .as_ref()
+                                .and_then(|s| s.holder_identity.as_deref())
+                                == Some(holder.as_str()) =>
+                        {
+                            Renewal::Reread(current)
+                        }
+                        Ok(_) => Renewal::Taken,
+                        Err(error) => {
+                            tracing::warn!(%error, lease = %name, "cannot re-read the run lock");
+                            Renewal::Failed
+                        }
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(%error, lease = %name, "cannot renew the run lock");
+                    Renewal::Failed
+                }
+            }
+        })
+        .await
+        .unwrap_or_else(|_| {
+            tracing::warn!(lease = %name, "renewing the run lock got no answer in time");
+            Renewal::Failed
+        });
+        match attempt {
+            Renewal::Renewed(renewed) => {
                 lease = renewed;
                 last_ok = tokio::time::Instant::now();
+                pause = config.renew_every;
                 continue;
             }
-            Err(kube::Error::Api(s)) if s.code == 409 || s.code == 404 => match api
-                .get_opt(&name)
-                .await
-            {
-                Ok(Some(current))
-                    if current
-                        .spec
-                        .as_ref()
-                        .and_then(|s| s.holder_identity.as_deref())
-                        == Some(holder.as_str()) =>
-                {
-                    lease = current;
-                }
-                Ok(_) => {
-                    tracing::error!(lease = %name, "the run lock was taken by someone else");
-                    lost.cancel();
-                    return;
-                }
-                Err(error) => tracing::warn!(%error, lease = %name, "cannot re-read the run lock"),
-            },
-            Err(error) => tracing::warn!(%error, lease = %name, "cannot renew the run lock"),
+            Renewal::Reread(current) => lease = current,
+            Renewal::Taken => {
+                tracing::error!(lease = %name, "the run lock was taken by someone else");
+                lost.cancel();
+                return;
+            }
+            Renewal::Failed => {}
         }
-        if last_ok.elapsed() >= config.duration {
-            tracing::error!(lease = %name, "the run lock expired: renewal failed for a whole lease duration");
+        if tokio::time::Instant::now() >= trust_until {
+            tracing::error!(lease = %name, "the run lock may expire: renewal kept failing");
             lost.cancel();
             return;
         }
+        // Try again soon: the time left before expiry is what matters now.
+        pause = (config.renew_every / 5).max(std::time::Duration::from_millis(50));
     }
+}
+
+/// What one renewal attempt came to.
+enum Renewal {
+    Renewed(Lease),
+    /// A conflict, and the lease is still ours: renew from what the server holds.
+    Reread(Lease),
+    Taken,
+    Failed,
 }
 
 #[cfg(test)]
