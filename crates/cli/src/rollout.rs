@@ -191,7 +191,7 @@ pub async fn drive_and_report(
 ) -> anyhow::Result<ExitStatus> {
     let json = printer::is_json(global);
     let finished = drive(
-        client,
+        client.clone(),
         plan,
         entry,
         opts,
@@ -200,8 +200,31 @@ pub async fn drive_and_report(
         metrics_addr,
     )
     .await?;
-    if let (Some(pods), false) = (&finished.pods, json) {
-        printer::err(crate::progress::pod_table(pods));
+    if !json {
+        // What the cluster is now, not what the run last announced: after a failure, an
+        // abort or a safety stop the events lag behind the pods.
+        let read = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            baton_steps::read_pod_rows(&client, plan),
+        )
+        .await;
+        match (read, &finished.pods) {
+            (Ok(Ok(rows)), _) if !rows.is_empty() => {
+                printer::err(crate::progress::pod_table(&rows));
+            }
+            (read, Some(pods)) => {
+                let why = match read {
+                    Ok(Err(e)) => baton_steps::env::chain(&e),
+                    Ok(Ok(_)) => "no pods listed".to_owned(),
+                    Err(_) => "the cluster did not answer within 10s".to_owned(),
+                };
+                printer::err(format!(
+                    "(pods as the run last saw them; the cluster could not be read: {why})"
+                ));
+                printer::err(crate::progress::pod_table(pods));
+            }
+            (_, None) => {}
+        }
     }
     Ok(finished.status)
 }

@@ -162,9 +162,27 @@ fn transcript(args: &[&str], out: &Output, dirs: &[&Path], varies: Varies) -> St
     s
 }
 
-/// [`transcript`] of a command run against the simulator.
+/// [`transcript`] of a command run against the simulator. Revision names are the
+/// simulator's hash of the template, which follows Kruise's defaulting, not the CLI: each
+/// distinct one becomes `sample-[rev-N]` in order of appearance, so what the CLI prints
+/// (which revision goes where) stays checked while the hash itself may change.
 fn cluster_transcript(args: &[&str], out: &Output, env: &Env) -> String {
-    transcript(args, out, &[env.dir.path()], Varies::Much)
+    let raw = transcript(args, out, &[env.dir.path()], Varies::Much);
+    let hashes = regex::Regex::new(r"\bsample-([0-9a-f]{8,10})\b").unwrap();
+    let mut seen: Vec<String> = Vec::new();
+    hashes
+        .replace_all(&raw, |c: &regex::Captures<'_>| {
+            let hash = c[1].to_owned();
+            let n = match seen.iter().position(|h| *h == hash) {
+                Some(i) => i + 1,
+                None => {
+                    seen.push(hash);
+                    seen.len()
+                }
+            };
+            format!("sample-[rev-{n}]")
+        })
+        .into_owned()
 }
 
 /// The engine, from the workspace root, for commands that need no cluster.

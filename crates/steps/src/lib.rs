@@ -180,3 +180,15 @@ pub async fn apply_freeze(
     target.patch_sts("set partition", patch.clone()).await?;
     Ok(())
 }
+
+/// The set's pods as the cluster and the arbiter have them now: the table a command prints
+/// when a run ends, whatever way it ended (the events a run emitted can be stale by then).
+pub async fn read_pod_rows(
+    client: &kube::Client,
+    plan: &ValidPlan,
+) -> Result<Vec<baton_engine::event::PodRow>, KubeError> {
+    let target = Target::from_plan(client.clone(), plan);
+    let arbiter = ArbiterClient::new(&plan.spec().arbiter).map_err(KubeError::Arbiter)?;
+    let live = k8s::read_live(&target, &plan.spec().roles, &arbiter).await?;
+    Ok(k8s::pod_rows(&live, &plan.spec().update.images))
+}
