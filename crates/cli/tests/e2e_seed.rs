@@ -179,3 +179,28 @@ async fn api_errors_and_cut_watches_do_not_stop_the_rollout() {
     assert_exit(&out, 0);
     env.assert_finished_clean(5, 3);
 }
+
+/// Issue #12: a beforeHandover hook runs only in waves that hand over (waves 1 and 2 of the
+/// seed case), never in the last wave, which has nothing to hand over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handover_hooks_run_only_in_waves_with_a_handover() {
+    let env = Env::start(seed_config()).await;
+    let log = env.dir.path().join("handovers.log");
+    let script = format!("echo \"$BATON_WAVE $BATON_PROMOTE\" >> {}", log.display());
+    let plan = env.plan("hooked", |doc| {
+        doc["spec"]["hooks"] = serde_yaml::from_str(&format!(
+            "beforeHandover:\n  - name: note\n    exec: {{command: [\"sh\", \"-c\", {script:?}], timeout: 5s}}\n"
+        ))
+        .unwrap();
+    });
+    let out = env.engine(&["run", path_str(&plan)]).await;
+    assert_exit(&out, 0);
+    let lines = std::fs::read_to_string(&log).unwrap_or_default();
+    assert_eq!(
+        lines.lines().collect::<Vec<_>>(),
+        ["1 sample-1,sample-3", "2 sample-0"],
+        "{}",
+        describe(&out)
+    );
+    env.assert_finished_clean(5, 3);
+}

@@ -100,6 +100,16 @@ pub async fn run_hook(
         .action()
         .ok_or_else(|| StepError::failed(format!("hook {name} has no single action")))?;
     let vars = vars(env, ctx, point).await?;
+    // Handover hooks belong to a handover: in a wave that hands nothing over (the last one,
+    // or one whose working pods are all updated) they do not run.
+    if matches!(point, HookPoint::BeforeHandover | HookPoint::AfterHandover)
+        && vars.promote.is_empty()
+        && vars.demote.is_empty()
+    {
+        return Ok(StepOutput::new(
+            json!({"skipped": "no handover in this wave"}),
+        ));
+    }
     match action {
         HookAction::Http(h) => {
             let what = format!("{} {}", h.method.to_uppercase(), expand(&h.url, &vars));
