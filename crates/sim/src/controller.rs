@@ -583,6 +583,19 @@ impl Driver {
             let role = self.arbiter.role(&u.name);
             self.report
                 .record_update(&u.name, &u.from, &u.to, role, self.label_of(ns, &u.name));
+            // Kruise first writes `InPlaceUpdateReady=False` (and so `Ready=False`) as a
+            // status write, then the pod: a watch sees the pod unready at its old revision
+            // before it sees the new one.
+            let _ = self.store.modify(Kind::Pod, ns, &u.name, |p| {
+                if meta_str(p, "uid") != u.uid {
+                    return Err(ApiError::new(409, "Conflict", "the pod was replaced"));
+                }
+                if pod::has_readiness_gate(p, INPLACE_READY_CONDITION) {
+                    set_condition(p, INPLACE_READY_CONDITION, false, "StartInPlaceUpdate", now);
+                    kubelet::recompute_ready(p, now);
+                }
+                Ok(())
+            });
             let updated = self.store.modify(Kind::Pod, ns, &u.name, |p| {
                 if meta_str(p, "uid") != u.uid {
                     return Err(ApiError::new(409, "Conflict", "the pod was replaced"));

@@ -32,7 +32,9 @@
 //! | ordered partition over a reserved ordinal: every slot ≥ partition is a target; recreation compares the slot | yes (1.5.5) | capped/ranked (master, #1813) | fixed |
 //! | OrderedReady: an `Updated` (Ready) pod does not stop a scale-up | creates the next pod | stopped | fixed |
 //! | pod labels: pod-name, no `apps.kubernetes.io/pod-index`; `generateName` | yes | pod-index, no generateName | fixed |
-//! | revision `<set>-<hash>`, hash label, `revision` number, data `$patch: replace` | yes | yes (hash value differs: sha256 vs fnv) | agreed |
+//! | revision `<set>-<hash>`, hash label, `revision` number, data `$patch: replace` | yes | yes | agreed |
+//! | revision names for the same template (FNV-1 over the defaulted data) | `rn-6cbfd78dc7`, `rn-5bb5fccbb6` | FNV-1a, no template defaults: other names | fixed |
+//! | in-place write order seen by a watch: IPU False at the old revision, then revision+image+`Updating`, then IPU True, then `Normal` | yes | two writes (everything at once, then IPU True with `Normal`) | fixed |
 //! | Events on the set: SuccessfulCreate / SuccessfulDelete / SuccessfulUpdatePodInPlace | yes | none | fixed |
 //! | specified-delete label: deleted despite the partition, back without the label at the partition rule's revision | yes | yes | agreed |
 //! | paused: nothing updated, a deleted pod recreated (update revision), all updated once resumed | yes | yes | agreed |
@@ -123,4 +125,6 @@ on_both!(
     pre_delete_on_scale_down,
     min_ready_seconds,
     set_defaults,
+    in_place_write_order,
+    revision_names,
 );

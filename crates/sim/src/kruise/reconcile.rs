@@ -173,7 +173,12 @@ pub fn reconcile(input: Input<'_>) -> Plan {
             "Updated" if released(&hooks.in_place_update, pod) => Some("Normal"),
             _ => None,
         };
-        let next = next.filter(|n| *n != pod.lifecycle_state());
+        // Kruise writes `InPlaceUpdateReady=True` (a status write) before it moves the
+        // lifecycle state (a pod write): a watch sees `Updating` with the condition True
+        // first. The state moves in the pass after the condition's.
+        let next = next
+            .filter(|n| *n != pod.lifecycle_state())
+            .filter(|_| !mark);
         // `UpdatePodLifecycle(…, markPodNotReady=false)`: every state change other than
         // parking clears a lifecycle not-ready mark.
         let mark_kruise = mark_kruise || next.is_some() && pod.kruise_ready == Some(false);

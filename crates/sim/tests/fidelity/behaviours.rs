@@ -236,13 +236,15 @@ impl Env {
         }
     }
 
-    /// Polls for [`QUIET`] and panics as soon as `f` stops holding.
+    /// Waits until `f` holds (the status may lag the pods), then polls for [`QUIET`] and
+    /// panics as soon as it stops holding.
     pub async fn stays(
         &self,
         app: &str,
         what: &str,
         mut f: impl FnMut(&BTreeMap<String, Value>, &Value) -> bool,
     ) {
+        self.until(app, what, &mut f).await;
         let end = tokio::time::Instant::now() + QUIET;
         while tokio::time::Instant::now() < end {
             let pods = self.pods(app).await;
@@ -1492,3 +1494,101 @@ pub async fn set_defaults(env: &Env) {
     });
     assert_eq!(env.set(app).await["spec"], want);
 }
+
+/// The writes of an in-place update, in the order a watch sees them: `InPlaceUpdateReady`
+/// goes False at the old revision first (a status write), then the revision label, image
+/// and `Updating` state arrive together; once the container restarted, `InPlaceUpdateReady`
+/// goes True, and only then the state `Normal`.
+pub async fn in_place_write_order(env: &Env) {
+    use futures::StreamExt as _;
+    use kube::api::{WatchEvent, WatchParams};
+
+    let app = "wo";
+    env.create_set(asts(
+        app,
+        1,
+        &["InPlaceUpdateReady"],
+        json!({"partition": 0, "maxUnavailable": 1, "podUpdatePolicy": "InPlaceIfPossible",
+               "unorderedUpdate": {}}),
+        json!({}),
+    ))
+    .await;
+    settled(env, app, 1).await;
+    let list = env
+        .pod_api()
+        .list(&kube::api::ListParams::default().labels(&format!("app={app}")))
+        .await
+        .unwrap();
+    let from = list.metadata.resource_version.unwrap();
+    let old = rev(&env.pod("wo-0").await.unwrap());
+    let stream = env
+        .pod_api()
+        .watch(&WatchParams::default().labels(&format!("app={app}")), &from)
+        .await
+        .unwrap();
+    let mut stream = std::pin::pin!(stream);
+    env.patch_set(app, image("alpine:2")).await;
+    let mut seen: Vec<(bool, String, String)> = Vec::new();
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        let event = tokio::time::timeout_at(deadline, stream.next())
+            .await
+            .unwrap_or_else(|_| panic!("no end to the update: {seen:?}"))
+            .expect("the watch ended")
+            .unwrap();
+        let WatchEvent::Modified(obj) = event else {
+            continue;
+        };
+        let p = serde_json::to_value(obj).unwrap();
+        let step = (
+            rev(&p) != old,
+            condition(&p, "InPlaceUpdateReady").unwrap_or_default(),
+            state(&p),
+        );
+        if seen.last() != Some(&step) {
+            seen.push(step);
+        }
+        if rev(&p) != old && state(&p) == "Normal" && ready(&p) {
+            break;
+        }
+    }
+    let want: Vec<(bool, String, String)> = [
+        (false, "False", "Normal"),
+        (true, "False", "Updating"),
+        (true, "True", "Updating"),
+        (true, "True", "Normal"),
+    ]
+    .into_iter()
+    .map(|(r, c, s)| (r, c.to_string(), s.to_string()))
+    .collect();
+    assert_eq!(seen, want);
+}
+
+/// Revision names: `<set>-<hash>` where the hash is Kruise's FNV-1 over the revision data
+/// (the template with the webhook's defaults) and the collision count; the same template gets
+/// the same name on both backends.
+pub async fn revision_names(env: &Env) {
+    let app = "rn";
+    env.create_set(asts(
+        app,
+        1,
+        &["InPlaceUpdateReady"],
+        json!({"partition": 0, "maxUnavailable": 1, "podUpdatePolicy": "InPlaceIfPossible",
+               "unorderedUpdate": {}}),
+        json!({}),
+    ))
+    .await;
+    settled(env, app, 1).await;
+    let first = update_revision(&env.set(app).await);
+    env.patch_set(app, image("alpine:2")).await;
+    env.until(app, "the second revision", |_, set| {
+        update_revision(set) != first
+    })
+    .await;
+    let second = update_revision(&env.set(app).await);
+    assert_eq!((first.as_str(), second.as_str()), (REVISION_1, REVISION_2));
+}
+
+/// The names real Kruise 1.5.5 gives [`revision_names`]'s two templates.
+const REVISION_1: &str = "rn-6cbfd78dc7";
+const REVISION_2: &str = "rn-5bb5fccbb6";

@@ -50,4 +50,6 @@ on_sim!(
     pre_delete_on_scale_down,
     min_ready_seconds,
     set_defaults,
+    in_place_write_order,
+    revision_names,
 );
