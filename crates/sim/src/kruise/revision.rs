@@ -1,7 +1,7 @@
 //! ControllerRevisions of the pod template (`getStatefulSetRevisions`).
 //!
 //! Like Kruise, a revision stores only `spec.template` (as a `$patch: replace` patch), is named
-//! `<set>-<hash>`, and the hash is FNV-1a (32 bit) over the revision data serialised with sorted
+//! `<set>-<hash>`, and the hash is FNV-1 (32 bit) over the revision data serialised with sorted
 //! keys plus the collision count, encoded with the Kubernetes "safe" alphabet. A template equal
 //! to an older revision reuses that revision (rollback) and bumps its `revision` number.
 
