@@ -414,9 +414,14 @@ async fn held_by_readiness_gate(kind: BackendKind) {
     assert_exit(&out, 1);
     assert!(took < Duration::from_secs(40), "took {took:?}");
     let all = all_output(&out);
-    assert!(all.contains(&held), "names no pod: {}", describe(&out));
+    // The pod, and why: its gate (or at least the kubelet's reason, the same on both backends).
     assert!(
-        all.contains(TEST_GATE) || all.to_lowercase().contains("not ready"),
+        all.contains(&format!("{held}: not ready (")),
+        "names no pod: {}",
+        describe(&out)
+    );
+    assert!(
+        all.contains(TEST_GATE) || all.contains("ReadinessGatesNotReady"),
         "gives no reason: {}",
         describe(&out)
     );
@@ -658,3 +663,75 @@ async fn arbiter_refuses(kind: BackendKind) {
     assert_eq!(bed.epochs_moved(), 0);
 }
 scenario!(arbiter_refuses, sim_arbiter_refuses, real_arbiter_refuses);
+
+/// The suite's own control: a careless operator who opens the partition to 0 without
+/// handing anything over makes the controller update the working pods, and the observer
+/// must report each of those as a violation (else every "0 violations" above means nothing).
+async fn observer_sees_working_pods_updated(kind: BackendKind) {
+    let Some(bed) = bed(kind, seed()).await else {
+        return;
+    };
+    let patch = serde_json::json!({
+        "spec": {
+            "template": {"spec": {"containers": [{"name": "main", "image": NEW_IMAGE}]}},
+            "updateStrategy": {"rollingUpdate": {"partition": 0}},
+        }
+    });
+    bed.backend
+        .statefulsets()
+        .patch(
+            baton_testbed::backend::NAME,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&patch),
+        )
+        .await
+        .unwrap();
+    let v = bed
+        .observer
+        .until(Duration::from_secs(60), |v| v.updates.len() == 5)
+        .await
+        .unwrap_or_else(|v| panic!("not every pod was updated: {v:#?}"));
+    let mut violated: Vec<&str> = v.violations.iter().map(|u| u.pod.as_str()).collect();
+    violated.sort();
+    assert_eq!(violated, ["sample-0", "sample-2", "sample-4"], "{v:#?}");
+    assert!(v.safe().is_err());
+}
+scenario!(
+    observer_sees_working_pods_updated,
+    sim_observer_sees_working_pods_updated,
+    real_observer_sees_working_pods_updated
+);
+
+/// An idle pod of wave 1 already unready (its readiness gate closed) when the run starts: the
+/// run fails within `readyTimeout`, naming it, and touches no pod.
+async fn unready_before_the_run(kind: BackendKind) {
+    let Some(bed) = bed(kind, gated_seed()).await else {
+        return;
+    };
+    bed.backend
+        .set_condition("sample-1", TEST_GATE, false)
+        .await
+        .unwrap();
+    bed.backend
+        .wait_for_pods("sample-1 unready", Duration::from_secs(30), |ps| {
+            ps.iter()
+                .any(|p| harness::name(p) == "sample-1" && !baton_testbed::backend::is_ready(p))
+        })
+        .await
+        .unwrap();
+    let plan = bed.plan("unready", |doc| {
+        doc["spec"]["waves"]["readyTimeout"] = "5s".into()
+    });
+    let out = bed.engine(&["run", path_str(&plan)]).await;
+    assert_exit(&out, 1);
+    assert!(all_output(&out).contains("sample-1"), "{}", describe(&out));
+    // Kruise 1.5.5 (and the simulator) update nothing: with `maxUnavailable: 1` the one
+    // unready pod uses the whole budget, so the wave's pods stay at the old revision.
+    let v = bed.assert_safe();
+    assert_eq!(v.updates, [], "{}", describe(&out));
+}
+scenario!(
+    unready_before_the_run,
+    sim_unready_before_the_run,
+    real_unready_before_the_run
+);

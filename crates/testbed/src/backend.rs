@@ -431,13 +431,19 @@ impl Drop for Labeller {
 
 /// Puts `working=true|false` on each seed pod the first time it is seen, then ends (what the
 /// simulator's seed labeller does); with extra readiness `gates`, also sets their conditions
-/// `True`.
+/// `True`, again on every event that shows one of them missing (a kubelet that writes a new
+/// pod's first status may replace a condition written before it).
 async fn label_seed_pods(pods: Api<Pod>, roles: Vec<(String, bool)>, gates: Vec<String>) {
-    let mut pending: std::collections::BTreeMap<String, bool> = roles.into_iter().collect();
+    let mut unlabelled: std::collections::BTreeMap<String, bool> = roles.iter().cloned().collect();
+    let mut ungated: std::collections::BTreeSet<String> = if gates.is_empty() {
+        Default::default()
+    } else {
+        roles.into_iter().map(|(name, _)| name).collect()
+    };
     let config = watcher::Config::default().labels(&format!("app={NAME}"));
     let events = watcher(pods.clone(), config).default_backoff();
     let mut events = std::pin::pin!(events);
-    while !pending.is_empty() {
+    while !unlabelled.is_empty() || !ungated.is_empty() {
         let pod = match events.next().await {
             Some(Ok(watcher::Event::Apply(p) | watcher::Event::InitApply(p))) => p,
             Some(Ok(_)) => continue,
@@ -448,31 +454,43 @@ async fn label_seed_pods(pods: Api<Pod>, roles: Vec<(String, bool)>, gates: Vec<
             None => return,
         };
         let name = pod.metadata.name.clone().unwrap_or_default();
-        let Some(&working) = pending.get(&name) else {
-            continue;
-        };
-        let patch = json!({"metadata": {"labels": {ROLE_LABEL: working.to_string()}}});
-        let labelled = pods
-            .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
-            .await;
-        let gated = match &labelled {
-            Ok(_) if !gates.is_empty() => pods
-                .patch_status(
-                    &name,
-                    &PatchParams::default(),
-                    &Patch::Strategic(conditions_patch(&gates, true)),
-                )
+        if let Some(&working) = unlabelled.get(&name) {
+            let patch = json!({"metadata": {"labels": {ROLE_LABEL: working.to_string()}}});
+            match pods
+                .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
                 .await
-                .map(|_| ()),
-            _ => Ok(()),
-        };
-        match labelled.and(gated) {
-            Ok(()) => {
-                pending.remove(&name);
+            {
+                Ok(_) => {
+                    unlabelled.remove(&name);
+                }
+                Err(error) => tracing::warn!(pod = %name, %error, "cannot label a seed pod"),
             }
-            Err(error) => tracing::warn!(pod = %name, %error, "cannot label a seed pod"),
+        }
+        if ungated.contains(&name) {
+            if gates.iter().all(|g| condition_true(&pod, g)) {
+                ungated.remove(&name);
+                continue;
+            }
+            let patch = conditions_patch(&gates, true);
+            if let Err(error) = pods
+                .patch_status(&name, &PatchParams::default(), &Patch::Strategic(&patch))
+                .await
+            {
+                tracing::warn!(pod = %name, %error, "cannot open a seed pod's readiness gates");
+            }
         }
     }
+}
+
+/// Whether the pod's condition `condition_type` is `True`.
+fn condition_true(pod: &Pod, condition_type: &str) -> bool {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|cs| {
+            cs.iter()
+                .any(|c| c.type_ == condition_type && c.status == "True")
+        })
 }
 
 /// A status patch setting each of `types` to `status`.
