@@ -127,8 +127,9 @@ async fn twenty_replicas(kind: BackendKind) {
 }
 scenario!(twenty_replicas, sim_twenty_replicas, real_twenty_replicas);
 
-/// (e) SIGKILL once the first pod update is seen; `engine resume` finishes with no update
-/// repeated and no handover applied twice.
+/// (e) SIGKILL once the first pod update is seen, and the resumed run again right after its
+/// first handover; the last `engine resume` finishes with no update repeated and no handover
+/// applied twice.
 async fn kill_and_resume(kind: BackendKind) {
     let Some(bed) = bed(
         kind,
@@ -149,6 +150,19 @@ async fn kill_and_resume(kind: BackendKind) {
         .unwrap_or_else(|v| panic!("no update began: {v:#?}"));
     run.start_kill().unwrap();
     let killed = run.wait().await.unwrap();
+    assert_eq!(killed.code(), None, "not killed by the signal: {killed:?}");
+
+    // Again, right after the resumed run's first handover is applied.
+    let mut resumed = bed.spawn(&["resume", "killed"]);
+    let arbiter = bed.backend.arbiter().clone();
+    let first = bed.epoch;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while arbiter.epoch() == first {
+        assert!(Instant::now() < deadline, "no handover after the resume");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    resumed.start_kill().unwrap();
+    let killed = resumed.wait().await.unwrap();
     assert_eq!(killed.code(), None, "not killed by the signal: {killed:?}");
 
     let out = bed.engine(&["resume", "killed"]).await;

@@ -2,6 +2,9 @@
 //! outside [`Observer`] on its set, a private folder for state and plans, and the real
 //! `engine` binary run against it. Every assertion it offers reads the cluster through the API
 //! and the arbiter through its handle, so it means the same on both backends.
+//!
+//! `BATON_SCENARIO_ENGINE=PATH` runs another build of `engine` instead of this one (an older
+//! commit, to show that a regression scenario fails without its fix).
 
 #![allow(dead_code)]
 
@@ -169,7 +172,7 @@ impl Bed {
 
     /// The engine command with this bed's kubeconfig and the state folder `state`.
     pub fn command_in(&self, state: &Path, args: &[&str]) -> tokio::process::Command {
-        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_engine"));
+        let mut cmd = tokio::process::Command::new(engine_binary());
         cmd.args(args)
             .arg("--kubeconfig")
             .arg(self.backend.kubeconfig_path())
@@ -337,6 +340,16 @@ impl Bed {
             .await
             .unwrap();
     }
+}
+
+/// The `engine` under test: `BATON_SCENARIO_ENGINE`, else this package's build.
+fn engine_binary() -> PathBuf {
+    std::env::var_os("BATON_SCENARIO_ENGINE")
+        .filter(|p| !p.is_empty())
+        .map_or_else(
+            || PathBuf::from(env!("CARGO_BIN_EXE_engine")),
+            PathBuf::from,
+        )
 }
 
 /// Waits for an engine process to end (at most [`ENGINE_TIMEOUT`]).
