@@ -43,10 +43,25 @@ pub async fn follow(
             }
         }
     }
+    // Piped: a wait is told once it has lasted WAIT_PATIENCE unchanged, so a pod that is
+    // ready a moment later costs no line, and a stuck wave says what holds it without -v.
+    let mut wait = PendingWait::default();
     loop {
-        match events.recv().await {
+        let received = tokio::select! {
+            received = events.recv() => received,
+            () = wait.due() => {
+                if !json && !crate::printer::is_quiet() && let Some(line) = wait.take() {
+                    eprintln!("{line}");
+                }
+                continue;
+            }
+        };
+        match received {
             Ok(event) => {
                 last_pods.apply(&event);
+                if !verbose {
+                    wait.apply(&event);
+                }
                 if json {
                     if let Ok(line) = serde_json::to_string(&event) {
                         crate::printer::out(line);
@@ -65,6 +80,63 @@ pub async fn follow(
             Err(broadcast::error::RecvError::Closed) => return last_pods.into_rows(),
         }
     }
+}
+
+/// How long a wait must last, unchanged, before a piped run prints it.
+const WAIT_PATIENCE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The latest wait of a piped run not yet printed.
+#[derive(Default)]
+struct PendingWait {
+    pending: Option<(String, String, tokio::time::Instant)>,
+    printed: Option<(String, String)>,
+}
+
+impl PendingWait {
+    fn apply(&mut self, event: &RunEvent) {
+        match event {
+            RunEvent::Waiting { step, what } => {
+                let told = self.printed.as_ref() == Some(&(step.clone(), what.clone()));
+                self.pending = (!told).then(|| {
+                    (
+                        step.clone(),
+                        what.clone(),
+                        tokio::time::Instant::now() + WAIT_PATIENCE,
+                    )
+                });
+            }
+            RunEvent::StepFinished { step, .. } | RunEvent::StepFailed { step, .. }
+                if self.pending.as_ref().is_some_and(|(s, _, _)| s == step) =>
+            {
+                self.pending = None;
+            }
+            _ => {}
+        }
+    }
+
+    /// Resolves when the pending wait is due; never while there is none.
+    async fn due(&self) {
+        match &self.pending {
+            Some((_, _, at)) => tokio::time::sleep_until(*at).await,
+            None => std::future::pending().await,
+        }
+    }
+
+    fn take(&mut self) -> Option<String> {
+        let (step, what, _) = self.pending.take()?;
+        let line = format!("  {step}: waiting for {}", abridge(&what));
+        self.printed = Some((step, what));
+        Some(line)
+    }
+}
+
+/// At most five of the `; `-separated reasons, and how many more there are.
+fn abridge(what: &str) -> String {
+    let parts: Vec<&str> = what.split("; ").collect();
+    if parts.len() <= 5 {
+        return what.to_owned();
+    }
+    format!("{}; … and {} more", parts[..5].join("; "), parts.len() - 5)
 }
 
 /// The pod table as of the latest event: the last `pods` list, with the pods updated

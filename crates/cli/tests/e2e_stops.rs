@@ -178,3 +178,59 @@ async fn of_two_runs_started_at_once_on_one_set_exactly_one_proceeds() {
     );
     env.assert_finished_clean(5, 3);
 }
+
+/// Issue #12: while a wave waits, `engine status` (from another process) and the piped
+/// progress (without -v) name each pod still in the way and why; status shows the pods.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiting_wave_names_each_pod_in_the_way_in_status_and_piped_progress() {
+    let env = Env::start(seed_config()).await;
+    baton_sim::controller::set_pod_ready(env.sim.store(), NS, "sample-1", false).unwrap();
+    let plan = env.plan("held", |doc| {
+        doc["spec"]["waves"]["readyTimeout"] = "8s".into()
+    });
+    let child = env.command(&["run", path_str(&plan)]).spawn().unwrap();
+    let run = tokio::spawn(child.wait_with_output());
+    let deadline = std::time::Instant::now() + Duration::from_secs(8);
+    let waiting = loop {
+        let status = env.engine(&["status", "held", "--output", "json"]).await;
+        if let Ok(view) = serde_json::from_slice::<serde_json::Value>(&status.stdout)
+            && let Some(w) = view["waiting"].as_array().and_then(|w| {
+                w.iter()
+                    .find(|w| w["what"].as_str().is_some_and(|t| t.contains("sample-1:")))
+            })
+        {
+            assert!(
+                view["pods"].as_array().is_some_and(|p| p.len() == 5),
+                "{view:#}"
+            );
+            break w["what"].as_str().unwrap_or_default().to_owned();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "status never said what the wave waits for"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(waiting.contains("sample-1: "), "{waiting}");
+    let status = env.engine(&["status", "held"]).await;
+    let shown = text(&status.stdout);
+    assert!(shown.contains("waiting: wave-1/wait-updated: "), "{shown}");
+    assert!(
+        shown.contains("pods (as the run last read them)"),
+        "{shown}"
+    );
+
+    let out = tokio::time::timeout(Duration::from_secs(60), run)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_exit(&out, 1);
+    let err = text(&out.stderr);
+    assert!(
+        err.lines()
+            .any(|l| l.contains("wave-1/wait-updated: waiting for") && l.contains("sample-1: ")),
+        "the piped run did not say what it waits for: {}",
+        describe(&out)
+    );
+}

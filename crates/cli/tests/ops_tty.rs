@@ -233,9 +233,10 @@ async fn the_live_display_shows_the_wave_and_pods_then_leaves_only_the_summary()
     let tmux = Tmux::start("ok", &script);
 
     let header = live_header("tty");
-    // A wave's pods take 700 ms to be ready: the display shows the wait.
+    // A wave's pods take 700 ms to be ready: the display shows the wait, first as the wave's
+    // pods, then as each pod in the way and why.
     let waiting = Regex::new(
-        r"(?m)^  wave-\d+/wait-updated: waiting for sample-\d.* to run the update revision and be ready$",
+        r"(?m)^  wave-\d+/wait-updated: waiting for sample-\d(.* to run the update revision and be ready|: .*)$",
     )
     .unwrap();
     // One row per pod: role, revision (old/new), readiness, the wave's note.
@@ -277,7 +278,7 @@ async fn the_live_display_shows_the_wave_and_pods_then_leaves_only_the_summary()
             r"wave 2: updating sample-0, sample-2 \(partition 1\)",
             r"wave 3: updating sample-4 \(partition 0\)",
             "run tty: succeeded",
-            "NAME      ROLE     IMAGE          REVISION           READY",
+            "NAME      ROLE     IMAGE          REVISION +READY",
             r"sample-0  working  alpine:3\.18\.0  sample-[0-9a-z]+  true",
             r"sample-1  working  alpine:3\.18\.0  sample-[0-9a-z]+  true",
             r"sample-2  idle     alpine:3\.18\.0  sample-[0-9a-z]+  true",
@@ -326,7 +327,7 @@ async fn ctrl_c_at_a_terminal_erases_the_live_display_and_exits_130() {
             r"signal received: stopping at the next safe point \(again to exit now\)",
             "run tty-int: interrupted",
             "interrupted; state is checkpointed, continue with `engine resume`",
-            "NAME      ROLE     IMAGE          REVISION           READY",
+            "NAME      ROLE     IMAGE          REVISION +READY",
         ],
     );
     assert!(tmux.cursor_visible(), "the cursor stays hidden");

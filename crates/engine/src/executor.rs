@@ -51,7 +51,7 @@ use crate::step::{
 use crate::store::records::NodeError;
 use crate::store::{
     self, Commit, Durability, LogEntry, LogKind, NodeRecord, NodeState, Phase, RunMeta, RunRecord,
-    RunState, RunStore, RunSummary, RunView, SledStore, StoreError,
+    RunState, RunStore, RunSummary, RunView, SledStore, StoreError, WaitingEntry,
 };
 
 /// The run refuses to grow past this many waves. A rollout needs at most one wave per
@@ -999,9 +999,39 @@ impl Blueprint for ValidPlan {
 
 struct Inner {
     rec: RunRecord,
+    /// The latest `Waiting` of each step, and the latest pod table: live-only facts for
+    /// the published view, never persisted (they are stale the moment the process stops).
+    waiting: BTreeMap<String, String>,
+    pods: Option<Vec<crate::event::PodRow>>,
     waiters: Vec<(StepId, oneshot::Sender<Approval>)>,
     /// A commit failed: memory and disk may disagree, so nothing more is written.
     broken: bool,
+}
+
+impl Inner {
+    /// The view a driving process publishes: the record plus what its steps wait for now
+    /// (only steps still running) and the latest pods.
+    fn live_view(&self, pid: u32) -> RunView {
+        let mut view = RunView::of(&self.rec, Some(pid));
+        let running: BTreeSet<String> = self
+            .rec
+            .nodes
+            .iter()
+            .filter(|n| n.state == NodeState::Running)
+            .map(|n| n.spec.id.to_string())
+            .collect();
+        view.waiting = self
+            .waiting
+            .iter()
+            .filter(|(step, _)| running.contains(*step))
+            .map(|(step, what)| WaitingEntry {
+                step: step.clone(),
+                what: what.clone(),
+            })
+            .collect();
+        view.pods.clone_from(&self.pods);
+        view
+    }
 }
 
 pub(crate) struct Shared {
@@ -1103,7 +1133,7 @@ impl Shared {
                 let me = me.clone();
                 let pid = std::process::id();
                 Publisher::start(store::status_path(d), move || {
-                    me.upgrade().map(|s| RunView::of(&s.lock().rec, Some(pid)))
+                    me.upgrade().map(|s| s.lock().live_view(pid))
                 })
             });
             Shared {
@@ -1111,6 +1141,8 @@ impl Shared {
                 store: Mutex::new(Some(store)),
                 inner: Mutex::new(Inner {
                     rec,
+                    waiting: BTreeMap::new(),
+                    pods: None,
                     waiters: Vec::new(),
                     broken: false,
                 }),
@@ -1122,6 +1154,13 @@ impl Shared {
                 abort_by: Mutex::new(None),
             }
         })
+    }
+
+    /// Ask the publisher for a new `status.json` (live-only facts changed).
+    fn mark_stale(&self) {
+        if let Some(status) = &self.status {
+            status.mark_stale();
+        }
     }
 
     /// Release the store (and with it the database lock).
@@ -1377,6 +1416,17 @@ impl Journal for RunJournal {
                 tracing::warn!(%error, "cannot record a run event");
             }
         } else {
+            match &event {
+                RunEvent::Waiting { step, what } => {
+                    self.0.lock().waiting.insert(step.clone(), what.clone());
+                    self.0.mark_stale();
+                }
+                RunEvent::Pods { pods } => {
+                    self.0.lock().pods = Some(pods.clone());
+                    self.0.mark_stale();
+                }
+                _ => {}
+            }
             let _ = self.0.events.send(event);
         }
     }

@@ -540,16 +540,28 @@ pub fn not_ready_reason(pod: &Pod) -> Option<String> {
     let conditions = status
         .and_then(|s| s.conditions.as_deref())
         .unwrap_or_default();
-    if has_inplace_gate(pod)
-        && let Some(c) = conditions
-            .iter()
-            .find(|c| c.type_ == INPLACE_READY && c.status != "True")
-    {
-        return Some(
-            c.reason
-                .clone()
-                .unwrap_or_else(|| format!("{INPLACE_READY} is {}", c.status)),
-        );
+    // A readiness gate not True holds the pod unready whatever its containers say: name it
+    // (Kruise's InPlaceUpdateReady, or the application's own gate).
+    let gates = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.readiness_gates.as_deref())
+        .unwrap_or_default();
+    for gate in gates {
+        let kind = &gate.condition_type;
+        match conditions.iter().find(|c| &c.type_ == kind) {
+            Some(c) if c.status == "True" => {}
+            Some(c) => {
+                let why = c
+                    .reason
+                    .as_deref()
+                    .or(c.message.as_deref())
+                    .map(|r| format!(" ({r})"))
+                    .unwrap_or_default();
+                return Some(format!("readiness gate {kind} is {}{why}", c.status));
+            }
+            None => return Some(format!("readiness gate {kind} has no condition yet")),
+        }
     }
     if let Some(c) = conditions
         .iter()
@@ -718,7 +730,7 @@ mod tests {
         assert!(!pod_ready(&gated("False")));
         assert_eq!(
             not_ready_reason(&gated("False")).as_deref(),
-            Some("StartingContainers")
+            Some("readiness gate InPlaceUpdateReady is False (StartingContainers)")
         );
         let ungated = pod(serde_json::json!({
             "metadata": {"name": "sample-1"},

@@ -14,13 +14,43 @@ use crate::printer;
 pub fn run(global: &GlobalArgs, args: &OptRunArg) -> anyhow::Result<ExitStatus> {
     let dir = state_dir(global)?;
     let run = executor::pick_run(&dir, args.run.as_deref())?;
-    let view = executor::load_run(&dir, &run)?;
+    let mut view = executor::load_run(&dir, &run)?;
+    // A driving process publishes the pods it last read; otherwise ask the cluster now.
+    let mut pods_note = None;
+    if view.pods.is_none() {
+        match cluster_pods(global, &dir, &run) {
+            Ok(rows) => view.pods = Some(rows),
+            Err(error) => pods_note = Some(format!("{error:#}")),
+        }
+    }
     if printer::is_json(global) {
         printer::out_json(&serde_json::to_value(&view)?);
     } else {
-        printer::out(render(&view).trim_end());
+        let mut text = render(&view);
+        if let Some(note) = pods_note {
+            let _ = writeln!(text, "\npods: cannot read the cluster: {note}");
+        }
+        printer::out(text.trim_end());
     }
     Ok(ExitStatus::Success)
+}
+
+/// The set's pods and roles from the cluster and the arbiter, within a few seconds.
+fn cluster_pods(
+    global: &GlobalArgs,
+    dir: &std::path::Path,
+    run: &str,
+) -> anyhow::Result<Vec<baton_engine::event::PodRow>> {
+    let plan = executor::stored_plan(dir, Some(run))?;
+    crate::cluster::runtime()?.block_on(async {
+        let read = async {
+            let client = crate::cluster::client(global).await?;
+            Ok::<_, anyhow::Error>(baton_steps::read_pod_rows(&client, &plan).await?)
+        };
+        tokio::time::timeout(std::time::Duration::from_secs(5), read)
+            .await
+            .map_err(|_| anyhow::anyhow!("no answer within 5s"))?
+    })
 }
 
 /// `--state-dir`, `$ENGINE_STATE_DIR`, then the XDG default.
@@ -70,6 +100,9 @@ fn render(view: &RunView) -> String {
             );
         }
     }
+    for w in &view.waiting {
+        let _ = writeln!(s, "waiting: {}: {}", w.step, w.what);
+    }
     if !view.vars.is_empty() {
         let vars: Vec<String> = view.vars.iter().map(|(k, v)| format!("{k}={v}")).collect();
         let _ = writeln!(s, "vars:    {}", vars.join(" "));
@@ -115,6 +148,18 @@ fn render(view: &RunView) -> String {
     for [id, node_state, tries, error] in &rows {
         let line = format!("{id:<step$}  {node_state:<state$}  {tries:>attempts$}  {error}");
         let _ = writeln!(s, "{}", line.trim_end());
+    }
+    if let Some(pods) = &view.pods {
+        let source = if view.live_pid.is_some() {
+            "as the run last read them"
+        } else {
+            "from the cluster now"
+        };
+        let _ = writeln!(
+            s,
+            "\npods ({source}):\n{}",
+            crate::progress::pod_table(pods)
+        );
     }
     s
 }

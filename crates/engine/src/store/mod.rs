@@ -22,7 +22,7 @@ pub mod view;
 pub use memory::MemoryStore;
 pub use records::{LogEntry, LogKind, NodeRecord, NodeState, Phase, RunMeta, RunRecord, RunState};
 pub use sled::SledStore;
-pub use view::{AuditEntry, AuditOutcome, RunSummary, RunView};
+pub use view::{AuditEntry, AuditOutcome, RunSummary, RunView, WaitingEntry};
 
 /// When a commit must be on disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

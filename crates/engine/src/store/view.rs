@@ -40,10 +40,26 @@ pub struct RunView {
     pub waiting_approval: Vec<String>,
     #[serde(default)]
     pub vars: BTreeMap<String, serde_json::Value>,
+    /// What running steps wait for now, each pod still in the way and why. Only a driving
+    /// process knows; a view read from the store has none.
+    #[serde(default)]
+    pub waiting: Vec<WaitingEntry>,
+    /// The set's pods as the driving process last read them (role from the arbiter). `None`
+    /// in a view read from the store: `engine status` then reads the cluster itself.
+    #[serde(default)]
+    pub pods: Option<Vec<crate::event::PodRow>>,
     pub nodes: Vec<NodeView>,
     pub audit: Vec<AuditEntry>,
     pub approvals: Vec<ApprovalEntry>,
     pub events: Vec<EventEntry>,
+}
+
+/// One running step's current wait.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WaitingEntry {
+    pub step: String,
+    pub what: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -263,6 +279,8 @@ impl RunView {
                 .map(ToString::to_string)
                 .collect(),
             vars: meta.vars.clone(),
+            waiting: Vec::new(),
+            pods: None,
             nodes,
             audit,
             approvals,

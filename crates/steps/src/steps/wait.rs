@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::pin::Pin;
 
+use baton_engine::event::RunEvent;
 use baton_engine::plan::Roles;
 use baton_engine::snapshot::{PodView, StsView};
 use baton_engine::step::{StepContext, StepError};
@@ -37,6 +38,12 @@ pub enum Stuck {
     },
     /// Kruise lifecycle state other than `Normal`.
     Lifecycle(String),
+    /// Still old and available: the controller will not start it while `unavailable` pods
+    /// already use the set's `maxUnavailable` budget.
+    HeldByMaxUnavailable {
+        unavailable: usize,
+        max: u32,
+    },
 }
 
 impl fmt::Display for Stuck {
@@ -60,6 +67,10 @@ impl fmt::Display for Stuck {
                 reason.as_deref().unwrap_or("no reason given")
             ),
             Stuck::Lifecycle(state) => write!(f, "lifecycle state {state}"),
+            Stuck::HeldByMaxUnavailable { unavailable, max } => write!(
+                f,
+                "waiting its turn: maxUnavailable is {max} and {unavailable} pod(s) are unavailable"
+            ),
         }
     }
 }
@@ -115,6 +126,12 @@ pub fn progress(sts: &StsView, pods: &[PodView], selected: &[String]) -> Progres
         };
     };
     let mut stuck = Vec::new();
+    // Kruise counts every counted pod that is not available against the budget.
+    let unavailable = pods
+        .iter()
+        .filter(|p| p.ordinal < sts.replicas && (!p.ready || p.terminating))
+        .count();
+    let budget_full = unavailable >= usize::try_from(sts.max_unavailable.max(1)).unwrap_or(1);
     for name in selected {
         let Some(p) = pods.iter().find(|p| &p.name == name) else {
             stuck.push((name.clone(), Stuck::Missing));
@@ -130,6 +147,11 @@ pub fn progress(sts: &StsView, pods: &[PodView], selected: &[String]) -> Progres
             Some(Stuck::CrashLooping {
                 reason: p.not_ready_reason.clone().unwrap_or_default(),
                 restarts: p.restarts,
+            })
+        } else if p.revision.as_deref() != Some(want) && p.ready && budget_full {
+            Some(Stuck::HeldByMaxUnavailable {
+                unavailable,
+                max: sts.max_unavailable,
             })
         } else if p.revision.as_deref() != Some(want) {
             Some(Stuck::WrongRevision {
@@ -274,6 +296,9 @@ impl Watched {
     }
 }
 
+/// The shortest time between two `Waiting` events of one wait.
+const WAIT_NEWS_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+
 /// Watches until `done` returns `Some`, bounded by `waves.readyTimeout` and the run's
 /// cancellation. On timeout, `explain` says what was still missing.
 pub async fn watch_until<T>(
@@ -304,9 +329,35 @@ pub async fn watch_until<T>(
     let mut state = Watched::new(&target.name, &env.plan.spec().roles, with_pods);
     let deadline = tokio::time::sleep(timeout);
     tokio::pin!(deadline);
+    // What the wait is held by, told whenever it changes (at most every WAIT_NEWS_EVERY):
+    // status, the live view and piped progress name each pod in the way and why.
+    // A short wait tells nothing: the first news comes once it has lasted WAIT_NEWS_EVERY.
+    let mut told: Option<String> = None;
+    let mut told_at = tokio::time::Instant::now();
+    let mut news_due = Some(told_at + WAIT_NEWS_EVERY);
     loop {
+        let news = async {
+            match news_due {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             () = ctx.cancel.cancelled() => return Err(StepError::interrupted()),
+            () = news => {
+                news_due = None;
+                if state.ready() {
+                    let what = explain(&state);
+                    if told.as_ref() != Some(&what) {
+                        ctx.journal.emit(RunEvent::Waiting {
+                            step: ctx.step.to_string(),
+                            what: what.clone(),
+                        });
+                        told = Some(what);
+                        told_at = tokio::time::Instant::now();
+                    }
+                }
+            }
             () = &mut deadline => {
                 return Err(StepError::failed(format!(
                     "{} did not finish within {}: {}",
@@ -332,6 +383,10 @@ pub async fn watch_until<T>(
                 }
                 if state.ready() && let Some(out) = done(&state) {
                     return Ok(out);
+                }
+                // Something changed: tell it once the last news is old enough.
+                if news_due.is_none() {
+                    news_due = Some((told_at + WAIT_NEWS_EVERY).max(tokio::time::Instant::now()));
                 }
             }
         }
@@ -470,6 +525,20 @@ mod tests {
                 vec![],
                 "sample-4",
                 Progress::Waiting(vec![("sample-4".into(), Stuck::Missing)]),
+            ),
+            (
+                vec![
+                    pod("sample-1", "sample-old", true),
+                    pod("sample-2", "sample-new", false),
+                ],
+                "sample-1",
+                Progress::Waiting(vec![(
+                    "sample-1".into(),
+                    Stuck::HeldByMaxUnavailable {
+                        unavailable: 1,
+                        max: 1,
+                    },
+                )]),
             ),
         ];
         for (pods, selected, want) in cases {
