@@ -186,7 +186,10 @@ async fn api_errors_and_cut_watches_do_not_stop_the_rollout() {
 async fn handover_hooks_run_only_in_waves_with_a_handover() {
     let env = Env::start(seed_config()).await;
     let log = env.dir.path().join("handovers.log");
-    let script = format!("echo \"$BATON_WAVE $BATON_PROMOTE\" >> {}", log.display());
+    let script = format!(
+        "echo \"$BATON_WAVE $BATON_PROMOTE\" >> {}; echo noted",
+        log.display()
+    );
     let plan = env.plan("hooked", |doc| {
         doc["spec"]["hooks"] = serde_yaml::from_str(&format!(
             "beforeHandover:\n  - name: note\n    exec: {{command: [\"sh\", \"-c\", {script:?}], timeout: 5s}}\n"
@@ -203,4 +206,19 @@ async fn handover_hooks_run_only_in_waves_with_a_handover() {
         describe(&out)
     );
     env.assert_finished_clean(5, 3);
+    // The history records what each hook call answered, not `null → null`.
+    let history = env.engine(&["history", "hooked", "--output", "json"]).await;
+    let doc: Value = serde_json::from_slice(&history.stdout).expect("history JSON");
+    let calls: Vec<&Value> = doc["audit"]
+        .as_array()
+        .expect("audit")
+        .iter()
+        .filter(|a| a["object"] == "hook note")
+        .collect();
+    assert_eq!(calls.len(), 2, "{doc:#}");
+    for call in calls {
+        assert_eq!(call["outcome"], "applied", "{call:#}");
+        assert_eq!(call["after"]["exit"], 0, "{call:#}");
+        assert_eq!(call["after"]["stdout"], "noted", "{call:#}");
+    }
 }

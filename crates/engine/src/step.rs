@@ -84,6 +84,9 @@ pub struct IntentId(pub u64);
 pub enum WriteOutcome {
     /// The cluster or the arbiter acknowledged it.
     Applied,
+    /// A call that acts on the world (a hook) completed; `answer` is what it answered (an
+    /// http status, an exit code with the tails of its output), for the history.
+    Completed { answer: serde_json::Value },
     /// It was refused or failed to send; `error` says why.
     Failed { error: String },
     /// An answer came that does not say whether the write landed (a server timeout, a

@@ -150,7 +150,10 @@ pub async fn write_ahead<T>(
     failpoint(&ctx.step);
     let answer = call.await;
     if let Some(outcome) = outcome(&answer) {
-        if outcome == WriteOutcome::Applied {
+        if matches!(
+            outcome,
+            WriteOutcome::Applied | WriteOutcome::Completed { .. }
+        ) {
             failpoint_after(&ctx.step);
         }
         let settle = intents.into_iter().map(|i| (i, outcome.clone())).collect();

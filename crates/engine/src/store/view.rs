@@ -215,6 +215,10 @@ impl RunView {
                     if let Some(entry) = audit.iter_mut().rev().find(|a| a.seq == intent.0) {
                         entry.outcome = match outcome {
                             WriteOutcome::Applied => AuditOutcome::Applied,
+                            WriteOutcome::Completed { answer } => {
+                                entry.write.after = answer.clone();
+                                AuditOutcome::Applied
+                            }
                             WriteOutcome::Failed { error } => AuditOutcome::Failed {
                                 error: error.clone(),
                             },

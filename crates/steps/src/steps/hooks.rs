@@ -145,7 +145,9 @@ async fn audited(
         after: Value::Null,
     };
     write_ahead(ctx, audit, call, |result| match result {
-        Ok(_) => Some(WriteOutcome::Applied),
+        Ok(out) => Some(WriteOutcome::Completed {
+            answer: out.value.clone(),
+        }),
         Err(e) if e.kind == StepErrorKind::Interrupted => Some(WriteOutcome::Cancelled),
         Err(e) => Some(WriteOutcome::Failed {
             error: e.message.clone(),
@@ -207,25 +209,31 @@ async fn exec(ctx: &StepContext, hook: &ExecHook, vars: &Vars) -> Result<StepOut
             Ok(Ok(o)) => o,
         },
     };
+    let (stdout, stderr) = (tail(&output.stdout), tail(&output.stderr));
     if !output.status.success() {
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        let tail: String = stderr
-            .trim()
-            .chars()
-            .rev()
-            .take(300)
-            .collect::<Vec<_>>()
-            .into_iter()
-            .rev()
-            .collect();
-        return Err(StepError::failed(format!(
-            "exec hook {program} exited with {}: {tail}",
-            output.status
-        )));
+        let mut told = format!("exec hook {program} exited with {}", output.status);
+        for (name, text) in [("stderr", &stderr), ("stdout", &stdout)] {
+            if !text.is_empty() {
+                told.push_str(&format!("; {name}: {text}"));
+            }
+        }
+        return Err(StepError::failed(told));
     }
-    Ok(StepOutput::new(
-        json!({"command": argv, "exit": output.status.code()}),
-    ))
+    Ok(StepOutput::new(json!({
+        "command": argv,
+        "exit": output.status.code(),
+        "stdout": stdout,
+        "stderr": stderr,
+    })))
+}
+
+/// The last 300 characters of a hook's output, trimmed: enough to see why, small enough for
+/// the history.
+fn tail(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    let text = text.trim();
+    let skip = text.chars().count().saturating_sub(300);
+    text.chars().skip(skip).collect()
 }
 
 /// A pause that a signal interrupts.
