@@ -188,9 +188,9 @@ fn bench_commits(dir: &Path, count: u32) -> serde_json::Value {
     }
     let elapsed = began.elapsed();
     let bytes = written_bytes().saturating_sub(bytes_before);
-    let record_bytes = baton_engine::store::records::encode(&node).len()
-        + baton_engine::store::records::encode(&entry(0)).len()
-        + baton_engine::store::records::encode(&meta).len();
+    let record_bytes = baton_engine::store::records::encode(&node, "node").map_or(0, |b| b.len())
+        + baton_engine::store::records::encode(&entry(0), "log").map_or(0, |b| b.len())
+        + baton_engine::store::records::encode(&meta, "meta").map_or(0, |b| b.len());
     serde_json::json!({
         "commits": count,
         "us_per_commit": elapsed.as_micros() as f64 / f64::from(count),

@@ -147,6 +147,14 @@ pub enum KubeError {
     Conflict { what: String },
     #[error("reading the arbiter failed")]
     Arbiter(#[from] ArbiterError),
+    /// The engine could not build the patch it meant to send: a bug, not a race, so it is
+    /// never retried as if the object had changed.
+    #[error("cannot build the patch for {what}")]
+    Patch {
+        what: String,
+        #[source]
+        source: crate::patch::PatchError,
+    },
 }
 
 impl KubeError {
@@ -174,6 +182,8 @@ impl KubeError {
                 status.code != 504 && !matches!(status.reason.as_str(), "Timeout" | "ServerTimeout")
             }
             KubeError::Arbiter(e) => e.surely_not_applied(),
+            // Nothing was sent.
+            KubeError::Patch { .. } => true,
             KubeError::Api { .. } | KubeError::NotFound { .. } | KubeError::NoSelector(_) => false,
         }
     }
@@ -184,7 +194,9 @@ impl KubeError {
             KubeError::Conflict { .. } => true,
             KubeError::Api { source, .. } => kube_error_retryable(source),
             KubeError::Arbiter(e) => e.is_retryable(),
-            KubeError::NotFound { .. } | KubeError::NoSelector(_) => false,
+            KubeError::NotFound { .. } | KubeError::NoSelector(_) | KubeError::Patch { .. } => {
+                false
+            }
         }
     }
 }

@@ -154,8 +154,9 @@ pub async fn plan_freeze(client: &kube::Client, plan: &ValidPlan) -> Result<Free
     let partition = baton_engine::decide::freeze_partition(&snapshot);
     let patch = match partition_patch(&env::to_value(&sts), partition) {
         None => None,
-        Some(patch) => Some(patch.into_patch().map_err(|e| KubeError::Conflict {
-            what: e.to_string(),
+        Some(patch) => Some(patch.into_patch().map_err(|source| KubeError::Patch {
+            what: target.sts_object(),
+            source,
         })?),
     };
     Ok(Freeze {

@@ -105,7 +105,11 @@ async fn a_server_error_on_a_pod_patch_is_retryable_and_the_rerun_converges() {
     // server answered it with a 500 Status, a refusal: the history says `failed`, not that
     // the answer never came (issue #12).
     assert_eq!(failed_writes(&h, &relabel), 1, "exactly one patch failed");
-    assert_eq!(h.journal.unsettled().len(), 0, "a refused write left unconfirmed");
+    assert_eq!(
+        h.journal.unsettled().len(),
+        0,
+        "a refused write left unconfirmed"
+    );
     let out = h.ok(relabel).await;
     let patched = out.value["patched"].as_array().unwrap().len();
     assert_eq!(patched, 1, "{}", out.value);

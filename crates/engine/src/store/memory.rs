@@ -66,7 +66,7 @@ impl RunStore for MemoryStore {
                     inner.nodes.len()
                 )));
             }
-            let bytes = records::encode(node);
+            let bytes = records::encode(node, "node")?;
             if i == inner.nodes.len() {
                 inner.nodes.push(bytes);
             } else {
@@ -81,9 +81,9 @@ impl RunStore for MemoryStore {
                     inner.log.len()
                 )));
             }
-            inner.log.push(records::encode(entry));
+            inner.log.push(records::encode(entry, "log")?);
         }
-        inner.meta = Some(records::encode(commit.meta));
+        inner.meta = Some(records::encode(commit.meta, "meta")?);
         Ok(())
     }
 }

@@ -82,6 +82,13 @@ pub enum StoreError {
         #[source]
         source: ::sled::Error,
     },
+    /// A record could not be serialized: a bug, never written as empty bytes.
+    #[error("cannot encode a {what} record")]
+    Encode {
+        what: &'static str,
+        #[source]
+        source: serde_json::Error,
+    },
 }
 
 /// `<state-dir>/runs`.

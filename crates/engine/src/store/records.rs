@@ -10,6 +10,7 @@ use jiff::Timestamp;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use super::StoreError;
 use crate::dag::{NodeSpec, StepId};
 use crate::event::RunEvent;
 use crate::plan::PlanSource;
@@ -36,14 +37,15 @@ pub enum DecodeError {
     Newer { what: String, found: u16 },
 }
 
-/// Serialize `body` in the current envelope.
-pub fn encode<T: Serialize>(body: &T) -> Vec<u8> {
-    // Serializing plain data structs to JSON cannot fail (no maps with non-string keys).
+/// Serialize `body` in the current envelope. Plain data structs do not fail to serialize,
+/// but if one ever did, the commit fails rather than storing empty bytes that a later load
+/// would call corrupt.
+pub fn encode<T: Serialize>(body: &T, what: &'static str) -> Result<Vec<u8>, StoreError> {
     serde_json::to_vec(&Envelope {
         v: FORMAT_VERSION,
         body,
     })
-    .unwrap_or_default()
+    .map_err(|source| StoreError::Encode { what, source })
 }
 
 /// Read an envelope, refusing unknown versions and malformed bodies.

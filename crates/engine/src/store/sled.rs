@@ -28,6 +28,10 @@ pub struct SledStore {
     meta: sled::Tree,
     nodes: sled::Tree,
     log: sled::Tree,
+    /// Our own exclusive lock beside the database, declared last so it is released after
+    /// sled's: sled reports its own held lock only as an `Other` error with a message, and a
+    /// message is no contract. `try_lock` says `WouldBlock`.
+    _lock: std::fs::File,
 }
 
 impl std::fmt::Debug for SledStore {
@@ -42,6 +46,7 @@ impl SledStore {
     /// Open (or create) the database at `path`. A database locked by another process
     /// gives [`StoreError::Locked`]; a damaged one [`StoreError::Corrupt`], never a panic.
     pub fn open(path: &Path) -> Result<SledStore, StoreError> {
+        let lock = take_lock(path)?;
         let opened = catch_unwind(AssertUnwindSafe(|| {
             sled::Config::new()
                 .path(path)
@@ -74,6 +79,7 @@ impl SledStore {
             log: tree("log")?,
             path: path.to_owned(),
             db,
+            _lock: lock,
         })
     }
 
@@ -165,17 +171,17 @@ impl RunStore for SledStore {
     }
 
     fn commit(&self, commit: &Commit<'_>) -> Result<(), StoreError> {
-        let meta_bytes = records::encode(commit.meta);
+        let meta_bytes = records::encode(commit.meta, "meta")?;
         let nodes: Vec<([u8; 4], Vec<u8>)> = commit
             .nodes
             .iter()
-            .map(|(i, n)| (i.to_be_bytes(), records::encode(n)))
-            .collect();
+            .map(|(i, n)| Ok((i.to_be_bytes(), records::encode(n, "node")?)))
+            .collect::<Result<_, StoreError>>()?;
         let log: Vec<([u8; 8], Vec<u8>)> = commit
             .log
             .iter()
-            .map(|e| (e.seq.to_be_bytes(), records::encode(e)))
-            .collect();
+            .map(|e| Ok((e.seq.to_be_bytes(), records::encode(e, "log")?)))
+            .collect::<Result<_, StoreError>>()?;
         let checkpoint = format!("in-checkpoint:{}", commit.label);
         let result: Result<(), TransactionError<()>> = (&self.meta, &self.nodes, &self.log)
             .transaction(|(meta, node_tree, log_tree)| {
@@ -211,13 +217,32 @@ impl RunStore for SledStore {
     }
 }
 
+/// The exclusive lock on `<db>.lock`, taken before sled opens the database.
+fn take_lock(path: &Path) -> Result<std::fs::File, StoreError> {
+    let open_err = |e: std::io::Error| StoreError::Open {
+        path: path.to_owned(),
+        source: sled::Error::Io(e),
+    };
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(open_err)?;
+    }
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path.with_extension("lock"))
+        .map_err(open_err)?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::Locked {
+            path: path.to_owned(),
+        }),
+        Err(std::fs::TryLockError::Error(e)) => Err(open_err(e)),
+    }
+}
+
 fn classify_open_error(path: &Path, e: sled::Error) -> StoreError {
     match e {
-        sled::Error::Io(ref io) if io.to_string().contains("could not acquire lock") => {
-            StoreError::Locked {
-                path: path.to_owned(),
-            }
-        }
         sled::Error::Corruption { .. } => StoreError::Corrupt {
             path: path.to_owned(),
             detail: "the database fails its checksums".to_owned(),
@@ -242,4 +267,25 @@ fn panic_detail(panic: &Box<dyn std::any::Any + Send>) -> String {
         .or_else(|| panic.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "unreadable data".to_owned());
     format!("the database could not be read ({what})")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_database_held_open_is_locked_and_free_again_once_closed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let first = SledStore::open(&path).unwrap();
+        assert!(
+            matches!(SledStore::open(&path), Err(StoreError::Locked { .. })),
+            "a second open of a held database must say Locked"
+        );
+        drop(first);
+        assert!(
+            SledStore::open(&path).is_ok(),
+            "the lock outlived the store"
+        );
+    }
 }
