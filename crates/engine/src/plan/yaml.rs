@@ -6,8 +6,8 @@
 //! deserializer (`de`) and the checks (`validate`) walk. The tree is bounded (depth and
 //! node count, aliases included) so hostile input cannot exhaust the stack or memory.
 //!
-//! Considered and declined (issue #14): `serde-saphyr`, which is in the lockfile (through
-//! a dev tool) and reports spans for its own parse errors. The checks after parsing
+//! Considered and declined (issue #14): `serde-saphyr`, which is in the lockfile (kube-client
+//! uses it) and reports spans for its own parse errors. The checks after parsing
 //! (`validate`: cross-field rules, unknown placeholders, hook names) need the position of
 //! any node, not only of the first serde error, and they report every problem at once;
 //! with serde-saphyr that would still need a second, positioned tree, so this one stays.
