@@ -1,5 +1,6 @@
-//! The only place that writes to the terminal. Data goes to stdout; progress, warnings
-//! and errors go to stderr. `NO_COLOR` is respected.
+//! The terminal writer for commands: data goes to stdout; warnings and errors go to stderr.
+//! `NO_COLOR` is respected. (The piped progress stream in `progress` and the live display
+//! in `progress::live` write to stderr themselves.)
 //!
 //! While a live progress display owns the bottom of the terminal (see `live`), every
 //! line for stderr, log lines included, is printed above it through the display, so

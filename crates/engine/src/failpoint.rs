@@ -7,10 +7,11 @@
 //! so a test can enumerate the failpoints of a whole run and then crash at each.
 //!
 //! Points the executor defines (`<id>` is a step id such as `wave-2/set-partition`):
-//! - `before-step:<id>`: the node is durably `running`, the step has not started;
+//! - `before-step:<id>`: the node is `running` in the store, the step has not started
+//!   (committed, not yet fsynced: the step's first write-ahead intent flushes it);
 //! - `after-step:<id>`: the step returned, its result is not recorded yet;
 //! - `in-checkpoint:<label>`: inside the store transaction, before it commits
-//!   (labels: `<id>=running`, `<id>=succeeded`, `<id>=failed`, `audit:<id>`, `grow`, …).
+//!   (labels: `<id>=running`, `<id>=succeeded`, `<id>=failed`, `intent:<id>`, `grow`, …).
 //!
 //! Steps add their own with [`hit`] (for instance `before-write:<id>` and `after-write:<id>`
 //! around an external write). With neither variable set, [`hit`] costs one atomic load.

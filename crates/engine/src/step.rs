@@ -25,7 +25,8 @@ pub trait StepRunner: Send + Sync + 'static {
 pub struct StepContext {
     pub run_id: String,
     pub step: StepId,
-    /// 1 for the first attempt; travels with every side effect as a fencing token.
+    /// 1 for the first attempt. Recorded with each write-ahead intent; not a fencing token
+    /// (no write carries it to the cluster; the Lease is what keeps a second run out).
     pub attempt: u32,
     /// Outputs of every step that succeeded so far in this run.
     pub outputs: Arc<BTreeMap<StepId, Arc<serde_json::Value>>>,

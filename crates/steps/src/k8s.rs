@@ -1,6 +1,7 @@
-//! The one place that names Kubernetes client types: the Advanced StatefulSet as a typed
+//! Where the steps meet the Kubernetes client: the Advanced StatefulSet as a typed
 //! resource, the pure conversion of live objects into an engine [`Snapshot`], and the
-//! write helpers every step goes through (JSON patches guarded by `test` ops).
+//! write helpers every step goes through (JSON patches guarded by `test` ops). The lease,
+//! the events and the watches name kube types too, each in its own module.
 //!
 //! The ASTS type is hand-written with only the fields Baton reads; unknown fields are
 //! ignored on read and never written back (every write is a patch of named paths).

@@ -200,7 +200,8 @@ pub struct NodeError {
 pub struct NodeRecord {
     pub spec: NodeSpec,
     pub state: NodeState,
-    /// Attempts started so far over the whole run; the last one is the fencing token.
+    /// Attempts started so far over the whole run (a count for operators and retries; the
+    /// cluster never sees it, so it fences nothing).
     pub attempts: u32,
     /// Shared, not copied: every later step's context holds all earlier outputs, and
     /// a wave's query output carries a snapshot of every pod.
