@@ -591,21 +591,23 @@ pub fn not_ready_reason(pod: &Pod) -> Option<String> {
 
 /// A label selector rendered in the `k=v,k in (a,b)` list form, `None` when it is empty or invalid.
 pub fn render_selector(sel: &LabelSelector) -> Option<String> {
-    let mut parts: Vec<String> = Vec::new();
-    for (k, v) in sel.match_labels.clone().unwrap_or_default() {
-        parts.push(format!("{k}={v}"));
-    }
-    for e in sel.match_expressions.as_deref().unwrap_or_default() {
-        let values = e.values.clone().unwrap_or_default().join(",");
-        parts.push(match e.operator.as_str() {
-            "In" => format!("{} in ({values})", e.key),
-            "NotIn" => format!("{} notin ({values})", e.key),
-            "Exists" => e.key.clone(),
-            "DoesNotExist" => format!("!{}", e.key),
-            _ => return None,
-        });
-    }
-    (!parts.is_empty()).then(|| parts.join(","))
+    // kube's `Selector` is the one reading of a label selector (it refuses unknown
+    // operators); an empty selector would select every pod of the namespace: refused too.
+    kube::core::Selector::try_from(sel.clone())
+        .ok()
+        .filter(|s| !s.selects_all())
+        .map(|s| s.to_string())
+}
+
+/// Whether `selector` (a `LabelSelector` as JSON, as the priority terms of a raw ASTS hold
+/// it) matches `labels`. A selector that does not parse matches nothing, as Kruise skips a
+/// priority term whose selector is invalid.
+pub fn selector_matches(selector: &serde_json::Value, labels: &BTreeMap<String, String>) -> bool {
+    use kube::core::SelectorExt as _;
+    serde_json::from_value::<LabelSelector>(selector.clone())
+        .ok()
+        .and_then(|s| kube::core::Selector::try_from(s).ok())
+        .is_some_and(|s| s.matches(labels))
 }
 
 /// The pod's labels, for patch builders.

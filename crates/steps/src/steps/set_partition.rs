@@ -84,7 +84,7 @@ pub fn check_ranking(
             .flatten()
             .filter(|t| {
                 t.get("matchSelector")
-                    .is_some_and(|sel| selector_matches(sel, labels))
+                    .is_some_and(|sel| crate::k8s::selector_matches(sel, labels))
             })
             .filter_map(|t| t.get("weight").and_then(Value::as_i64))
             .sum()
@@ -100,40 +100,6 @@ pub fn check_ranking(
         )),
         _ => Ok(()),
     }
-}
-
-/// A Kubernetes label selector (`matchLabels`, `matchExpressions`) against labels.
-pub fn selector_matches(selector: &Value, labels: &BTreeMap<String, String>) -> bool {
-    let by_labels = selector
-        .get("matchLabels")
-        .and_then(Value::as_object)
-        .into_iter()
-        .flatten()
-        .all(|(k, v)| labels.get(k).map(String::as_str) == v.as_str());
-    let by_expressions = selector
-        .get("matchExpressions")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .all(|e| {
-            let key = e.get("key").and_then(Value::as_str).unwrap_or_default();
-            let values: Vec<&str> = e
-                .get("values")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .filter_map(Value::as_str)
-                .collect();
-            let value = labels.get(key).map(String::as_str);
-            match e.get("operator").and_then(Value::as_str) {
-                Some("In") => value.is_some_and(|v| values.contains(&v)),
-                Some("NotIn") => value.is_none_or(|v| !values.contains(&v)),
-                Some("Exists") => value.is_some(),
-                Some("DoesNotExist") => value.is_none(),
-                _ => false,
-            }
-        });
-    by_labels && by_expressions
 }
 
 #[cfg(test)]
@@ -206,9 +172,13 @@ mod tests {
                 json!({"matchExpressions": [{"key": "gone", "operator": "Exists"}]}),
                 false,
             ),
+            (
+                json!({"matchExpressions": [{"key": "app", "operator": "Bogus", "values": ["x"]}]}),
+                false,
+            ),
         ];
         for (sel, want) in cases {
-            assert_eq!(selector_matches(&sel, &labels), want, "{sel}");
+            assert_eq!(crate::k8s::selector_matches(&sel, &labels), want, "{sel}");
         }
     }
 }
