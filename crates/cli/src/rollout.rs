@@ -160,18 +160,17 @@ async fn acquire_lease(
     run: &str,
 ) -> Result<baton_steps::lease::LeaseGuard, baton_steps::lease::LeaseError> {
     let target = &plan.spec().target;
-    let mut delay = std::time::Duration::from_millis(200);
+    let policy = baton_engine::retry::RetryPolicy::CALLER;
     let mut tries = 1;
     loop {
         match baton_steps::lease::acquire(client, &target.namespace, &target.name, holder, run)
             .await
         {
             Err(baton_steps::lease::LeaseError::Api { source, what })
-                if tries < 5 && baton_steps::k8s::kube_error_retryable(&source) =>
+                if policy.may_retry(tries) && baton_steps::k8s::kube_error_retryable(&source) =>
             {
                 tracing::warn!(%what, tries, "taking the lease failed transiently; retrying");
-                tokio::time::sleep(delay).await;
-                delay *= 2;
+                tokio::time::sleep(policy.ceiling(tries)).await;
                 tries += 1;
             }
             other => return other,

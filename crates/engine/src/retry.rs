@@ -55,6 +55,16 @@ impl RetryPolicy {
     }
 }
 
+impl RetryPolicy {
+    /// The policy of a caller asking the cluster again before it gives up with an error
+    /// the operator sees (the preflight reads, taking the Lease): 200 ms doubling, 5 tries.
+    pub const CALLER: RetryPolicy = RetryPolicy {
+        base: Duration::from_millis(200),
+        cap: Duration::from_secs(2),
+        max_attempts: 5,
+    };
+}
+
 impl Default for RetryPolicy {
     fn default() -> Self {
         Self::DEFAULT

@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use baton_engine::plan::ArbiterSpec;
 use baton_engine::snapshot::{ArbiterView, Role};
-use rand::Rng;
 use serde::{Deserialize, Serialize};
 
 /// First backoff step; doubled per attempt, capped at [`BACKOFF_CAP`].
@@ -209,13 +208,15 @@ pub fn shows_handover(view: &ArbiterView, promote: &[String], demote: &[String])
             .all(|d| view.members.get(d) == Some(&Role::Idle))
 }
 
-/// Full-jitter exponential backoff: uniform in `[0, min(cap, base * 2^attempt)]`.
+/// Full-jitter exponential backoff: uniform in `[0, min(cap, base * 2^attempt)]`, by the
+/// engine's one [`RetryPolicy`](baton_engine::retry::RetryPolicy).
 pub fn backoff(attempt: u32, base: Duration, cap: Duration) -> Duration {
-    let ceiling = base
-        .saturating_mul(2u32.saturating_pow(attempt.min(20)))
-        .min(cap);
-    let ms = u64::try_from(ceiling.as_millis()).unwrap_or(u64::MAX);
-    Duration::from_millis(rand::rng().random_range(0..=ms))
+    let policy = baton_engine::retry::RetryPolicy {
+        base,
+        cap,
+        max_attempts: u32::MAX,
+    };
+    policy.delay(attempt.saturating_add(1), rand::random())
 }
 
 /// A client for one arbiter.

@@ -65,14 +65,13 @@ pub async fn preflight_with_retries(
     client: &kube::Client,
     plan: &ValidPlan,
 ) -> Result<(Snapshot, Vec<Warning>), PreflightError> {
-    let mut delay = std::time::Duration::from_millis(200);
+    let policy = baton_engine::retry::RetryPolicy::CALLER;
     let mut tries = 1;
     loop {
         match preflight(client, plan).await {
-            Err(error) if error.is_retryable() && tries < 5 => {
+            Err(error) if error.is_retryable() && policy.may_retry(tries) => {
                 tracing::warn!(%error, tries, "preflight failed transiently; retrying");
-                tokio::time::sleep(delay).await;
-                delay *= 2;
+                tokio::time::sleep(policy.ceiling(tries)).await;
                 tries += 1;
             }
             other => return other,
