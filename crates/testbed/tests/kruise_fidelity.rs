@@ -45,10 +45,12 @@
 //! | webhook defaults on the set: PVC retention, template pod/container defaults, `imagePullPolicy: Always` | yes | strategy defaults only | fixed |
 //! | pod status written through `pods/status` only (a patch on the pod ignores it) | yes | yes | agreed |
 //! | `kubectl apply` of an unchanged set | "configured" (webhook defaults), generation unchanged | "unchanged" | fixed (`tests/api/kubectl.rs`) |
+//! | `scaleStrategy.maxUnavailable: 1`, scale-down while an in-range pod is unavailable | both condemned pods deleted | same | agreed |
+//! | `OnDelete`: no pod updated until deleted; the replacement at the update revision | yes | yes | agreed |
 //! | `ordinals.start`, `reserveOrdinals` ranges, `preNormal` | not in 1.5.5 | kept | newer |
 //!
 //! Not compared here: Failed/Succeeded pods (the stand-in kubelet reports every pod
-//! Running), `InPlaceOnly`, `OnDelete`, revision history trimming and `collisionCount`
+//! Running), `InPlaceOnly`, revision history trimming and `collisionCount`
 //! (covered against Kruise's own unit tests in `crates/sim/tests`).
 
 #[path = "../../sim/tests/fidelity/behaviours.rs"]
@@ -127,4 +129,6 @@ on_both!(
     set_defaults,
     in_place_write_order,
     revision_names,
+    scale_down_with_an_unavailable_pod,
+    on_delete,
 );

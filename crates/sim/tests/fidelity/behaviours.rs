@@ -1592,3 +1592,58 @@ pub async fn revision_names(env: &Env) {
 /// The names real Kruise 1.5.5 gives [`revision_names`]'s two templates.
 const REVISION_1: &str = "rn-6cbfd78dc7";
 const REVISION_2: &str = "rn-5bb5fccbb6";
+
+/// `scaleStrategy.maxUnavailable: 1` on scale-down while an in-range pod is unavailable.
+pub async fn scale_down_with_an_unavailable_pod(env: &Env) {
+    let app = "su";
+    env.create_set(asts(
+        app,
+        4,
+        &[GATE],
+        json!({"partition": 0, "maxUnavailable": 1, "unorderedUpdate": {}}),
+        json!({"scaleStrategy": {"maxUnavailable": 1}}),
+    ))
+    .await;
+    for i in 0..4 {
+        let name = format!("su-{i}");
+        env.until(app, "the next pod", |pods, _| pods.contains_key(&name))
+            .await;
+        open_gates(env, app, [i]).await;
+    }
+    settled(env, app, 4).await;
+    env.set_condition("su-0", GATE, false).await;
+    env.until(app, "su-0 unready", |pods, set| {
+        !ready(&pods["su-0"]) && st(set, "readyReplicas") == 3
+    })
+    .await;
+    env.patch_set(app, json!({"spec": {"replicas": 2}})).await;
+    env.until(app, "both condemned pods deleted", |pods, set| {
+        pods.len() == 2 && st(set, "replicas") == 2
+    })
+    .await;
+}
+
+/// `updateStrategy.type: OnDelete`: a new template changes no pod until one is deleted; the
+/// replacement gets the update revision, and `currentRevision` stays until all pods have it.
+pub async fn on_delete(env: &Env) {
+    let app = "od";
+    let mut obj = asts(app, 2, &[], json!(null), json!({}));
+    obj["spec"]["updateStrategy"] = json!({"type": "OnDelete"});
+    env.create_set(obj).await;
+    settled(env, app, 2).await;
+    let old = rev(&env.pod("od-0").await.unwrap());
+    env.patch_set(app, command("1000")).await;
+    env.stays(app, "no pod updated", |pods, set| {
+        update_revision(set) != old && pods.values().all(|p| rev(p) == old)
+    })
+    .await;
+    let uid1 = uid(&env.pod("od-1").await.unwrap());
+    env.delete_pod("od-1").await;
+    env.until(app, "od-1 back at the update revision", |pods, set| {
+        pods.get("od-1")
+            .is_some_and(|p| uid(p) != uid1 && rev(p) == update_revision(set) && ready(p))
+            && set["status"]["currentRevision"] == old.as_str()
+            && st(set, "updatedReplicas") == 1
+    })
+    .await;
+}

@@ -52,4 +52,6 @@ on_sim!(
     set_defaults,
     in_place_write_order,
     revision_names,
+    scale_down_with_an_unavailable_pod,
+    on_delete,
 );
