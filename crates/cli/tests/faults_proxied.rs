@@ -5,9 +5,10 @@
 //!
 //! Every scenario runs the real `engine` binary with the proxy's kubeconfig, the seed plan
 //! (arbiter URL and target namespace rewritten) and its own state dir. It is judged from
-//! outside, alike on both backends: an [`Observer`] watches the set's pods directly (not
-//! through the proxy) and records every update as it begins together with the role the
-//! arbiter held for that pod at that moment, and samples the arbiter's working count; the
+//! outside, alike on both backends: the testbed's [`Observer`] watches the set's pods with
+//! the backend's own client (never through the proxy) and records every update as it begins
+//! with the role the arbiter held for that pod at that moment, and samples the arbiter's
+//! working count; the
 //! final pods, partition and role labels are read back; `engine history` is checked for
 //! what it claims about the writes the faults hit.
 
@@ -22,12 +23,11 @@ use std::time::Duration;
 use axum::response::IntoResponse as _;
 use baton_sim::arbiter::{Arbiter, Role};
 use baton_testbed::backend::{self, Backend, BackendKind, Seed};
+use baton_testbed::observer::Observer;
 use baton_testbed::proxy::{DropRule, ErrorRule, ExpireRule, FaultConfig, Faults, Proxy, Upstream};
-use futures::StreamExt as _;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::Api;
-use kube::runtime::{WatchStreamExt as _, watcher};
 use serde_json::Value;
 use support::{assert_exit, describe};
 
@@ -167,19 +167,9 @@ impl Bed {
     /// update revision, the partition is 0 and the role labels match the arbiter.
     async fn assert_finished_clean(&self, out: &Output) {
         let verdict = self.observer.verdict();
-        assert!(
-            verdict.violations.is_empty(),
-            "updates began on working pods: {:?}\n{}",
-            verdict.violations,
-            describe(out)
-        );
-        let start = self.backend.seed().working.len();
-        assert!(
-            verdict.working_min >= start,
-            "the working count fell to {} (started at {start})\n{}",
-            verdict.working_min,
-            describe(out)
-        );
+        if let Err(broken) = verdict.safe() {
+            panic!("{broken}\n{}", describe(out));
+        }
         let sts = self
             .backend
             .statefulsets()
@@ -215,8 +205,12 @@ impl Bed {
             );
             assert_eq!(label(pod, "baton.dev/selected"), None, "{name}");
         }
+        let mut updated = verdict.updated_pods();
+        updated.sort_unstable();
+        updated.dedup();
         assert_eq!(
-            verdict.updates, replicas,
+            (verdict.updates.len(), updated.len()),
+            (replicas, replicas),
             "every pod updated once: {verdict:?}"
         );
     }
@@ -224,154 +218,6 @@ impl Bed {
 
 fn label<'a>(pod: &'a Pod, key: &str) -> Option<&'a str> {
     pod.metadata.labels.as_ref()?.get(key).map(String::as_str)
-}
-
-/// What the observer saw.
-#[derive(Debug, Default, Clone)]
-struct Verdict {
-    /// `pod: what began` for every update that began while the arbiter held the pod working.
-    violations: Vec<String>,
-    /// Updates that began (revision changes, deletions, replacements).
-    updates: usize,
-    /// The lowest working count sampled.
-    working_min: usize,
-    /// Per pod, how many updates began on it.
-    per_pod: BTreeMap<String, usize>,
-}
-
-/// Watches the set's pods with the backend's own client (never through the proxy) and
-/// judges every update as it begins against the arbiter's roles at that moment.
-struct Observer {
-    verdict: Arc<Mutex<Verdict>>,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
-}
-
-impl Drop for Observer {
-    fn drop(&mut self) {
-        for t in &self.tasks {
-            t.abort();
-        }
-    }
-}
-
-impl Observer {
-    /// Starts watching and returns once the watch has listed the pods.
-    async fn start(backend: &Backend) -> Observer {
-        let arbiter = backend.arbiter().clone();
-        let working = working_count(&arbiter);
-        let verdict = Arc::new(Mutex::new(Verdict {
-            working_min: working,
-            ..Verdict::default()
-        }));
-        let (listed_tx, listed_rx) = tokio::sync::oneshot::channel();
-        let watch = tokio::spawn(observe(
-            backend.pods(),
-            arbiter.clone(),
-            verdict.clone(),
-            listed_tx,
-        ));
-        // The working count also changes between pod events (a handover): sample it often.
-        let sampler = {
-            let verdict = verdict.clone();
-            tokio::spawn(async move {
-                loop {
-                    sample(&arbiter, &verdict);
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                }
-            })
-        };
-        let _ = tokio::time::timeout(Duration::from_secs(30), listed_rx).await;
-        Observer {
-            verdict,
-            tasks: vec![watch, sampler],
-        }
-    }
-
-    fn verdict(&self) -> Verdict {
-        self.verdict.lock().unwrap().clone()
-    }
-}
-
-fn working_count(arbiter: &Arbiter) -> usize {
-    arbiter
-        .roles()
-        .values()
-        .filter(|r| **r == Role::Working)
-        .count()
-}
-
-fn sample(arbiter: &Arbiter, verdict: &Mutex<Verdict>) {
-    let n = working_count(arbiter);
-    let mut v = verdict.lock().unwrap();
-    v.working_min = v.working_min.min(n);
-}
-
-/// What the observer remembers of a pod to tell that an update began.
-#[derive(Clone, PartialEq)]
-struct Seen {
-    uid: String,
-    revision: String,
-    deleting: bool,
-}
-
-fn seen(pod: &Pod) -> Seen {
-    Seen {
-        uid: pod.metadata.uid.clone().unwrap_or_default(),
-        revision: label(pod, REVISION).unwrap_or_default().to_string(),
-        deleting: pod.metadata.deletion_timestamp.is_some(),
-    }
-}
-
-async fn observe(
-    pods: Api<Pod>,
-    arbiter: Arbiter,
-    verdict: Arc<Mutex<Verdict>>,
-    listed: tokio::sync::oneshot::Sender<()>,
-) {
-    let config = watcher::Config::default().labels(&format!("app={}", backend::NAME));
-    let stream = watcher(pods, config).default_backoff();
-    let mut stream = std::pin::pin!(stream);
-    let mut known: BTreeMap<String, Seen> = BTreeMap::new();
-    let mut listed = Some(listed);
-    while let Some(event) = stream.next().await {
-        let (pod, gone) = match event {
-            Ok(watcher::Event::Apply(p) | watcher::Event::InitApply(p)) => (p, false),
-            Ok(watcher::Event::Delete(p)) => (p, true),
-            Ok(watcher::Event::InitDone) => {
-                if let Some(tx) = listed.take() {
-                    let _ = tx.send(());
-                }
-                continue;
-            }
-            Ok(watcher::Event::Init) | Err(_) => continue,
-        };
-        let name = pod.metadata.name.clone().unwrap_or_default();
-        let now = seen(&pod);
-        let began = match known.get(&name) {
-            None => None,
-            Some(before) if gone && !before.deleting => Some("deleted"),
-            Some(_) if gone => None,
-            Some(before) if before.uid != now.uid => Some("replaced"),
-            Some(before) if !before.deleting && now.deleting => Some("deleting"),
-            Some(before) if before.revision != now.revision => Some("revision changed"),
-            Some(_) => None,
-        };
-        if gone {
-            known.remove(&name);
-        } else {
-            known.insert(name.clone(), now);
-        }
-        sample(&arbiter, &verdict);
-        if let Some(what) = began {
-            let role = arbiter.role(&name);
-            let mut v = verdict.lock().unwrap();
-            v.updates += 1;
-            *v.per_pod.entry(name.clone()).or_default() += 1;
-            if role == Some(Role::Working) {
-                v.violations.push(format!("{name}: {what}"));
-            }
-        }
-    }
 }
 
 /// Outcomes of the audit entries of `engine history`, by `"<outcome>"`.
@@ -608,9 +454,10 @@ mod scenarios {
         assert!(expired >= 1, "{stats:?}");
     }
 
-    /// Scenario 5: The Lease API fails: reads at the start (the run retries), then every renewal.
-    /// The run stops at a safe point before the lease expires, having written nothing
-    /// after; `engine resume` finishes once the API answers again.
+    /// Scenario 5: the Lease API fails: two reads at the start (the run retries), then
+    /// every update, so no renewal lands while the run waits at its approval gate after
+    /// wave 1. The run must give the lease up at a safe point before it can expire (exit 1)
+    /// and write nothing after; approved and resumed once the API answers, it finishes.
     pub async fn lease_api_errors(kind: BackendKind) {
         let Some(bed) = Bed::start(kind).await else {
             return;
@@ -627,8 +474,9 @@ mod scenarios {
             errors: vec![lease_rule("get", Some(2)), lease_rule("update", None)],
             ..FaultConfig::default()
         });
-        // Settling keeps the run going past the renewals the faults break.
-        let plan = bed.plan("lease", |doc| doc["spec"]["waves"]["settle"] = "6s".into());
+        let plan = bed.plan("lease", |doc| {
+            doc["spec"]["waves"]["approval"] = "firstWave".into()
+        });
         let leases: Api<Lease> = Api::namespaced(bed.backend.client(), bed.backend.namespace());
         let writes = WriteLog::start(bed.faults().clone());
         let out = bed.run(&plan).await;
@@ -637,25 +485,48 @@ mod scenarios {
         let stderr = support::text(&out.stderr);
         assert!(stderr.contains("Lease) was lost"), "{}", describe(&out));
         // Never renewed, and not released (its update fails too): its renew time is when
-        // the run took it, and it expired `leaseDurationSeconds` after that.
+        // the run took it, and it expires `leaseDurationSeconds` after that.
         let lease = leases.get("baton-sample").await.expect("the lease");
         let spec = lease.spec.expect("a lease spec");
         let renewed = spec.renew_time.expect("a renew time").0;
         let expires = renewed
             + jiff::SignedDuration::from_secs(spec.lease_duration_seconds.unwrap_or(0).into());
-        let last_write = log
-            .windows(2)
-            .filter(|w| w[1].1 > w[0].1)
-            .map(|w| w[1].0)
-            .next_back()
-            .expect("the run wrote");
+        // When the engine gave the lease up: its log line's timestamp.
+        let lost_at: jiff::Timestamp = stderr
+            .lines()
+            .find(|l| l.contains("the run lock may expire"))
+            .and_then(|l| l.split_whitespace().next())
+            .and_then(|t| t.parse().ok())
+            .unwrap_or_else(|| panic!("no lost-lease line\n{}", describe(&out)));
         assert!(
-            last_write < expires,
-            "a write at {last_write} though the lease expired at {expires}: {log:?}"
+            lost_at + jiff::SignedDuration::from_secs(2) < expires,
+            "the engine gave the lease up at {lost_at}, too close to its expiry at {expires}"
+        );
+        // Wave 1 wrote; nothing was written to pods or the set after the lease was given up.
+        let writes_by = |t: jiff::Timestamp| {
+            log.iter()
+                .take_while(|(at, _)| *at <= t)
+                .last()
+                .map_or(0, |(_, n)| *n)
+        };
+        let total = log.last().map_or(0, |(_, n)| *n);
+        assert!(total > 0, "wave 1 wrote");
+        assert_eq!(
+            writes_by(lost_at),
+            total,
+            "writes after the lease was given up at {lost_at}: {log:?}"
         );
         let partial = bed.observer.verdict();
-        assert!(partial.violations.is_empty(), "{partial:?}");
+        partial.safe().unwrap();
+        let mut wave_one = partial.updated_pods();
+        wave_one.sort_unstable();
+        assert_eq!(
+            wave_one,
+            ["sample-1", "sample-3"],
+            "wave 1 updated its two pods: {partial:?}"
+        );
         bed.faults().clear();
+        assert_exit(&bed.engine(&["approve", "lease"]).await, 0);
         let resumed = bed.engine(&["resume", "lease"]).await;
         assert_exit(&resumed, 0);
         bed.assert_finished_clean(&resumed).await;

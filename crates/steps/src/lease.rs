@@ -33,7 +33,7 @@ pub enum LeaseError {
 }
 
 /// How long releasing the lease may take before the run gives up on it.
-pub const RELEASE_TIMEOUT: Duration = Duration::from_secs(5);
+pub const RELEASE_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// How long a lease lives without renewal, and how often the holder renews it.
 #[derive(Debug, Clone, Copy)]
