@@ -1,0 +1,547 @@
+//! Driving the DAG: start every ready node, retry and record each node's end, grow the
+//! graph when all is done, and stop (with a grace period) on failure, abort or shutdown.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::control::{self, ControlHandler};
+use crate::dag::{self, NodeSpec, StepId};
+use crate::event::RunEvent;
+use crate::failpoint;
+use crate::plan::ValidPlan;
+use crate::retry::RetryPolicy;
+use crate::step::{
+    Control, Journal, StepContext, StepError, StepErrorKind, StepOutput, StepRunner,
+};
+use crate::store::records::NodeError;
+use crate::store::{self, NodeState, Phase, RunRecord, RunState, RunView, StoreError};
+
+use super::journal::RunJournal;
+use super::ledger::Shared;
+use super::{ExecError, MAX_WAVES, Outcome, STEP_GRACE};
+
+/// How the DAG grows. [`ValidPlan`] is the real one (through [`crate::dag`]); tests use
+/// smaller ones.
+pub(super) trait Blueprint: Send + Sync {
+    fn prologue(&self) -> Vec<NodeSpec>;
+    fn wave(&self, wave: u32, after: &[StepId]) -> Vec<NodeSpec>;
+    fn epilogue(&self, after: &[StepId]) -> Vec<NodeSpec>;
+}
+
+impl Blueprint for ValidPlan {
+    fn prologue(&self) -> Vec<NodeSpec> {
+        dag::prologue(self)
+    }
+    fn wave(&self, wave: u32, after: &[StepId]) -> Vec<NodeSpec> {
+        dag::wave(self, wave, after)
+    }
+    fn epilogue(&self, after: &[StepId]) -> Vec<NodeSpec> {
+        dag::epilogue(self, after)
+    }
+}
+
+/// How one node's execution ended in this process.
+#[derive(Debug)]
+pub(super) enum NodeEnd {
+    Succeeded,
+    Failed(String),
+    SafetyStop(String),
+    Interrupted,
+    Store(StoreError),
+}
+
+/// Why the run stops before its end, by precedence (a later variant wins).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) enum Stop {
+    Interrupted,
+    Aborted(String),
+    Failed { step: String, message: String },
+    Safety { step: String, message: String },
+}
+
+pub(super) async fn drive_live<R: StepRunner>(
+    shared: Arc<Shared>,
+    blueprint: &dyn Blueprint,
+    runner: Arc<R>,
+    shutdown: CancellationToken,
+    policy: RetryPolicy,
+) -> Result<Outcome, ExecError> {
+    let serving = CancellationToken::new();
+    let socket = shared.dir.as_deref().map(store::socket_path);
+    if let Some(path) = &socket {
+        // We hold the database lock, so a socket file left here belongs to a dead process.
+        let _ = std::fs::remove_file(path);
+        match tokio::net::UnixListener::bind(path) {
+            Ok(listener) => {
+                let handler: Arc<dyn ControlHandler> = shared.clone();
+                tokio::spawn(control::serve(listener, handler, serving.clone()));
+            }
+            Err(error) => {
+                tracing::warn!(%error, path = %path.display(), "no control socket: approve and abort must wait for this process to stop")
+            }
+        }
+    }
+    let outcome = drive(shared.clone(), blueprint, runner, shutdown, policy).await;
+    serving.cancel();
+    if let Some(status) = &shared.status {
+        status.stop();
+    }
+    shared.close();
+    if let Some(path) = &socket {
+        let _ = std::fs::remove_file(path);
+    }
+    let rec = shared.lock().rec.clone();
+    // The final view is published without a live pid: nobody drives the run any more.
+    if let Some(dir) = &shared.dir
+        && let Ok(bytes) = serde_json::to_vec(&RunView::of(&rec, None))
+        && let Err(error) = store::write_atomic(&store::status_path(dir), &bytes)
+    {
+        tracing::warn!(%error, "cannot publish the final run status");
+    }
+    outcome
+}
+
+pub(super) async fn drive<R: StepRunner>(
+    shared: Arc<Shared>,
+    blueprint: &dyn Blueprint,
+    runner: Arc<R>,
+    shutdown: CancellationToken,
+    policy: RetryPolicy,
+) -> Result<Outcome, ExecError> {
+    let journal: Arc<dyn Journal> = Arc::new(RunJournal(shared.clone()));
+    let step_cancel = CancellationToken::new();
+    let mut tasks: JoinSet<(usize, NodeEnd)> = JoinSet::new();
+    let mut in_flight: HashMap<tokio::task::Id, usize> = HashMap::new();
+    let mut stop: Option<Stop> = None;
+    let mut grace: Option<tokio::time::Instant> = None;
+    let mut store_error: Option<StoreError> = None;
+    let halt = |stop: &mut Option<Stop>, why: Stop| {
+        if stop.as_ref().is_none_or(|s| *s < why) {
+            *stop = Some(why);
+        }
+    };
+
+    loop {
+        if shutdown.is_cancelled() {
+            halt(&mut stop, Stop::Interrupted);
+        }
+        if shared.abort.is_cancelled() {
+            let by = shared
+                .abort_by
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone()
+                .unwrap_or_default();
+            halt(&mut stop, Stop::Aborted(by));
+        }
+        if stop.is_some() && grace.is_none() && !tasks.is_empty() {
+            step_cancel.cancel();
+            grace = Some(tokio::time::Instant::now() + STEP_GRACE);
+        }
+        if stop.is_none() && store_error.is_none() {
+            let busy: BTreeSet<usize> = in_flight.values().copied().collect();
+            for idx in ready_nodes(&shared.lock().rec, &busy) {
+                let task = run_node(
+                    shared.clone(),
+                    runner.clone(),
+                    journal.clone(),
+                    idx,
+                    step_cancel.child_token(),
+                    policy,
+                );
+                let handle = tasks.spawn(async move { (idx, task.await) });
+                in_flight.insert(handle.id(), idx);
+            }
+        }
+        if tasks.is_empty() {
+            if let Some(e) = store_error {
+                return Err(e.into());
+            }
+            if let Some(stop) = stop {
+                return finish(&shared, stop).map_err(ExecError::from);
+            }
+            match grow(&shared, blueprint)? {
+                Grown::More => continue,
+                Grown::Complete => return Ok(Outcome::Succeeded),
+            }
+        }
+        tokio::select! {
+            // Cancel safety: every branch only observes; a join result not taken this
+            // round stays in the set for the next one.
+            () = shutdown.cancelled(), if stop.is_none() => {}
+            () = shared.abort.cancelled(), if stop.is_none() => {}
+            () = sleep_until(grace), if grace.is_some() => {
+                tracing::warn!(run = %shared.run_id, "steps did not stop within the grace period; abandoning them");
+                tasks.abort_all();
+                grace = None;
+            }
+            joined = tasks.join_next_with_id() => {
+                let Some(joined) = joined else { continue };
+                let (idx, end) = match joined {
+                    Ok((id, (idx, end))) => {
+                        in_flight.remove(&id);
+                        (idx, end)
+                    }
+                    Err(e) => {
+                        let Some(idx) = in_flight.remove(&e.id()) else { continue };
+                        let end = if e.is_panic() {
+                            NodeEnd::Failed("the step panicked".to_owned())
+                        } else {
+                            NodeEnd::Interrupted
+                        };
+                        if let Err(err) = record_abandoned(&shared, idx, &end) {
+                            store_error.get_or_insert(err);
+                        }
+                        (idx, end)
+                    }
+                };
+                let id = shared.lock().rec.nodes[idx].spec.id.to_string();
+                match end {
+                    NodeEnd::Succeeded | NodeEnd::Interrupted => {}
+                    NodeEnd::Failed(message) => halt(&mut stop, Stop::Failed { step: id, message }),
+                    NodeEnd::SafetyStop(message) => {
+                        halt(&mut stop, Stop::Safety { step: id, message });
+                    }
+                    NodeEnd::Store(e) => {
+                        store_error.get_or_insert(e);
+                        step_cancel.cancel();
+                    }
+                }
+            }
+        }
+    }
+}
+
+pub(super) async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Pending nodes whose dependencies are all done, in insertion order.
+pub(super) fn ready_nodes(rec: &RunRecord, busy: &BTreeSet<usize>) -> Vec<usize> {
+    let done: BTreeSet<&StepId> = rec
+        .nodes
+        .iter()
+        .filter(|n| n.state.is_done())
+        .map(|n| &n.spec.id)
+        .collect();
+    rec.nodes
+        .iter()
+        .enumerate()
+        .filter(|(i, n)| n.state == NodeState::Pending && !busy.contains(i))
+        .filter(|(_, n)| n.spec.deps.iter().all(|d| done.contains(d)))
+        .map(|(i, _)| i)
+        .collect()
+}
+
+/// Nodes no other node depends on.
+pub(super) fn sinks(rec: &RunRecord) -> Vec<StepId> {
+    let depended: BTreeSet<&StepId> = rec.nodes.iter().flat_map(|n| n.spec.deps.iter()).collect();
+    rec.nodes
+        .iter()
+        .map(|n| &n.spec.id)
+        .filter(|id| !depended.contains(id))
+        .cloned()
+        .collect()
+}
+
+pub(super) enum Grown {
+    More,
+    Complete,
+}
+
+/// Every node is done: append the next part of the DAG, or finish the run.
+pub(super) fn grow(shared: &Shared, blueprint: &dyn Blueprint) -> Result<Grown, ExecError> {
+    shared.transact_lazy("grow", |tx| {
+        if let Some(n) = tx.rec.nodes.iter().find(|n| !n.state.is_done()) {
+            return Err(ExecError::Graph {
+                detail: format!("{} is {} but nothing can run", n.spec.id, n.state.as_str()),
+            });
+        }
+        let after = sinks(tx.rec);
+        let (phase, finishing) = (tx.rec.meta.phase, tx.rec.meta.finishing);
+        let (next_phase, specs) = match (phase, finishing) {
+            (Phase::Epilogue, _) => {
+                let meta = tx.meta();
+                meta.state = RunState::Succeeded;
+                let run = meta.run_id.clone();
+                tx.event(RunEvent::RunFinished {
+                    run,
+                    outcome: "succeeded".to_owned(),
+                });
+                return Ok(Grown::Complete);
+            }
+            (_, true) => (Phase::Epilogue, blueprint.epilogue(&after)),
+            (Phase::Prologue, false) => (Phase::Wave { wave: 1 }, blueprint.wave(1, &after)),
+            (Phase::Wave { wave }, false) if wave >= MAX_WAVES => {
+                return Err(ExecError::Graph {
+                    detail: format!("the run reached {MAX_WAVES} waves without finishing"),
+                });
+            }
+            (Phase::Wave { wave }, false) => (
+                Phase::Wave { wave: wave + 1 },
+                blueprint.wave(wave + 1, &after),
+            ),
+        };
+        // A blueprint with nothing more for this wave means the rollout has nothing left.
+        let (next_phase, specs) = if specs.is_empty() && next_phase != Phase::Epilogue {
+            (Phase::Epilogue, blueprint.epilogue(&after))
+        } else {
+            (next_phase, specs)
+        };
+        if let Some(dup) = specs.iter().find(|s| tx.rec.position(&s.id).is_some()) {
+            return Err(ExecError::Graph {
+                detail: format!("step {} would be added twice", dup.id),
+            });
+        }
+        let start = tx.rec.nodes.len() as u32;
+        tx.add_nodes(specs);
+        let meta = tx.meta();
+        meta.phase = next_phase;
+        meta.phase_start = start;
+        meta.finishing = false;
+        Ok(Grown::More)
+    })?
+}
+
+/// Record the end of a run that stopped early and say how it ended.
+pub(super) fn finish(shared: &Shared, stop: Stop) -> Result<Outcome, StoreError> {
+    let (state, reason, outcome) = match stop {
+        Stop::Interrupted => (
+            RunState::Interrupted,
+            Some("interrupted".to_owned()),
+            Outcome::Interrupted,
+        ),
+        Stop::Aborted(by) => (
+            RunState::Aborted,
+            Some(by.clone()),
+            Outcome::Aborted { message: by },
+        ),
+        Stop::Failed { step, message } => (
+            RunState::Failed,
+            Some(format!("{step}: {message}")),
+            Outcome::Failed { step, message },
+        ),
+        Stop::Safety { step, message } => (
+            RunState::SafetyStopped,
+            Some(format!("{step}: {message}")),
+            Outcome::SafetyStop { step, message },
+        ),
+    };
+    shared.transact("stop", |tx| {
+        let meta = tx.meta();
+        meta.state = state;
+        meta.reason = reason;
+        let run = meta.run_id.clone();
+        tx.event(RunEvent::RunFinished {
+            run,
+            outcome: state.as_str().to_owned(),
+        });
+    })?;
+    Ok(outcome)
+}
+
+/// A task that ended without recording its node (abandoned or panicked).
+pub(super) fn record_abandoned(
+    shared: &Shared,
+    idx: usize,
+    end: &NodeEnd,
+) -> Result<(), StoreError> {
+    let id = shared.lock().rec.nodes[idx].spec.id.clone();
+    let (state, error) = match end {
+        NodeEnd::Failed(message) => (
+            NodeState::Failed,
+            Some(NodeError {
+                kind: StepErrorKind::Failed,
+                message: message.clone(),
+            }),
+        ),
+        _ => (NodeState::Interrupted, None),
+    };
+    shared.transact_lazy(&format!("{id}={}", state.as_str()), |tx| {
+        let now = tx.now;
+        let n = tx.node(idx);
+        if n.state == NodeState::Running || n.state == NodeState::Pending {
+            n.state = state;
+            n.error = error;
+            n.finished_at = Some(now);
+        }
+    })
+}
+
+/// Run one node to its end in this process: attempts, retries, checkpoints.
+pub(super) async fn run_node<R: StepRunner>(
+    shared: Arc<Shared>,
+    runner: Arc<R>,
+    journal: Arc<dyn Journal>,
+    idx: usize,
+    cancel: CancellationToken,
+    policy: RetryPolicy,
+) -> NodeEnd {
+    let id = shared.lock().rec.nodes[idx].spec.id.clone();
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        let begun = shared.transact_lazy(&format!("{id}=running"), |tx| {
+            let now = tx.now;
+            let n = tx.node(idx);
+            n.state = NodeState::Running;
+            n.attempts += 1;
+            n.started_at = Some(now);
+            n.finished_at = None;
+            let attempt = n.attempts;
+            tx.event(RunEvent::StepStarted {
+                step: id.to_string(),
+                attempt,
+            });
+            (attempt, tx.rec.outputs())
+        });
+        let (attempt, outputs) = match begun {
+            Ok(b) => b,
+            Err(e) => return NodeEnd::Store(e),
+        };
+        failpoint::hit(&format!("before-step:{id}"));
+        let ctx = StepContext {
+            run_id: shared.run_id.clone(),
+            step: id.clone(),
+            attempt,
+            outputs: Arc::new(outputs),
+            journal: journal.clone(),
+            cancel: cancel.clone(),
+        };
+        let clock = std::time::Instant::now();
+        let result = runner.run(ctx).await;
+        failpoint::hit(&format!("after-step:{id}"));
+        let ms = clock.elapsed().as_millis().try_into().unwrap_or(u64::MAX);
+        let error = match result {
+            Ok(output) => {
+                return match record_success(&shared, idx, &id, output, ms) {
+                    Ok(()) => NodeEnd::Succeeded,
+                    Err(e) => NodeEnd::Store(e),
+                };
+            }
+            Err(error) => error,
+        };
+        let retry = error.kind == StepErrorKind::Retryable
+            && policy.may_retry(tries)
+            && !cancel.is_cancelled();
+        if retry {
+            let delay = policy.delay(tries, rand::random::<f64>());
+            let recorded = shared.transact_lazy(&format!("{id}=retrying"), |tx| {
+                let n = tx.node(idx);
+                n.state = NodeState::Pending;
+                n.error = Some(NodeError {
+                    kind: error.kind,
+                    message: error.message.clone(),
+                });
+                tx.event(RunEvent::StepFailed {
+                    step: id.to_string(),
+                    error: error.message.clone(),
+                    retrying: true,
+                });
+            });
+            if let Err(e) = recorded {
+                return NodeEnd::Store(e);
+            }
+            tracing::info!(step = %id, attempt, ?delay, error = %error, "step failed; retrying");
+            tokio::select! {
+                () = tokio::time::sleep(delay) => continue,
+                () = cancel.cancelled() => {
+                    return match record_failure(&shared, idx, &id, StepError::interrupted()) {
+                        Ok(end) => end,
+                        Err(e) => NodeEnd::Store(e),
+                    };
+                }
+            }
+        }
+        return match record_failure(&shared, idx, &id, error) {
+            Ok(end) => end,
+            Err(e) => NodeEnd::Store(e),
+        };
+    }
+}
+
+pub(super) fn record_success(
+    shared: &Shared,
+    idx: usize,
+    id: &StepId,
+    output: StepOutput,
+    ms: u64,
+) -> Result<(), StoreError> {
+    shared.transact_lazy(&format!("{id}=succeeded"), |tx| {
+        let now = tx.now;
+        let n = tx.node(idx);
+        n.state = NodeState::Succeeded;
+        n.output = Some(Arc::new(output.value.clone()));
+        n.error = None;
+        n.finished_at = Some(now);
+        if let Some(serde_json::Value::Object(vars)) = output.value.get("vars") {
+            let vars = vars.clone();
+            tx.meta().vars.extend(vars);
+        }
+        tx.event(RunEvent::StepFinished {
+            step: id.to_string(),
+            ms,
+        });
+        if output.control == Control::Finish && tx.rec.meta.phase != Phase::Epilogue {
+            tx.meta().finishing = true;
+            let start = tx.rec.meta.phase_start as usize;
+            for i in start..tx.rec.nodes.len() {
+                if tx.rec.nodes[i].state == NodeState::Pending {
+                    let n = tx.node(i);
+                    n.state = NodeState::Skipped;
+                    n.finished_at = Some(now);
+                }
+            }
+        }
+    })
+}
+
+pub(super) fn record_failure(
+    shared: &Shared,
+    idx: usize,
+    id: &StepId,
+    error: StepError,
+) -> Result<NodeEnd, StoreError> {
+    let state = if error.kind == StepErrorKind::Interrupted {
+        NodeState::Interrupted
+    } else {
+        NodeState::Failed
+    };
+    shared.transact_lazy(&format!("{id}={}", state.as_str()), |tx| {
+        let now = tx.now;
+        let n = tx.node(idx);
+        n.state = state;
+        n.error = Some(NodeError {
+            kind: error.kind,
+            message: error.message.clone(),
+        });
+        n.finished_at = Some(now);
+        match error.kind {
+            StepErrorKind::Interrupted => {}
+            StepErrorKind::SafetyStop => {
+                tx.event(RunEvent::SafetyStop {
+                    step: id.to_string(),
+                    reason: error.message.clone(),
+                });
+            }
+            StepErrorKind::Failed | StepErrorKind::Retryable => {
+                tx.event(RunEvent::StepFailed {
+                    step: id.to_string(),
+                    error: error.message.clone(),
+                    retrying: false,
+                });
+            }
+        }
+    })?;
+    Ok(match error.kind {
+        StepErrorKind::Interrupted => NodeEnd::Interrupted,
+        StepErrorKind::SafetyStop => NodeEnd::SafetyStop(error.message),
+        StepErrorKind::Failed | StepErrorKind::Retryable => NodeEnd::Failed(error.message),
+    })
+}
