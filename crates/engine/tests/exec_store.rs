@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use baton_engine::dag::{StepId, StepKind};
 use baton_engine::event::RunEvent;
-use baton_engine::executor::{self, ExecError, Outcome, RunOptions};
+use baton_engine::executor::{self, Environment, ExecError, Outcome, RunOptions};
 use baton_engine::plan::ValidPlan;
-use baton_engine::step::StepErrorKind;
+use baton_engine::step::{StepContext, StepError, StepErrorKind, StepOutput, StepRunner};
 use baton_engine::store::{self, NodeState, RunState};
 use support::{World, WorldSteps};
 use tokio::sync::broadcast;
@@ -246,12 +246,19 @@ async fn an_abort_from_another_caller_stops_a_live_run_and_resume_continues_it()
     check(&f, "aborted");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn retryable_errors_are_retried_with_new_attempt_numbers_until_the_step_works() {
     let f = fixture();
     let plan = support::plan("flaky", "none");
     let steps = failing(&f, "wave-1/set-partition", 2, StepErrorKind::Retryable);
-    let outcome = executor::start(
+    // Full jitter: the two retries wait the policy's whole 200 ms and 400 ms, in paused time.
+    let env = Environment {
+        jitter: Arc::new(|| 1.0),
+        ..Environment::default()
+    };
+    let began = tokio::time::Instant::now();
+    let outcome = executor::start_in(
+        &env,
         &plan,
         steps,
         &opts(&f.state),
@@ -260,6 +267,11 @@ async fn retryable_errors_are_retried_with_new_attempt_numbers_until_the_step_wo
     )
     .await;
     assert_eq!(outcome.unwrap(), Outcome::Succeeded);
+    let waited = began.elapsed();
+    assert!(
+        waited >= Duration::from_millis(600) && waited < Duration::from_millis(1200),
+        "retries waited {waited:?}"
+    );
     check(&f, "flaky");
     let world = World::load(&f.world);
     assert_eq!(world.invocations["wave-1/set-partition"], [1, 2, 3]);
@@ -616,4 +628,51 @@ fn damaged_state_gives_a_clear_error_and_never_a_panic() {
     std::fs::write(&path, bytes).unwrap();
     let loaded = std::panic::catch_unwind(|| executor::load_run(&f.state, "flipped"));
     assert!(loaded.is_ok(), "flipped bytes: loading panicked");
+}
+
+/// A step that never reaches a safe point: it ignores cancellation.
+struct Stubborn;
+
+impl StepRunner for Stubborn {
+    async fn run(&self, _ctx: StepContext) -> Result<StepOutput, StepError> {
+        std::future::pending().await
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_step_that_ignores_shutdown_is_abandoned_after_the_grace_period_and_recorded_interrupted()
+{
+    let f = fixture();
+    let plan = support::plan("stubborn", "none");
+    let opts = opts(&f.state);
+    let shutdown = CancellationToken::new();
+    let stop = shutdown.clone();
+    let began = tokio::time::Instant::now();
+    let run = tokio::spawn(async move {
+        executor::start(&plan, Arc::new(Stubborn), &opts, events(), shutdown).await
+    });
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    stop.cancel();
+    let outcome = run.await.unwrap();
+    assert_eq!(outcome.unwrap(), Outcome::Interrupted);
+    let waited = began.elapsed();
+    assert!(
+        waited >= Duration::from_secs(1) + executor::STEP_GRACE
+            && waited < Duration::from_secs(2) + executor::STEP_GRACE,
+        "the run stopped after {waited:?}"
+    );
+    let view = executor::load_run(&f.state, "stubborn").unwrap();
+    assert_eq!(view.state, RunState::Interrupted);
+    let states: Vec<(&str, NodeState)> = view
+        .nodes
+        .iter()
+        .map(|n| (n.id.as_str(), n.state))
+        .collect();
+    assert_eq!(
+        states,
+        [
+            ("protect", NodeState::Interrupted),
+            ("apply-update", NodeState::Pending)
+        ]
+    );
 }

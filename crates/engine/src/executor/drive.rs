@@ -19,6 +19,7 @@ use crate::step::{
 use crate::store::records::NodeError;
 use crate::store::{self, NodeState, Phase, RunRecord, RunState, RunView, StoreError};
 
+use super::environment::Jitter;
 use super::journal::RunJournal;
 use super::ledger::Shared;
 use super::{ExecError, MAX_WAVES, Outcome, STEP_GRACE};
@@ -68,6 +69,7 @@ pub(super) async fn drive_live<R: StepRunner>(
     runner: Arc<R>,
     shutdown: CancellationToken,
     policy: RetryPolicy,
+    jitter: Jitter,
 ) -> Result<Outcome, ExecError> {
     let serving = CancellationToken::new();
     let socket = shared.dir.as_deref().map(store::socket_path);
@@ -84,7 +86,7 @@ pub(super) async fn drive_live<R: StepRunner>(
             }
         }
     }
-    let outcome = drive(shared.clone(), blueprint, runner, shutdown, policy).await;
+    let outcome = drive(shared.clone(), blueprint, runner, shutdown, policy, jitter).await;
     serving.cancel();
     if let Some(status) = &shared.status {
         status.stop();
@@ -110,6 +112,7 @@ pub(super) async fn drive<R: StepRunner>(
     runner: Arc<R>,
     shutdown: CancellationToken,
     policy: RetryPolicy,
+    jitter: Jitter,
 ) -> Result<Outcome, ExecError> {
     let journal: Arc<dyn Journal> = Arc::new(RunJournal(shared.clone()));
     let step_cancel = CancellationToken::new();
@@ -151,6 +154,7 @@ pub(super) async fn drive<R: StepRunner>(
                     idx,
                     step_cancel.child_token(),
                     policy,
+                    jitter.clone(),
                 );
                 let handle = tasks.spawn(async move { (idx, task.await) });
                 in_flight.insert(handle.id(), idx);
@@ -382,6 +386,7 @@ pub(super) async fn run_node<R: StepRunner>(
     idx: usize,
     cancel: CancellationToken,
     policy: RetryPolicy,
+    jitter: Jitter,
 ) -> NodeEnd {
     let id = shared.lock().rec.nodes[idx].spec.id.clone();
     let mut tries = 0;
@@ -431,7 +436,7 @@ pub(super) async fn run_node<R: StepRunner>(
             && policy.may_retry(tries)
             && !cancel.is_cancelled();
         if retry {
-            let delay = policy.delay(tries, rand::random::<f64>());
+            let delay = policy.delay(tries, jitter());
             let recorded = shared.transact_lazy(&format!("{id}=retrying"), |tx| {
                 let n = tx.node(idx);
                 n.state = NodeState::Pending;

@@ -27,6 +27,7 @@
 //! `engine abort` work from other processes.
 
 mod drive;
+mod environment;
 mod error;
 mod gates;
 mod journal;
@@ -36,6 +37,7 @@ mod runs;
 mod start;
 mod transition;
 
+pub use environment::{Environment, Jitter, SledStores, StoreOpener};
 pub use error::ExecError;
 pub use operator::{
     ApproveReceipt, approve, intend_operator_write, mark_aborted, settle_operator_write,
@@ -43,7 +45,7 @@ pub use operator::{
 pub use runs::{
     collectable_runs, delete_run, list_runs, load_run, name_new_run, pick_run, stored_plan,
 };
-pub use start::{resume, start, start_named};
+pub use start::{resume, resume_in, start, start_in, start_named, start_named_in};
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -3,30 +3,23 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
-use crate::clock::{Clock, SystemClock};
 use crate::control;
 use crate::dag;
 use crate::event::RunEvent;
 use crate::plan::ValidPlan;
-use crate::retry::RetryPolicy;
 use crate::step::{StepErrorKind, StepRunner};
-use crate::store::{
-    self, LogKind, NodeState, RunRecord, RunState, RunStore, SledStore, StoreError,
-};
+use crate::store::{self, LogKind, NodeState, RunRecord, RunState, RunStore, StoreError};
 
 use super::drive::{Blueprint, drive_live};
+use super::environment::Environment;
 use super::ledger::Shared;
 use super::runs::{known_run, only_unfinished};
 use super::transition::new_record;
 use super::{ExecError, Outcome, RunOptions};
-
-/// How long to wait for another process (a quick `engine status`) to release a run's lock.
-pub(super) const LOCK_PATIENCE: Duration = Duration::from_secs(3);
 
 /// Start a new run of `plan`.
 ///
@@ -55,13 +48,45 @@ pub async fn start_named<R: StepRunner>(
     events: broadcast::Sender<RunEvent>,
     shutdown: CancellationToken,
 ) -> Result<Outcome, ExecError> {
+    let env = Environment::default();
+    start_named_in(&env, plan, run_id, runner, opts, events, shutdown).await
+}
+
+/// [`start`] in `env`.
+///
+/// # Errors
+/// As [`start`].
+pub async fn start_in<R: StepRunner>(
+    env: &Environment,
+    plan: &ValidPlan,
+    runner: Arc<R>,
+    opts: &RunOptions,
+    events: broadcast::Sender<RunEvent>,
+    shutdown: CancellationToken,
+) -> Result<Outcome, ExecError> {
+    start_named_in(env, plan, plan.name(), runner, opts, events, shutdown).await
+}
+
+/// [`start_named`] in `env`.
+///
+/// # Errors
+/// As [`start`].
+pub async fn start_named_in<R: StepRunner>(
+    env: &Environment,
+    plan: &ValidPlan,
+    run_id: &str,
+    runner: Arc<R>,
+    opts: &RunOptions,
+    events: broadcast::Sender<RunEvent>,
+    shutdown: CancellationToken,
+) -> Result<Outcome, ExecError> {
     let run_id = run_id.to_owned();
     let dir = store::run_dir(&opts.state_dir, &run_id);
     std::fs::create_dir_all(&dir).map_err(|source| ExecError::StateDir {
         path: dir.clone(),
         source,
     })?;
-    let store = open_for_driving(&dir, &run_id)?;
+    let store = open_for_driving(env, &dir, &run_id)?;
     match store.load()? {
         Some(rec) if rec.meta.state == RunState::Succeeded => return Ok(Outcome::AlreadyFinished),
         Some(rec) => {
@@ -72,9 +97,9 @@ pub async fn start_named<R: StepRunner>(
         }
         None => {}
     }
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let clock = env.clock.clone();
     let record = new_record(plan, &run_id, clock.now());
-    let shared = Shared::new(run_id, Box::new(store), record, Some(dir), events, clock);
+    let shared = Shared::new(run_id, store, record, Some(dir), events, clock);
     shared.transact("create", |tx| {
         tx.add_nodes(Blueprint::prologue(plan));
         tx.event(RunEvent::RunStarted {
@@ -83,7 +108,15 @@ pub async fn start_named<R: StepRunner>(
             target: tx.rec.meta.target.clone(),
         });
     })?;
-    drive_live(shared, plan, runner, shutdown, RetryPolicy::DEFAULT).await
+    drive_live(
+        shared,
+        plan,
+        runner,
+        shutdown,
+        env.retry,
+        env.jitter.clone(),
+    )
+    .await
 }
 
 /// Continue a run from its last checkpoint.
@@ -103,19 +136,36 @@ pub async fn resume<R: StepRunner>(
     events: broadcast::Sender<RunEvent>,
     shutdown: CancellationToken,
 ) -> Result<Outcome, ExecError> {
+    let env = Environment::default();
+    resume_in(&env, run_id, plan_override, runner, opts, events, shutdown).await
+}
+
+/// [`resume`] in `env`.
+///
+/// # Errors
+/// As [`resume`].
+pub async fn resume_in<R: StepRunner>(
+    env: &Environment,
+    run_id: Option<&str>,
+    plan_override: Option<&ValidPlan>,
+    runner: Arc<R>,
+    opts: &RunOptions,
+    events: broadcast::Sender<RunEvent>,
+    shutdown: CancellationToken,
+) -> Result<Outcome, ExecError> {
     let run_id = match (run_id, plan_override) {
         (Some(id), _) => known_run(&opts.state_dir, id)?,
         (None, _) => only_unfinished(&opts.state_dir)?,
     };
     let dir = store::run_dir(&opts.state_dir, &run_id);
-    let store = open_for_driving(&dir, &run_id)?;
+    let store = open_for_driving(env, &dir, &run_id)?;
     let Some(mut record) = store.load()? else {
         // A crash before the first checkpoint leaves an empty database: with the plan in
         // hand, that is simply a start.
         return match plan_override {
             Some(plan) if plan.name() == run_id => {
                 drop(store);
-                start(plan, runner, opts, events, shutdown).await
+                start_in(env, plan, runner, opts, events, shutdown).await
             }
             _ => Err(ExecError::NoRecord { run: run_id }),
         };
@@ -164,8 +214,8 @@ pub async fn resume<R: StepRunner>(
         Some(given) => given.clone(),
         None => stored,
     };
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let shared = Shared::new(run_id, Box::new(store), record, Some(dir), events, clock);
+    let clock = env.clock.clone();
+    let shared = Shared::new(run_id, store, record, Some(dir), events, clock);
     let accept = opts.accept_risk;
     shared.transact("resume", |tx| {
         let now = tx.now;
@@ -253,11 +303,23 @@ pub async fn resume<R: StepRunner>(
             target: tx.rec.meta.target.clone(),
         });
     })?;
-    drive_live(shared, &plan, runner, shutdown, RetryPolicy::DEFAULT).await
+    drive_live(
+        shared,
+        &plan,
+        runner,
+        shutdown,
+        env.retry,
+        env.jitter.clone(),
+    )
+    .await
 }
 
-pub(super) fn open_for_driving(dir: &Path, run_id: &str) -> Result<SledStore, ExecError> {
-    match SledStore::open_patiently(&store::db_dir(dir), LOCK_PATIENCE) {
+pub(super) fn open_for_driving(
+    env: &Environment,
+    dir: &Path,
+    run_id: &str,
+) -> Result<Box<dyn RunStore>, ExecError> {
+    match env.stores.open(dir) {
         Ok(s) => Ok(s),
         Err(StoreError::Locked { .. }) => Err(ExecError::Locked {
             run: run_id.to_owned(),
