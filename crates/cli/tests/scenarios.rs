@@ -516,7 +516,7 @@ async fn scale_down_mid_run(kind: BackendKind) {
             approved = view["currentWave"].as_u64().unwrap_or(0);
             assert_exit(&bed.engine(&["approve", "shrink"]).await, 0);
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(150)).await;
     };
     assert_exit(&out, 0);
     let v = bed.assert_safe();

@@ -256,7 +256,7 @@ impl Bed {
                 return view;
             }
             assert!(Instant::now() < deadline, "{run} never reached its gate");
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            tokio::time::sleep(Duration::from_millis(150)).await;
         }
     }
 
