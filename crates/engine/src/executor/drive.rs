@@ -9,20 +9,18 @@ use tokio_util::sync::CancellationToken;
 
 use crate::control::{self, ControlHandler};
 use crate::dag::{self, NodeSpec, StepId};
-use crate::event::RunEvent;
 use crate::failpoint;
 use crate::plan::ValidPlan;
 use crate::retry::RetryPolicy;
-use crate::step::{
-    Control, Journal, StepContext, StepError, StepErrorKind, StepOutput, StepRunner,
-};
+use crate::step::{Journal, StepContext, StepError, StepErrorKind, StepOutput, StepRunner};
 use crate::store::records::NodeError;
-use crate::store::{self, NodeState, Phase, RunRecord, RunState, RunView, StoreError};
+use crate::store::{self, NodeState, RunRecord, RunState, RunView, StoreError};
 
 use super::environment::Jitter;
 use super::journal::RunJournal;
 use super::ledger::Shared;
-use super::{ExecError, MAX_WAVES, Outcome, STEP_GRACE};
+use super::transition::{Effect, Transition};
+use super::{ExecError, Outcome, STEP_GRACE};
 
 /// How the DAG grows. [`ValidPlan`] is the real one (through [`crate::dag`]); tests use
 /// smaller ones.
@@ -243,17 +241,6 @@ pub(super) fn ready_nodes(rec: &RunRecord, busy: &BTreeSet<usize>) -> Vec<usize>
         .collect()
 }
 
-/// Nodes no other node depends on.
-pub(super) fn sinks(rec: &RunRecord) -> Vec<StepId> {
-    let depended: BTreeSet<&StepId> = rec.nodes.iter().flat_map(|n| n.spec.deps.iter()).collect();
-    rec.nodes
-        .iter()
-        .map(|n| &n.spec.id)
-        .filter(|id| !depended.contains(id))
-        .cloned()
-        .collect()
-}
-
 pub(super) enum Grown {
     More,
     Complete,
@@ -261,56 +248,12 @@ pub(super) enum Grown {
 
 /// Every node is done: append the next part of the DAG, or finish the run.
 pub(super) fn grow(shared: &Shared, blueprint: &dyn Blueprint) -> Result<Grown, ExecError> {
-    shared.transact_lazy("grow", |tx| {
-        if let Some(n) = tx.rec.nodes.iter().find(|n| !n.state.is_done()) {
-            return Err(ExecError::Graph {
-                detail: format!("{} is {} but nothing can run", n.spec.id, n.state.as_str()),
-            });
-        }
-        let after = sinks(tx.rec);
-        let (phase, finishing) = (tx.rec.meta.phase, tx.rec.meta.finishing);
-        let (next_phase, specs) = match (phase, finishing) {
-            (Phase::Epilogue, _) => {
-                let meta = tx.meta();
-                meta.state = RunState::Succeeded;
-                let run = meta.run_id.clone();
-                tx.event(RunEvent::RunFinished {
-                    run,
-                    outcome: "succeeded".to_owned(),
-                });
-                return Ok(Grown::Complete);
-            }
-            (_, true) => (Phase::Epilogue, blueprint.epilogue(&after)),
-            (Phase::Prologue, false) => (Phase::Wave { wave: 1 }, blueprint.wave(1, &after)),
-            (Phase::Wave { wave }, false) if wave >= MAX_WAVES => {
-                return Err(ExecError::Graph {
-                    detail: format!("the run reached {MAX_WAVES} waves without finishing"),
-                });
-            }
-            (Phase::Wave { wave }, false) => (
-                Phase::Wave { wave: wave + 1 },
-                blueprint.wave(wave + 1, &after),
-            ),
-        };
-        // A blueprint with nothing more for this wave means the rollout has nothing left.
-        let (next_phase, specs) = if specs.is_empty() && next_phase != Phase::Epilogue {
-            (Phase::Epilogue, blueprint.epilogue(&after))
-        } else {
-            (next_phase, specs)
-        };
-        if let Some(dup) = specs.iter().find(|s| tx.rec.position(&s.id).is_some()) {
-            return Err(ExecError::Graph {
-                detail: format!("step {} would be added twice", dup.id),
-            });
-        }
-        let start = tx.rec.nodes.len() as u32;
-        tx.add_nodes(specs);
-        let meta = tx.meta();
-        meta.phase = next_phase;
-        meta.phase_start = start;
-        meta.finishing = false;
-        Ok(Grown::More)
-    })?
+    let effects = shared.transact_lazy("grow", |tx| tx.apply(Transition::Grow { blueprint }))??;
+    Ok(if effects.contains(&Effect::Complete) {
+        Grown::Complete
+    } else {
+        Grown::More
+    })
 }
 
 /// Record the end of a run that stopped early and say how it ended.
@@ -337,16 +280,7 @@ pub(super) fn finish(shared: &Shared, stop: Stop) -> Result<Outcome, StoreError>
             Outcome::SafetyStop { step, message },
         ),
     };
-    shared.transact("stop", |tx| {
-        let meta = tx.meta();
-        meta.state = state;
-        meta.reason = reason;
-        let run = meta.run_id.clone();
-        tx.event(RunEvent::RunFinished {
-            run,
-            outcome: state.as_str().to_owned(),
-        });
-    })?;
+    shared.transact("stop", |tx| tx.record(Transition::Stop { state, reason }))?;
     Ok(outcome)
 }
 
@@ -357,24 +291,12 @@ pub(super) fn record_abandoned(
     end: &NodeEnd,
 ) -> Result<(), StoreError> {
     let id = shared.lock().rec.nodes[idx].spec.id.clone();
-    let (state, error) = match end {
-        NodeEnd::Failed(message) => (
-            NodeState::Failed,
-            Some(NodeError {
-                kind: StepErrorKind::Failed,
-                message: message.clone(),
-            }),
-        ),
+    let (state, panic) = match end {
+        NodeEnd::Failed(message) => (NodeState::Failed, Some(message.clone())),
         _ => (NodeState::Interrupted, None),
     };
     shared.transact_lazy(&format!("{id}={}", state.as_str()), |tx| {
-        let now = tx.now;
-        let n = tx.node(idx);
-        if n.state == NodeState::Running || n.state == NodeState::Pending {
-            n.state = state;
-            n.error = error;
-            n.finished_at = Some(now);
-        }
+        tx.record(Transition::Abandoned { idx, panic });
     })
 }
 
@@ -393,18 +315,8 @@ pub(super) async fn run_node<R: StepRunner>(
     loop {
         tries += 1;
         let begun = shared.transact_lazy(&format!("{id}=running"), |tx| {
-            let now = tx.now;
-            let n = tx.node(idx);
-            n.state = NodeState::Running;
-            n.attempts += 1;
-            n.started_at = Some(now);
-            n.finished_at = None;
-            let attempt = n.attempts;
-            tx.event(RunEvent::StepStarted {
-                step: id.to_string(),
-                attempt,
-            });
-            (attempt, tx.rec.outputs())
+            tx.record(Transition::Started { idx });
+            (tx.rec.nodes[idx].attempts, tx.rec.outputs())
         });
         let (attempt, outputs) = match begun {
             Ok(b) => b,
@@ -438,16 +350,12 @@ pub(super) async fn run_node<R: StepRunner>(
         if retry {
             let delay = policy.delay(tries, jitter());
             let recorded = shared.transact_lazy(&format!("{id}=retrying"), |tx| {
-                let n = tx.node(idx);
-                n.state = NodeState::Pending;
-                n.error = Some(NodeError {
-                    kind: error.kind,
-                    message: error.message.clone(),
-                });
-                tx.event(RunEvent::StepFailed {
-                    step: id.to_string(),
-                    error: error.message.clone(),
-                    retrying: true,
+                tx.record(Transition::Retrying {
+                    idx,
+                    error: NodeError {
+                        kind: error.kind,
+                        message: error.message.clone(),
+                    },
                 });
             });
             if let Err(e) = recorded {
@@ -479,31 +387,7 @@ pub(super) fn record_success(
     ms: u64,
 ) -> Result<(), StoreError> {
     shared.transact_lazy(&format!("{id}=succeeded"), |tx| {
-        let now = tx.now;
-        let n = tx.node(idx);
-        n.state = NodeState::Succeeded;
-        n.output = Some(Arc::new(output.value.clone()));
-        n.error = None;
-        n.finished_at = Some(now);
-        if let Some(serde_json::Value::Object(vars)) = output.value.get("vars") {
-            let vars = vars.clone();
-            tx.meta().vars.extend(vars);
-        }
-        tx.event(RunEvent::StepFinished {
-            step: id.to_string(),
-            ms,
-        });
-        if output.control == Control::Finish && tx.rec.meta.phase != Phase::Epilogue {
-            tx.meta().finishing = true;
-            let start = tx.rec.meta.phase_start as usize;
-            for i in start..tx.rec.nodes.len() {
-                if tx.rec.nodes[i].state == NodeState::Pending {
-                    let n = tx.node(i);
-                    n.state = NodeState::Skipped;
-                    n.finished_at = Some(now);
-                }
-            }
-        }
+        tx.record(Transition::Succeeded { idx, output, ms });
     })
 }
 
@@ -518,35 +402,14 @@ pub(super) fn record_failure(
     } else {
         NodeState::Failed
     };
+    let kind = error.kind;
+    let message = error.message.clone();
     shared.transact_lazy(&format!("{id}={}", state.as_str()), |tx| {
-        let now = tx.now;
-        let n = tx.node(idx);
-        n.state = state;
-        n.error = Some(NodeError {
-            kind: error.kind,
-            message: error.message.clone(),
-        });
-        n.finished_at = Some(now);
-        match error.kind {
-            StepErrorKind::Interrupted => {}
-            StepErrorKind::SafetyStop => {
-                tx.event(RunEvent::SafetyStop {
-                    step: id.to_string(),
-                    reason: error.message.clone(),
-                });
-            }
-            StepErrorKind::Failed | StepErrorKind::Retryable => {
-                tx.event(RunEvent::StepFailed {
-                    step: id.to_string(),
-                    error: error.message.clone(),
-                    retrying: false,
-                });
-            }
-        }
+        tx.record(Transition::Failed { idx, error });
     })?;
-    Ok(match error.kind {
+    Ok(match kind {
         StepErrorKind::Interrupted => NodeEnd::Interrupted,
-        StepErrorKind::SafetyStop => NodeEnd::SafetyStop(error.message),
-        StepErrorKind::Failed | StepErrorKind::Retryable => NodeEnd::Failed(error.message),
+        StepErrorKind::SafetyStop => NodeEnd::SafetyStop(message),
+        StepErrorKind::Failed | StepErrorKind::Retryable => NodeEnd::Failed(message),
     })
 }

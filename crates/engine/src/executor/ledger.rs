@@ -10,13 +10,15 @@ use tokio::sync::{broadcast, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::Clock;
-use crate::dag::{NodeSpec, StepId};
+
+use super::transition::{self, Effect, GraphError, Transition};
+use crate::dag::StepId;
 use crate::event::RunEvent;
 use crate::publish::Publisher;
 use crate::step::Approval;
 use crate::store::{
-    self, Commit, Durability, LogEntry, LogKind, NodeRecord, NodeState, RunMeta, RunRecord,
-    RunStore, RunView, StoreError, WaitingEntry,
+    self, Commit, Durability, LogEntry, LogKind, NodeState, RunRecord, RunStore, RunView,
+    StoreError, WaitingEntry,
 };
 
 pub(super) struct Inner {
@@ -83,22 +85,6 @@ pub(super) struct Tx<'a> {
 }
 
 impl Tx<'_> {
-    pub(super) fn node(&mut self, i: usize) -> &mut NodeRecord {
-        self.changed.insert(i);
-        self.dirty = true;
-        &mut self.rec.nodes[i]
-    }
-
-    pub(super) fn add_nodes(&mut self, specs: Vec<NodeSpec>) -> usize {
-        let count = specs.len();
-        for spec in specs {
-            self.changed.insert(self.rec.nodes.len());
-            self.rec.nodes.push(NodeRecord::pending(spec));
-        }
-        self.dirty = true;
-        count
-    }
-
     pub(super) fn log(&mut self, entry: LogKind) {
         let seq = self.rec.log.len() as u64;
         self.rec.log.push(LogEntry {
@@ -113,9 +99,30 @@ impl Tx<'_> {
         self.log(LogKind::Event { event });
     }
 
-    pub(super) fn meta(&mut self) -> &mut RunMeta {
-        self.dirty = true;
-        &mut self.rec.meta
+    /// Apply `transition` to the record and carry out its effects: changed nodes go into
+    /// this checkpoint, log entries and events are appended (events are sent once committed).
+    pub(super) fn apply(&mut self, transition: Transition<'_>) -> Result<Vec<Effect>, GraphError> {
+        let effects = transition::apply(self.rec, self.now, transition)?;
+        for effect in &effects {
+            match effect {
+                Effect::Node(i) => {
+                    self.changed.insert(*i);
+                    self.dirty = true;
+                }
+                Effect::Log(entry) => self.log(entry.clone()),
+                Effect::Event(event) => self.event(event.clone()),
+                Effect::Complete => self.dirty = true,
+            }
+        }
+        Ok(effects)
+    }
+
+    /// [`apply`](Self::apply) for the transitions of nodes and stops, which the graph
+    /// never refuses (only [`Transition::Grow`] can be).
+    pub(super) fn record(&mut self, transition: Transition<'_>) {
+        if let Err(error) = self.apply(transition) {
+            tracing::error!(%error, "the run's graph refused a node transition");
+        }
     }
 }
 

@@ -8,17 +8,16 @@ use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
 use crate::control;
-use crate::dag;
 use crate::event::RunEvent;
 use crate::plan::ValidPlan;
-use crate::step::{StepErrorKind, StepRunner};
-use crate::store::{self, LogKind, NodeState, RunRecord, RunState, RunStore, StoreError};
+use crate::step::StepRunner;
+use crate::store::{self, RunRecord, RunState, RunStore, StoreError};
 
 use super::drive::{Blueprint, drive_live};
 use super::environment::Environment;
 use super::ledger::Shared;
 use super::runs::{known_run, only_unfinished};
-use super::transition::new_record;
+use super::transition::{Transition, new_record, safety_stopped_node};
 use super::{ExecError, Outcome, RunOptions};
 
 /// Start a new run of `plan`.
@@ -101,11 +100,8 @@ pub async fn start_named_in<R: StepRunner>(
     let record = new_record(plan, &run_id, clock.now());
     let shared = Shared::new(run_id, store, record, Some(dir), events, clock);
     shared.transact("create", |tx| {
-        tx.add_nodes(Blueprint::prologue(plan));
-        tx.event(RunEvent::RunStarted {
-            run: tx.rec.meta.run_id.clone(),
-            plan: tx.rec.meta.plan.file.clone(),
-            target: tx.rec.meta.target.clone(),
+        tx.record(Transition::Create {
+            prologue: Blueprint::prologue(plan),
         });
     })?;
     drive_live(
@@ -216,91 +212,11 @@ pub async fn resume_in<R: StepRunner>(
     };
     let clock = env.clock.clone();
     let shared = Shared::new(run_id, store, record, Some(dir), events, clock);
-    let accept = opts.accept_risk;
     shared.transact("resume", |tx| {
-        let now = tx.now;
-        // A hook the new plan no longer has cannot run: its node is skipped, not failed
-        // over and over (the graph was built from the old plan).
-        for i in 0..tx.rec.nodes.len() {
-            let n = &tx.rec.nodes[i];
-            let gone = match &n.spec.id.kind {
-                dag::StepKind::Hook { point, name } => {
-                    !n.state.is_done()
-                        && !plan.spec().hooks.at(*point).iter().any(|h| &h.name == name)
-                }
-                _ => false,
-            };
-            if gone {
-                let id = n.spec.id.clone();
-                let node = tx.node(i);
-                node.state = NodeState::Skipped;
-                node.error = None;
-                node.finished_at = Some(now);
-                tx.event(RunEvent::Warning {
-                    message: format!("{id} is not in the plan any more; skipped"),
-                });
-            }
-        }
-        // Accepting the risk of a stop inside a wave plans that wave again from the cluster
-        // as it stands: its baseline (the working pods `verify` and `wait-updated` compare
-        // against) is taken anew, or the accepted violation would stop the wave again. Every
-        // step recomputes its target from the live cluster, so re-running them is safe, and
-        // a stop always comes before the wave's handover, so no handover is sent twice.
-        let replanned_wave = stopped_at
-            .filter(|_| accept)
-            .and_then(|i| tx.rec.nodes[i].spec.id.wave);
-        for i in 0..tx.rec.nodes.len() {
-            if let Some(wave) = replanned_wave
-                && tx.rec.nodes[i].spec.id.wave == Some(wave)
-            {
-                let id = tx.rec.nodes[i].spec.id.clone();
-                if Some(i) == stopped_at {
-                    tx.log(LogKind::RiskAccepted {
-                        step: id.clone(),
-                        by: control::operator(),
-                    });
-                }
-                let n = tx.node(i);
-                n.state = NodeState::Pending;
-                n.output = None;
-                n.error = None;
-                n.started_at = None;
-                n.finished_at = None;
-                continue;
-            }
-            let (state, id) = (tx.rec.nodes[i].state, tx.rec.nodes[i].spec.id.clone());
-            let safety = tx.rec.nodes[i]
-                .error
-                .as_ref()
-                .is_some_and(|e| e.kind == StepErrorKind::SafetyStop);
-            match state {
-                NodeState::Failed if safety && accept => {
-                    let n = tx.node(i);
-                    n.state = NodeState::Skipped;
-                    n.finished_at = Some(now);
-                    tx.log(LogKind::RiskAccepted {
-                        step: id,
-                        by: control::operator(),
-                    });
-                }
-                NodeState::Running => {
-                    tx.node(i).state = NodeState::Pending;
-                    tx.event(RunEvent::Warning {
-                        message: format!(
-                            "{id} was running when its process stopped; running it again"
-                        ),
-                    });
-                }
-                NodeState::Failed | NodeState::Interrupted => tx.node(i).state = NodeState::Pending,
-                NodeState::Pending | NodeState::Succeeded | NodeState::Skipped => {}
-            }
-        }
-        tx.rec.meta.state = RunState::Running;
-        tx.rec.meta.reason = None;
-        tx.event(RunEvent::RunStarted {
-            run: tx.rec.meta.run_id.clone(),
-            plan: tx.rec.meta.plan.file.clone(),
-            target: tx.rec.meta.target.clone(),
+        tx.record(Transition::Resume {
+            plan: &plan,
+            accept_risk: opts.accept_risk,
+            by: control::operator(),
         });
     })?;
     drive_live(
@@ -334,14 +250,5 @@ pub(super) fn parse_stored_plan(record: &RunRecord) -> Result<ValidPlan, ExecErr
             run: record.meta.run_id.clone(),
             detail: e.to_string(),
         }
-    })
-}
-
-pub(super) fn safety_stopped_node(record: &RunRecord) -> Option<usize> {
-    record.nodes.iter().position(|n| {
-        n.state == NodeState::Failed
-            && n.error
-                .as_ref()
-                .is_some_and(|e| e.kind == StepErrorKind::SafetyStop)
     })
 }
