@@ -8,7 +8,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::control::{self, ControlHandler};
-use crate::dag::{self, NodeSpec, StepId};
+use crate::dag::{self, Dag, NodeSpec, StepId};
 use crate::failpoint;
 use crate::plan::ValidPlan;
 use crate::retry::RetryPolicy;
@@ -119,6 +119,7 @@ pub(super) async fn drive<R: StepRunner>(
     let mut stop: Option<Stop> = None;
     let mut grace: Option<tokio::time::Instant> = None;
     let mut store_error: Option<StoreError> = None;
+    let mut graph = Dag::new();
     let halt = |stop: &mut Option<Stop>, why: Stop| {
         if stop.as_ref().is_none_or(|s| *s < why) {
             *stop = Some(why);
@@ -144,7 +145,14 @@ pub(super) async fn drive<R: StepRunner>(
         }
         if stop.is_none() && store_error.is_none() {
             let busy: BTreeSet<usize> = in_flight.values().copied().collect();
-            for idx in ready_nodes(&shared.lock().rec, &busy) {
+            let ready = {
+                let inner = shared.lock();
+                // Nodes are only added while nothing runs (create, grow), so a graph the
+                // record cannot form stops no step midway.
+                follow(&mut graph, &inner.rec)?;
+                ready_nodes(&graph, &inner.rec, &busy)
+            };
+            for idx in ready {
                 let task = run_node(
                     shared.clone(),
                     runner.clone(),
@@ -224,20 +232,33 @@ pub(super) async fn sleep_until(deadline: Option<tokio::time::Instant>) {
     }
 }
 
-/// Pending nodes whose dependencies are all done, in insertion order.
-pub(super) fn ready_nodes(rec: &RunRecord, busy: &BTreeSet<usize>) -> Vec<usize> {
-    let done: BTreeSet<&StepId> = rec
+/// Add to `graph` the nodes of `rec` it does not have yet (the record only grows).
+pub(super) fn follow(graph: &mut Dag, rec: &RunRecord) -> Result<(), ExecError> {
+    let known = graph.len();
+    if rec.nodes.len() > known {
+        graph
+            .extend(rec.nodes[known..].iter().map(|n| n.spec.clone()))
+            .map_err(|e| ExecError::Graph {
+                detail: e.to_string(),
+            })?;
+    }
+    Ok(())
+}
+
+/// Pending nodes not yet started here whose dependencies are all done, in insertion order.
+pub(super) fn ready_nodes(graph: &Dag, rec: &RunRecord, busy: &BTreeSet<usize>) -> Vec<usize> {
+    let index: HashMap<&StepId, usize> = rec
         .nodes
         .iter()
-        .filter(|n| n.state.is_done())
-        .map(|n| &n.spec.id)
-        .collect();
-    rec.nodes
-        .iter()
         .enumerate()
-        .filter(|(i, n)| n.state == NodeState::Pending && !busy.contains(i))
-        .filter(|(_, n)| n.spec.deps.iter().all(|d| done.contains(d)))
-        .map(|(i, _)| i)
+        .map(|(i, n)| (&n.spec.id, i))
+        .collect();
+    let done = |id: &StepId| index.get(id).is_some_and(|&i| rec.nodes[i].state.is_done());
+    graph
+        .ready(done)
+        .iter()
+        .filter_map(|id| index.get(id).copied())
+        .filter(|i| rec.nodes[*i].state == NodeState::Pending && !busy.contains(i))
         .collect()
 }
 

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use jiff::Timestamp;
 
-use crate::dag::{NodeSpec, StepId, StepKind};
+use crate::dag::{Dag, NodeSpec, StepKind};
 use crate::event::RunEvent;
 use crate::plan::ValidPlan;
 use crate::step::{Control, StepError, StepErrorKind, StepOutput};
@@ -340,16 +340,12 @@ fn failed(
     }
 }
 
-/// Nodes no other node depends on.
-pub(super) fn sinks(rec: &RunRecord) -> Vec<StepId> {
-    let depended: std::collections::BTreeSet<&StepId> =
-        rec.nodes.iter().flat_map(|n| n.spec.deps.iter()).collect();
-    rec.nodes
-        .iter()
-        .map(|n| &n.spec.id)
-        .filter(|id| !depended.contains(id))
-        .cloned()
-        .collect()
+/// The record's graph, as [`Dag`] checks it: nodes in insertion order, dependencies first.
+pub(super) fn graph(rec: &RunRecord) -> Result<Dag, GraphError> {
+    let mut dag = Dag::new();
+    dag.extend(rec.nodes.iter().map(|n| n.spec.clone()))
+        .map_err(|e| GraphError(e.to_string()))?;
+    Ok(dag)
 }
 
 fn grow(
@@ -364,7 +360,7 @@ fn grow(
             n.state.as_str()
         )));
     }
-    let after = sinks(rec);
+    let after = graph(rec)?.sinks();
     let (phase, finishing) = (rec.meta.phase, rec.meta.finishing);
     let (next_phase, specs) = match (phase, finishing) {
         (Phase::Epilogue, _) => {
