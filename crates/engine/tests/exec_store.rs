@@ -8,12 +8,15 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use baton_engine::clock::ManualClock;
 use baton_engine::dag::{StepId, StepKind};
 use baton_engine::event::RunEvent;
-use baton_engine::executor::{self, Environment, ExecError, Outcome, RunOptions};
+use baton_engine::executor::{self, Environment, ExecError, Outcome, RunOptions, StoreOpener};
 use baton_engine::plan::ValidPlan;
 use baton_engine::step::{StepContext, StepError, StepErrorKind, StepOutput, StepRunner};
-use baton_engine::store::{self, NodeState, RunState};
+use baton_engine::store::{
+    self, Commit, MemoryStore, NodeState, RunRecord, RunState, RunStore, StoreError,
+};
 use support::{World, WorldSteps};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
@@ -675,4 +678,63 @@ async fn a_step_that_ignores_shutdown_is_abandoned_after_the_grace_period_and_re
             ("apply-update", NodeState::Pending)
         ]
     );
+}
+
+/// Hands every open the same in-memory store, as one sled database would be reopened.
+struct OneMemoryStore(Arc<MemoryStore>);
+
+struct Handle(Arc<MemoryStore>);
+
+impl RunStore for Handle {
+    fn load(&self) -> Result<Option<RunRecord>, StoreError> {
+        self.0.load()
+    }
+    fn commit(&self, commit: &Commit<'_>) -> Result<(), StoreError> {
+        self.0.commit(commit)
+    }
+}
+
+impl StoreOpener for OneMemoryStore {
+    fn open(&self, _dir: &Path) -> Result<Box<dyn RunStore>, StoreError> {
+        Ok(Box::new(Handle(self.0.clone())))
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_run_in_an_injected_store_and_clock_writes_there_and_at_that_time() {
+    let f = fixture();
+    let plan = support::plan("memory", "none");
+    let memory = Arc::new(MemoryStore::new());
+    let t0: jiff::Timestamp = "2030-01-02T03:04:05Z".parse().unwrap();
+    let env = Environment {
+        stores: Arc::new(OneMemoryStore(memory.clone())),
+        clock: Arc::new(ManualClock::new(t0)),
+        ..Environment::default()
+    };
+    let outcome = executor::start_in(
+        &env,
+        &plan,
+        steps(&f),
+        &opts(&f.state),
+        events(),
+        CancellationToken::new(),
+    )
+    .await;
+    assert_eq!(outcome.unwrap(), Outcome::Succeeded);
+    let rec = memory
+        .load()
+        .unwrap()
+        .expect("the run was recorded in memory");
+    assert_eq!(rec.meta.state, RunState::Succeeded);
+    assert_eq!((rec.meta.created_at, rec.meta.updated_at), (t0, t0));
+    assert!(rec.nodes.iter().all(|n| n.finished_at == Some(t0)));
+    support::assert_applied_exactly_once(
+        &baton_engine::store::RunView::of(&rec, None),
+        &World::load(&f.world),
+        WAVES,
+        "memory",
+    );
+    // Nothing went to sled.
+    let db = store::db_dir(&store::run_dir(&f.state, "memory"));
+    assert!(!db.join("db").exists() && !db.join("conf").exists());
 }
