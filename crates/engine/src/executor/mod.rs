@@ -25,6 +25,13 @@
 //! While it drives a run, the process keeps `status.json` current and serves
 //! `control.sock` (see [`crate::control`]), so `engine status`, `engine approve` and
 //! `engine abort` work from other processes.
+//!
+//! # Layout
+//! `start` opens and resets a run and hands it to `drive`, which runs the DAG; every change
+//! to the record is a pure `transition`, applied and committed by the `ledger`; steps reach
+//! the ledger through the `journal`, operators through `gates` (the control socket) or
+//! `operator` (offline); `runs` finds runs on disk; `environment` is what a run takes from
+//! outside (store, clock, jitter).
 
 mod drive;
 mod environment;
