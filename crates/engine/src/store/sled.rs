@@ -243,6 +243,13 @@ fn take_lock(path: &Path) -> Result<std::fs::File, StoreError> {
 
 fn classify_open_error(path: &Path, e: sled::Error) -> StoreError {
     match e {
+        // We hold our own lock here, so no other process holds sled's: a handle of ours
+        // that was just dropped still does (sled's threads let go of the file a moment
+        // later). sled reports its lock only as an `Other` I/O error; every other I/O
+        // failure carries a kind of its own. Locked is retried by `open_patiently`.
+        sled::Error::Io(ref io) if io.kind() == std::io::ErrorKind::Other => StoreError::Locked {
+            path: path.to_owned(),
+        },
         sled::Error::Corruption { .. } => StoreError::Corrupt {
             path: path.to_owned(),
             detail: "the database fails its checksums".to_owned(),
