@@ -211,9 +211,9 @@ impl Shared {
         let mut guard = self.lock();
         let inner = &mut *guard;
         if inner.broken {
-            return Err(StoreError::Corrupt {
-                path: self.dir.clone().unwrap_or_default(),
-                detail: "an earlier write failed; the run stopped writing".to_owned(),
+            return Err(StoreError::Unavailable {
+                run: self.run_id.clone(),
+                why: "an earlier write failed, so memory and disk may disagree",
             });
         }
         let log_from = inner.rec.log.len();
@@ -244,9 +244,9 @@ impl Shared {
         };
         let committed = match &*self.store.lock().unwrap_or_else(|p| p.into_inner()) {
             Some(store) => store.commit(&commit),
-            None => Err(StoreError::Corrupt {
-                path: self.dir.clone().unwrap_or_default(),
-                detail: "the run was closed; nothing more is recorded".to_owned(),
+            None => Err(StoreError::Unavailable {
+                run: self.run_id.clone(),
+                why: "the run was closed",
             }),
         };
         if let Err(e) = committed {

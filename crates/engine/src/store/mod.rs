@@ -82,6 +82,10 @@ pub enum StoreError {
         #[source]
         source: ::sled::Error,
     },
+    /// The run's store takes no more writes (closed, or broken by an earlier failed write).
+    /// Nothing on disk is damaged: `engine resume` reloads the last checkpoint.
+    #[error("run {run} records nothing more: {why}; the state on disk is intact")]
+    Unavailable { run: String, why: &'static str },
     /// A record could not be serialized: a bug, never written as empty bytes.
     #[error("cannot encode a {what} record")]
     Encode {
