@@ -159,8 +159,8 @@ fn asts_rules(obj: &Value, causes: &mut Vec<String>) {
             .iter()
             .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
             .collect();
-        match crate::selector::Selector::from_label_selector(selector) {
-            Ok(sel) if sel.matches(&labels) => {}
+        match crate::selector::from_label_selector(selector) {
+            Ok(sel) if crate::selector::SelectorExt::matches(&sel, &labels) => {}
             Ok(_) => causes.push(
                 "spec.template.metadata.labels: Invalid value: `selector` does not match \
                  template `labels`"
@@ -275,7 +275,7 @@ fn asts_rules(obj: &Value, causes: &mut Vec<String>) {
                 causes.push(format!(
                     "{path}.matchSelector: Invalid value: selector can not be empty"
                 ));
-            } else if let Err(e) = crate::selector::Selector::from_label_selector(sel) {
+            } else if let Err(e) = crate::selector::from_label_selector(sel) {
                 causes.push(format!("{path}.matchSelector: Invalid value: {e}"));
             }
         }

@@ -1,46 +1,15 @@
-//! Label and field selectors: the `labelSelector` / `fieldSelector` query
-//! strings of list and watch, and `metav1.LabelSelector` objects (ASTS
-//! `spec.selector`, priority `matchSelector`). Both parse into one
-//! [`Selector`], a conjunction of requirements, so matching is written once.
+//! Label and field selectors: the `labelSelector` / `fieldSelector` query strings of list
+//! and watch, and `metav1.LabelSelector` objects (ASTS `spec.selector`, priority
+//! `matchSelector`).
+//!
+//! Label selectors are kube's [`Selector`]: matching and rendering are kube's; this module
+//! only reads the two forms it does not read, the query syntax ([`parse`]) and the stored
+//! JSON object, checked as the API server checks it ([`from_label_selector`]).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
+pub use kube::core::{Expression, Selector, SelectorExt};
 use serde_json::Value;
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Op {
-    Equals,
-    NotEquals,
-    In,
-    NotIn,
-    Exists,
-    DoesNotExist,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Requirement {
-    pub key: String,
-    pub op: Op,
-    pub values: Vec<String>,
-}
-
-impl Requirement {
-    fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
-        let v = labels.get(&self.key);
-        match self.op {
-            Op::Equals | Op::In => v.is_some_and(|v| self.values.contains(v)),
-            Op::NotEquals | Op::NotIn => v.is_none_or(|v| !self.values.contains(v)),
-            Op::Exists => v.is_some(),
-            Op::DoesNotExist => v.is_none(),
-        }
-    }
-}
-
-/// A conjunction of requirements; the empty selector matches everything.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Selector {
-    pub requirements: Vec<Requirement>,
-}
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SelectorError {
@@ -52,65 +21,68 @@ pub enum SelectorError {
     Field(String),
 }
 
-impl Selector {
-    pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
-        self.requirements.iter().all(|r| r.matches(labels))
-    }
+/// Whether an object's `metadata.labels` match.
+pub fn matches_object(selector: &Selector, obj: &Value) -> bool {
+    selector.matches(&labels_of(obj))
+}
 
-    /// Whether an object's `metadata.labels` match.
-    pub fn matches_object(&self, obj: &Value) -> bool {
-        self.matches(&labels_of(obj))
-    }
+/// Parses the `labelSelector` query syntax: `a=b`, `a==b`, `a!=b`, `a in (x,y)`,
+/// `a notin (x)`, `a`, `!a`, joined by commas. The empty string selects everything.
+pub fn parse(s: &str) -> Result<Selector, SelectorError> {
+    split_terms(s)
+        .into_iter()
+        .map(str::trim)
+        .filter(|term| !term.is_empty())
+        .map(parse_term)
+        .collect()
+}
 
-    /// Parses the `labelSelector` query syntax: `a=b`, `a==b`, `a!=b`,
-    /// `a in (x,y)`, `a notin (x)`, `a`, `!a`, joined by commas.
-    pub fn parse(s: &str) -> Result<Selector, SelectorError> {
-        let mut requirements = Vec::new();
-        for term in split_terms(s) {
-            let term = term.trim();
-            if term.is_empty() {
-                continue;
-            }
-            requirements.push(parse_term(term)?);
+/// Reads a `metav1.LabelSelector` (`matchLabels` and `matchExpressions`), refusing what
+/// `LabelSelectorAsSelector` refuses: an unknown operator, an empty key, values on
+/// `Exists`/`DoesNotExist` or none on `In`/`NotIn`. Kruise skips a priority term whose
+/// selector is refused, so such a term matches nothing.
+pub fn from_label_selector(v: &Value) -> Result<Selector, SelectorError> {
+    let mut selector: Selector = v["matchLabels"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(k, val)| Expression::Equal(k.clone(), val.as_str().unwrap_or_default().into()))
+        .collect();
+    for e in v["matchExpressions"].as_array().into_iter().flatten() {
+        let key = e["key"].as_str().unwrap_or_default().to_string();
+        let values: BTreeSet<String> = e["values"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|x| x.as_str().map(str::to_string))
+            .collect();
+        let operator = e["operator"].as_str().unwrap_or_default();
+        let needs_values = matches!(operator, "In" | "NotIn");
+        let expression = match operator {
+            "In" => Expression::In(key.clone(), values.clone()),
+            "NotIn" => Expression::NotIn(key.clone(), values.clone()),
+            "Exists" => Expression::Exists(key.clone()),
+            "DoesNotExist" => Expression::DoesNotExist(key.clone()),
+            other => return Err(SelectorError::Operator(other.to_string())),
+        };
+        if key.is_empty() || needs_values == values.is_empty() {
+            return Err(SelectorError::Syntax(e.to_string()));
         }
-        Ok(Selector { requirements })
+        selector.extend(expression);
     }
+    Ok(selector)
+}
 
-    /// Reads a `metav1.LabelSelector` (`matchLabels` and `matchExpressions`).
-    pub fn from_label_selector(v: &Value) -> Result<Selector, SelectorError> {
-        let mut requirements = Vec::new();
-        if let Some(m) = v["matchLabels"].as_object() {
-            for (k, val) in m {
-                requirements.push(Requirement {
-                    key: k.clone(),
-                    op: Op::Equals,
-                    values: vec![val.as_str().unwrap_or_default().to_string()],
-                });
-            }
-        }
-        for e in v["matchExpressions"].as_array().into_iter().flatten() {
-            let key = e["key"].as_str().unwrap_or_default().to_string();
-            let values: Vec<String> = e["values"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|x| x.as_str().map(str::to_string))
-                .collect();
-            let op = match e["operator"].as_str().unwrap_or_default() {
-                "In" => Op::In,
-                "NotIn" => Op::NotIn,
-                "Exists" => Op::Exists,
-                "DoesNotExist" => Op::DoesNotExist,
-                other => return Err(SelectorError::Operator(other.to_string())),
-            };
-            let needs_values = matches!(op, Op::In | Op::NotIn);
-            if key.is_empty() || needs_values == values.is_empty() {
-                return Err(SelectorError::Syntax(e.to_string()));
-            }
-            requirements.push(Requirement { key, op, values });
-        }
-        Ok(Selector { requirements })
-    }
+/// The selector in its string form (`status.labelSelector`, read by the scale
+/// subresource): kube's rendering of each requirement, in sorted order.
+pub fn render(selector: &Selector) -> String {
+    let mut parts: Vec<String> = selector
+        .clone()
+        .into_iter()
+        .map(|e| e.to_string())
+        .collect();
+    parts.sort();
+    parts.join(",")
 }
 
 /// `metadata.labels` as a map (non-string values are ignored).
@@ -144,18 +116,14 @@ fn split_terms(s: &str) -> Vec<&str> {
     out
 }
 
-fn parse_term(term: &str) -> Result<Requirement, SelectorError> {
+fn parse_term(term: &str) -> Result<Expression, SelectorError> {
     let syntax = || SelectorError::Syntax(term.to_string());
     if let Some(key) = term.strip_prefix('!') {
         let key = key.trim();
         valid_key(key).ok_or_else(syntax)?;
-        return Ok(Requirement {
-            key: key.to_string(),
-            op: Op::DoesNotExist,
-            values: vec![],
-        });
+        return Ok(Expression::DoesNotExist(key.to_string()));
     }
-    for (sep, op) in [("!=", Op::NotEquals), ("==", Op::Equals), ("=", Op::Equals)] {
+    for (sep, equal) in [("!=", false), ("==", true), ("=", true)] {
         if let Some((k, v)) = term.split_once(sep) {
             let key = k.trim();
             valid_key(key).ok_or_else(syntax)?;
@@ -163,10 +131,11 @@ fn parse_term(term: &str) -> Result<Requirement, SelectorError> {
             if v.contains(['(', ')', ',', ' ', '=', '!']) {
                 return Err(syntax());
             }
-            return Ok(Requirement {
-                key: key.to_string(),
-                op,
-                values: vec![v.to_string()],
+            let (key, v) = (key.to_string(), v.to_string());
+            return Ok(if equal {
+                Expression::Equal(key, v)
+            } else {
+                Expression::NotEqual(key, v)
             });
         }
     }
@@ -184,27 +153,18 @@ fn parse_term(term: &str) -> Result<Requirement, SelectorError> {
             return Err(syntax());
         }
         valid_key(key).ok_or_else(syntax)?;
-        let op = match word {
-            "in" => Op::In,
-            "notin" => Op::NotIn,
-            _ => return Err(syntax()),
-        };
-        let values: Vec<String> = term[open + 1..close]
+        let values: BTreeSet<String> = term[open + 1..close]
             .split(',')
             .map(|v| v.trim().to_string())
             .collect();
-        return Ok(Requirement {
-            key: key.to_string(),
-            op,
-            values,
-        });
+        return match word {
+            "in" => Ok(Expression::In(key.to_string(), values)),
+            "notin" => Ok(Expression::NotIn(key.to_string(), values)),
+            _ => Err(syntax()),
+        };
     }
     valid_key(term).ok_or_else(syntax)?;
-    Ok(Requirement {
-        key: term.to_string(),
-        op: Op::Exists,
-        values: vec![],
-    })
+    Ok(Expression::Exists(term.to_string()))
 }
 
 fn valid_key(k: &str) -> Option<()> {
@@ -297,20 +257,20 @@ mod tests {
             ("missing!=x", true),
         ];
         for (s, want) in cases {
-            assert_eq!(Selector::parse(s).unwrap().matches(&l), want, "{s}");
+            assert_eq!(parse(s).unwrap().matches(&l), want, "{s}");
         }
     }
 
     #[test]
     fn malformed_label_selectors_are_rejected() {
         for s in ["a in (x", "a foo (x)", "=x", "a=b=c", "!"] {
-            assert!(Selector::parse(s).is_err(), "{s}");
+            assert!(parse(s).is_err(), "{s}");
         }
     }
 
     #[test]
     fn label_selector_objects_combine_labels_and_expressions() {
-        let sel = Selector::from_label_selector(&json!({
+        let sel = from_label_selector(&json!({
             "matchLabels": {"app": "sample"},
             "matchExpressions": [{"key": "working", "operator": "NotIn", "values": ["true"]}]
         }))
@@ -318,11 +278,26 @@ mod tests {
         assert!(sel.matches(&labels(&[("app", "sample"), ("working", "false")])));
         assert!(!sel.matches(&labels(&[("app", "sample"), ("working", "true")])));
         assert!(
-            Selector::from_label_selector(
-                &json!({"matchExpressions": [{"key": "a", "operator": "Is"}]})
-            )
-            .is_err()
+            from_label_selector(&json!({"matchExpressions": [{"key": "a", "operator": "Is"}]}))
+                .is_err()
         );
+    }
+
+    #[test]
+    fn expressions_and_labels_must_all_hold_and_render_sorted() {
+        let sel = from_label_selector(&json!({
+            "matchLabels": {"app": "db"},
+            "matchExpressions": [
+                {"key": "zone", "operator": "In", "values": ["b", "a"]},
+                {"key": "drain", "operator": "DoesNotExist"}]
+        }))
+        .unwrap();
+        assert!(sel.matches(&labels(&[("app", "db"), ("zone", "a")])));
+        assert!(!sel.matches(&labels(&[("app", "db"), ("zone", "c")])));
+        assert!(!sel.matches(&labels(&[("app", "db"), ("zone", "a"), ("drain", "x")])));
+        assert!(!sel.matches(&labels(&[("zone", "a")])));
+        assert!(Selector::default().matches(&labels(&[])));
+        assert_eq!(render(&sel), "!drain,app=db,zone in (a,b)");
     }
 
     #[test]

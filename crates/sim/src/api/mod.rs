@@ -24,7 +24,7 @@ use serde_json::{Value, json};
 
 use crate::faults::Faults;
 use crate::patch::{self, PatchType};
-use crate::selector::{FieldSelector, Selector};
+use crate::selector::{self, FieldSelector, Selector};
 use crate::store::{ApiError, Kind, Store, Stored, now_rfc3339};
 use table::Include;
 
@@ -310,7 +310,7 @@ fn get(st: &ApiState, ctx: &Ctx) -> Result<Response, ApiError> {
 }
 
 fn selectors(ctx: &Ctx) -> Result<(Selector, FieldSelector), ApiError> {
-    let labels = Selector::parse(ctx.q("labelSelector").unwrap_or_default())
+    let labels = selector::parse(ctx.q("labelSelector").unwrap_or_default())
         .map_err(|e| ApiError::bad_request(format!("unable to parse labelSelector: {e}")))?;
     let fields = FieldSelector::parse(ctx.q("fieldSelector").unwrap_or_default())
         .map_err(|e| ApiError::bad_request(format!("unable to parse fieldSelector: {e}")))?;
@@ -324,7 +324,7 @@ fn selected(st: &ApiState, ctx: &Ctx) -> Result<(Vec<Stored>, u64), ApiError> {
         .list_encoded(ctx.target.kind, ctx.target.namespace.as_deref());
     let items = items
         .into_iter()
-        .filter(|(o, _)| labels.matches_object(o) && fields.matches(o))
+        .filter(|(o, _)| selector::matches_object(&labels, o) && fields.matches(o))
         .collect();
     Ok((items, rv))
 }

@@ -25,7 +25,7 @@ use tokio_stream::wrappers::ReceiverStream;
 
 use super::response::status_body;
 use super::table::{self, Include};
-use crate::selector::{FieldSelector, Selector};
+use crate::selector::{self, FieldSelector, Selector};
 use crate::store::{Change, ChangeType, Encoded, Kind, Store, Stored};
 
 #[derive(Clone, Debug)]
@@ -54,7 +54,7 @@ struct Filter {
 
 impl Filter {
     fn selects(&self, o: &Value) -> bool {
-        self.opts.labels.matches_object(o) && self.opts.fields.matches(o)
+        selector::matches_object(&self.opts.labels, o) && self.opts.fields.matches(o)
     }
 
     fn in_scope(&self, c: &Change) -> bool {

@@ -17,7 +17,6 @@ pub mod events;
 pub mod pod;
 pub mod reconcile;
 pub mod revision;
-pub mod selector;
 pub mod types;
 pub mod update;
 

@@ -245,7 +245,9 @@ pub fn reconcile(input: Input<'_>) -> Plan {
         current_revision: current.name.clone(),
         update_revision: update.name.clone(),
         collision_count: Some(resolved.collision_count),
-        label_selector: set.spec.selector.render(),
+        label_selector: crate::selector::from_label_selector(&set.spec.selector)
+            .map(|s| crate::selector::render(&s))
+            .unwrap_or_default(),
         ..AstsStatus::default()
     };
 

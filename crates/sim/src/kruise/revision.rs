@@ -179,8 +179,14 @@ pub fn resolve(set: &Asts, revisions: &[Revision]) -> Resolved {
 /// owned by the set.
 pub fn revision_object(set: &Asts, rev: &Revision, hash: &str) -> Value {
     let mut labels = serde_json::Map::new();
-    for (k, v) in &set.spec.selector.match_labels {
-        labels.insert(k.clone(), v.clone().into());
+    for (k, v) in set.spec.selector["matchLabels"]
+        .as_object()
+        .into_iter()
+        .flatten()
+    {
+        if v.is_string() {
+            labels.insert(k.clone(), v.clone());
+        }
     }
     labels.insert(REVISION_HASH_LABEL.into(), hash.into());
     json!({

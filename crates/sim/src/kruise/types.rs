@@ -9,8 +9,6 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::selector::LabelSelector;
-
 /// An `int-or-string` field (`maxUnavailable`, `reserveOrdinals` entries).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
@@ -45,7 +43,8 @@ pub struct Asts {
 #[serde(rename_all = "camelCase", default)]
 pub struct AstsSpec {
     pub replicas: Option<i64>,
-    pub selector: LabelSelector,
+    /// `metav1.LabelSelector`, as stored (read by [`crate::selector::from_label_selector`]).
+    pub selector: serde_json::Value,
     pub template: serde_json::Value,
     pub pod_management_policy: Option<String>,
     pub update_strategy: UpdateStrategy,
@@ -148,7 +147,8 @@ pub struct PriorityStrategy {
 #[serde(rename_all = "camelCase", default)]
 pub struct WeightTerm {
     pub weight: i64,
-    pub match_selector: LabelSelector,
+    /// `metav1.LabelSelector`, as stored (read by [`crate::selector::from_label_selector`]).
+    pub match_selector: serde_json::Value,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]

@@ -9,7 +9,8 @@ use std::borrow::Borrow;
 use std::collections::BTreeMap;
 
 use super::pod::PodView;
-use super::types::{Asts, IntOrString, PriorityStrategy, RollingUpdate};
+use super::types::{Asts, IntOrString, PriorityStrategy, RollingUpdate, WeightTerm};
+use crate::selector::{self, SelectorExt};
 
 /// `sortPodsToUpdate`: slot indexes the update loop visits; none when `partition` is at least
 /// `total_replicas`.
@@ -113,7 +114,7 @@ fn priority_key(strategy: &PriorityStrategy, labels: &BTreeMap<String, String>) 
         let weight: i64 = strategy
             .weight_priority
             .iter()
-            .filter(|t| t.match_selector.is_valid() && t.match_selector.matches(labels))
+            .filter(|t| term_matches(t, labels))
             .map(|t| t.weight)
             .sum();
         (weight.saturating_neg(), 0, 0)
@@ -123,6 +124,12 @@ fn priority_key(strategy: &PriorityStrategy, labels: &BTreeMap<String, String>) 
     } else {
         (0, 0, 0)
     }
+}
+
+/// Whether a weight term's selector matches `labels`; Kruise skips a term whose selector does
+/// not convert, so it matches nothing.
+fn term_matches(term: &WeightTerm, labels: &BTreeMap<String, String>) -> bool {
+    selector::from_label_selector(&term.match_selector).is_ok_and(|s| s.matches(labels))
 }
 
 /// The index of the first order term whose key the pod has (-1 for none) and the trailing
@@ -158,7 +165,7 @@ pub fn compare(
             strategy
                 .weight_priority
                 .iter()
-                .filter(|t| t.match_selector.is_valid() && t.match_selector.matches(labels))
+                .filter(|t| term_matches(t, labels))
                 .map(|t| t.weight)
                 .sum()
         };
