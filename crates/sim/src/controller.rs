@@ -26,7 +26,7 @@ use tokio::task::JoinHandle;
 
 use crate::arbiter::Arbiter;
 use crate::kruise::events::{self, PodAction};
-use crate::kruise::pod::{self, PodView, in_place_update, set_condition};
+use crate::kruise::pod::{self, PodView, containers, in_place_update, set_condition};
 use crate::kruise::reconcile::{self, DeleteReason, Input, Plan};
 use crate::kruise::revision::{self, Revision, RevisionChange};
 use crate::kruise::types::Asts;
@@ -659,14 +659,13 @@ fn needs_kubelet(p: &Value, cfg: &KubeletConfig) -> bool {
         return true;
     }
     let statuses = p["status"]["containerStatuses"].as_array();
-    let images_match = p["spec"]["containers"].as_array().is_some_and(|cs| {
-        cs.iter().all(|c| {
+    let images_match = p["spec"]["containers"].is_array()
+        && containers(p).all(|(name, image)| {
             statuses.is_some_and(|ss| {
                 ss.iter()
-                    .any(|s| s["name"] == c["name"] && s["image"] == c["image"])
+                    .any(|s| s["name"] == name && s["image"].as_str() == Some(image))
             })
-        })
-    });
+        });
     let crash = !cfg.crash_image_marker.is_empty()
         && kubelet::image_signature(p).contains(&cfg.crash_image_marker);
     let forced = !p["metadata"]["annotations"][UNREADY_ANNOTATION].is_null();

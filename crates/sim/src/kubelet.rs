@@ -13,7 +13,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::kruise::pod::set_condition;
+use crate::kruise::pod::{containers, set_condition};
 
 /// Pod annotation that keeps every container unready while its value is `"true"`
 /// (what [`crate::controller::set_pod_ready`] writes).
@@ -60,15 +60,10 @@ impl KubeletConfig {
 /// The images of a pod's containers, in spec order: when this changes, the kubelet's clock for
 /// the pod restarts.
 pub fn image_signature(pod: &Value) -> String {
-    pod["spec"]["containers"]
-        .as_array()
-        .map(|cs| {
-            cs.iter()
-                .map(|c| c["image"].as_str().unwrap_or_default())
-                .collect::<Vec<_>>()
-                .join("\n")
-        })
-        .unwrap_or_default()
+    containers(pod)
+        .map(|(_, image)| image)
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// The `imageID` the simulated runtime reports for an image.
@@ -111,7 +106,9 @@ pub fn act(
         return None;
     }
     // In-place image changes: restart the changed containers once the delay has passed.
-    let specs: Vec<(String, String)> = containers(pod);
+    let specs: Vec<(String, String)> = containers(pod)
+        .map(|(name, image)| (name.to_string(), image.to_string()))
+        .collect();
     let mut pending = false;
     for (name, image) in &specs {
         let Some(cs) = container_status_mut(pod, name) else {
@@ -175,22 +172,6 @@ fn next_crash(pod: &Value, cfg: &KubeletConfig, waited: Duration) -> Option<Dura
         .min()
 }
 
-fn containers(pod: &Value) -> Vec<(String, String)> {
-    pod["spec"]["containers"]
-        .as_array()
-        .map(|cs| {
-            cs.iter()
-                .filter_map(|c| {
-                    Some((
-                        c["name"].as_str()?.to_string(),
-                        c["image"].as_str().unwrap_or_default().to_string(),
-                    ))
-                })
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 fn container_status_mut<'a>(pod: &'a mut Value, name: &str) -> Option<&'a mut Value> {
     pod["status"]["containerStatuses"]
         .as_array_mut()?
@@ -234,7 +215,6 @@ fn container_id(seed: &str) -> String {
 /// Runs a pending pod: phase Running, IPs, container statuses.
 fn start(pod: &mut Value, cfg: &KubeletConfig, now: Timestamp) {
     let statuses: Vec<Value> = containers(pod)
-        .iter()
         .map(|(name, image)| container_status(name, image, cfg, 0, now))
         .collect();
     let ordinal = pod["metadata"]["name"]

@@ -91,19 +91,9 @@ impl PodView {
             .and_then(|c| c["lastTransitionTime"].as_str())
             .and_then(|s| s.parse::<Timestamp>().ok());
         let inplace_ready = condition(INPLACE_READY_CONDITION).map(|c| c["status"] == "True");
-        let spec_images = v["spec"]["containers"]
-            .as_array()
-            .map(|cs| {
-                cs.iter()
-                    .filter_map(|c| {
-                        Some((
-                            c["name"].as_str()?.to_string(),
-                            c["image"].as_str().unwrap_or_default().to_string(),
-                        ))
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
+        let spec_images = containers(v)
+            .map(|(name, image)| (name.to_string(), image.to_string()))
+            .collect();
         let container_states = v["status"]["containerStatuses"]
             .as_array()
             .map(|cs| {
@@ -333,6 +323,16 @@ pub fn new_pod(
     })
 }
 
+/// The containers of a pod or a pod template (`spec.containers`) as `(name, image)`, in spec
+/// order: a container without a name is skipped, one without an image reads as "".
+pub fn containers(v: &Value) -> impl Iterator<Item = (&str, &str)> {
+    v["spec"]["containers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| Some((c["name"].as_str()?, c["image"].as_str().unwrap_or_default())))
+}
+
 /// Whether the template change from `old` to `new` can be applied in place
 /// (`CanUpdateInPlace` without feature gates): only container images and template metadata
 /// (labels, annotations) differ.
@@ -366,19 +366,11 @@ pub fn can_update_in_place(old: &Value, new: &Value) -> bool {
 /// `Ready=False`) when the pod carries the readiness gate.
 pub fn in_place_update(pod: &mut Value, old: &Value, new: &Value, to: &str, now: Timestamp) {
     let view = PodView::from_value(pod);
-    let new_images: BTreeMap<String, String> = new["spec"]["containers"]
-        .as_array()
-        .map(|cs| {
-            cs.iter()
-                .filter_map(|c| {
-                    Some((
-                        c["name"].as_str()?.to_string(),
-                        c["image"].as_str()?.to_string(),
-                    ))
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+    // A template container without an image leaves the pod's as it is.
+    let new_images: BTreeMap<String, String> = containers(new)
+        .filter(|(_, image)| !image.is_empty())
+        .map(|(name, image)| (name.to_string(), image.to_string()))
+        .collect();
     let mut last = BTreeMap::new();
     if let Some(cs) = pod["spec"]["containers"].as_array_mut() {
         for c in cs {
