@@ -144,13 +144,15 @@ pub(crate) async fn serve(
     }
 }
 
-/// `user@host` for audit records: `$USER` (or `$LOGNAME`), and the kernel's hostname.
+/// `user@host` for audit records: `$USER` (or `$LOGNAME`), else the name of the process's
+/// user id (cron jobs, containers and `env -i` set no `$USER`, and an audit record that
+/// says `unknown` proves nothing), and the kernel's hostname.
 pub fn operator() -> String {
     let user = std::env::var("USER")
         .or_else(|_| std::env::var("LOGNAME"))
         .ok()
         .filter(|u| !u.is_empty())
-        .unwrap_or_else(|| "unknown".to_owned());
+        .unwrap_or_else(uid_name);
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
         .map(|h| h.trim().to_owned())
@@ -158,4 +160,32 @@ pub fn operator() -> String {
         .or_else(|| std::env::var("HOSTNAME").ok())
         .unwrap_or_else(|| "localhost".to_owned());
     format!("{user}@{host}")
+}
+
+/// The name `/etc/passwd` gives this process's user id, else `uid-N`. (Names served by
+/// other NSS sources, such as LDAP, are not looked up: that would need the C library.)
+fn uid_name() -> String {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt as _;
+        // `/proc/self` belongs to the process's effective user.
+        let Ok(uid) = std::fs::metadata("/proc/self").map(|m| m.uid()) else {
+            return "unknown".to_owned();
+        };
+        let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+        passwd
+            .lines()
+            .filter_map(|line| {
+                let mut fields = line.split(':');
+                let name = fields.next()?;
+                let id = fields.nth(1)?.parse::<u32>().ok()?;
+                (id == uid && !name.is_empty()).then(|| name.to_owned())
+            })
+            .next()
+            .unwrap_or_else(|| format!("uid-{uid}"))
+    }
+    #[cfg(not(unix))]
+    {
+        "unknown".to_owned()
+    }
 }

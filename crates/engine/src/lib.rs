@@ -26,3 +26,4 @@ pub mod retry;
 pub mod snapshot;
 pub mod step;
 pub mod store;
+pub mod text;

@@ -3,8 +3,28 @@
 
 use crate::snapshot::{Role, Snapshot};
 
-use super::wave::{plan_handover, plan_wave};
-use super::{Handover, Policy, Refusal, WaveDecision, WaveForecast};
+use super::wave::{finalize_partition, plan_handover, plan_wave};
+use super::{Handover, Policy, Refusal, RunForecast, WaveDecision, WaveForecast};
+
+/// [`forecast`], and how the run would end: the partition `finalize` would write and the
+/// pods that keep the old revision (protected pods the arbiter does not list), taken from
+/// the cluster as it would stand after the last wave, with the same [`finalize_partition`]
+/// the `finalize` step uses.
+pub fn forecast_run(s: &Snapshot, policy: &Policy) -> Result<RunForecast, Refusal> {
+    let (waves, end) = play(s, policy)?;
+    let finalize_partition = finalize_partition(&end, policy)?;
+    let kept_old = end
+        .protected()
+        .into_iter()
+        .filter(|p| end.in_range(p) && !end.is_updated(p))
+        .map(|p| p.name.clone())
+        .collect();
+    Ok(RunForecast {
+        waves,
+        finalize_partition,
+        kept_old,
+    })
+}
 
 /// Every wave the run would go through, assuming each succeeds: the pods of `S` come back
 /// updated and Ready, and each handover is applied by the arbiter. A wave that only hands
@@ -12,6 +32,11 @@ use super::{Handover, Policy, Refusal, WaveDecision, WaveForecast};
 ///
 /// A refusal anywhere along the way is returned: a run would stop there too.
 pub fn forecast(s: &Snapshot, policy: &Policy) -> Result<Vec<WaveForecast>, Refusal> {
+    play(s, policy).map(|(waves, _)| waves)
+}
+
+/// The waves, and the cluster as it stands after the last one.
+fn play(s: &Snapshot, policy: &Policy) -> Result<(Vec<WaveForecast>, Snapshot), Refusal> {
     let mut cluster = s.clone();
     let mut waves = Vec::new();
     // Each update wave makes at least one counted pod updated, and a handover-only wave is
@@ -41,7 +66,7 @@ pub fn forecast(s: &Snapshot, policy: &Policy) -> Result<Vec<WaveForecast>, Refu
             handover,
         });
     }
-    Ok(waves)
+    Ok((waves, cluster))
 }
 
 /// What a well-behaved controller does with the partition: exactly the selected pods update.

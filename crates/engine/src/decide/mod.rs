@@ -11,17 +11,20 @@
 //! - [`finalize_partition`]: the partition that ends a run without touching protected pods.
 //! - [`partition_for`] / [`freeze_partition`]: the one partition arithmetic (`|P| - |U ∪ S|`).
 //! - [`judge_wave`]: did a wave disturb a working pod?
-//! - [`forecast`]: every wave, assuming each succeeds (`engine plan`).
+//! - [`forecast`]: every wave, assuming each succeeds (`engine plan`); [`forecast_run`] adds
+//!   how the run ends, [`estimate`] how long it may take.
 
 use serde::{Deserialize, Serialize};
 
+mod estimate;
 mod forecast;
 mod judge;
 mod partition;
 mod sets;
 mod wave;
 
-pub use forecast::forecast;
+pub use estimate::{Estimate, Timing, WaveTiming, estimate, typical_ready};
+pub use forecast::{forecast, forecast_run};
 pub use judge::judge_wave;
 pub use partition::{freeze_partition, partition_for};
 pub use wave::{check_preconditions, finalize_partition, plan_handover, plan_wave};
@@ -70,12 +73,19 @@ pub enum Refusal {
     Paused,
     #[error("update strategy type is {found}, expected RollingUpdate")]
     NotRollingUpdate { found: String },
-    #[error("the arbiter names pods that do not belong to the StatefulSet: {pods:?}")]
+    #[error(
+        "the arbiter names pods that do not belong to the StatefulSet: {}",
+        crate::text::names(pods)
+    )]
     UnknownPods { pods: Vec<String> },
-    #[error("the arbiter reports {working} working pods, below the minimum of {min}")]
+    #[error(
+        "the arbiter reports {}, below the minimum of {min}",
+        crate::text::count(usize::try_from(*working).unwrap_or(usize::MAX), "working pod", "working pods")
+    )]
     BelowMinWorking { working: u32, min: u32 },
     #[error(
-        "working pods {working:?} still run the old revision and no updated idle pod is ready to take over"
+        "working pods {} still run the old revision and no updated idle pod is ready to take over",
+        crate::text::names(working)
     )]
     NoIdleToHandOver { working: Vec<String> },
     #[error("every pod is working; there is no idle pod to update first")]
@@ -103,6 +113,17 @@ pub struct WaveForecast {
     pub select: Vec<String>,
     pub partition: u32,
     pub handover: Option<Handover>,
+}
+
+/// A whole run as `engine plan` projects it: its waves, and how it ends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunForecast {
+    pub waves: Vec<WaveForecast>,
+    /// The partition `finalize` writes: the protected pods still old, 0 in an ordinary run.
+    pub finalize_partition: u32,
+    /// The pods that keep the old revision after the run (the arbiter does not list them).
+    pub kept_old: Vec<String>,
 }
 
 /// What a wave did to working pods, judged from snapshots before and after it.
