@@ -170,6 +170,24 @@ async fn worst_unavailable(
     }
 }
 
+/// Waits until the controller has reconciled the set after every write made so far, so a
+/// check that nothing happened needs no sleep: bumps the generation with a spec change the
+/// controller acts on no differently (`revisionHistoryLimit` one higher, with one or two
+/// revisions around) and waits until `status.observedGeneration` reaches it. A pass writes
+/// pods before the set's status, so whatever the controller was going to do to pods given
+/// what was written before is done by then.
+async fn controller_caught_up(store: &Store) {
+    patch_set(store, |v| {
+        let limit = v["spec"]["revisionHistoryLimit"].as_i64().unwrap_or(10);
+        v["spec"]["revisionHistoryLimit"] = (limit + 1).into();
+    });
+    let generation = set(store)["metadata"]["generation"].clone();
+    wait_until(store, "the controller to observe the later write", |s| {
+        set(s)["status"]["observedGeneration"] == generation
+    })
+    .await;
+}
+
 fn patch_set(store: &Store, f: impl FnOnce(&mut Value)) {
     store
         .modify(Kind::StatefulSet, NS, "web", |s| {
@@ -473,7 +491,7 @@ async fn paused_halts_the_rollout_until_resumed() {
     .await;
     // Give the controller further passes (a label change triggers one) and check again.
     label(s, "web-0", "poke", Some("1"));
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    controller_caught_up(s).await;
     assert!(updated(s).is_empty(), "paused set updated {:?}", updated(s));
     assert!(sim.report.updates().is_empty());
     patch_set(s, |v| {
@@ -558,7 +576,7 @@ async fn a_rollback_reuses_the_old_revision_and_a_crashing_image_never_becomes_r
     })
     .await;
     // maxUnavailable 1 and web-1 never Ready: web-0 is never touched.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    controller_caught_up(s).await;
     assert_eq!(rev(&pods(s)["web-0"]), first);
     set_image(s, "alpine:3.18.2");
     wait_until(s, "the rollback", |s| {
@@ -597,7 +615,7 @@ async fn an_in_place_update_hook_label_holds_a_pod_in_preparing_update_until_rem
     })
     .await;
     label(s, "web-0", "poke", Some("1"));
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    controller_caught_up(s).await;
     assert_eq!(rev(&pods(s)["web-1"]), old, "a held pod is not updated");
     assert_eq!(rev(&pods(s)["web-0"]), old, "the held pod fills the budget");
     assert!(sim.report.updates().is_empty());
