@@ -35,10 +35,13 @@ pub fn init_tracing(global: &GlobalArgs) {
         quiet: global.quiet,
         json: is_json(global),
     });
+    // kube's client logs every failed request as an ERROR, including the ones the engine
+    // retries and reports itself (`… (retrying)`, or the step's failure): below `-vv` those
+    // lines only repeat, in Rust's words, what the progress already says.
     let default = match (global.quiet, global.verbose) {
-        (true, _) => "error",
-        (false, 0) => "warn",
-        (false, 1) => "info,baton_engine=info,baton_steps=info",
+        (true, _) => "error,kube_client=off",
+        (false, 0) => "warn,kube_client=off",
+        (false, 1) => "info,baton_engine=info,baton_steps=info,kube_client=off",
         (false, 2) => "debug",
         _ => "trace",
     };
@@ -103,6 +106,16 @@ fn live() -> Option<MultiProgress> {
         .filter(|display| !display.is_hidden())
 }
 
+/// A time for a person: RFC 3339 in UTC, to the second. (JSON keeps the stored precision.)
+pub fn time(at: jiff::Timestamp) -> String {
+    at.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+/// [`time`] of a time stored as text; the text itself when it is not RFC 3339.
+pub fn time_text(at: &str) -> String {
+    at.parse().map_or_else(|_| at.to_owned(), time)
+}
+
 /// Print a data line on stdout. A closed pipe (`engine history | head`) is not an
 /// error: the reader has all it wanted, so the process exits quietly with success.
 pub fn out(line: impl std::fmt::Display) {
@@ -133,11 +146,32 @@ pub fn err(line: impl std::fmt::Display) {
     }
 }
 
+/// An error and its causes on one line, `: `-joined, in an operator's words.
+pub fn chain_text(error: &anyhow::Error) -> String {
+    let mut parts = Vec::new();
+    for cause in error.chain() {
+        let (line, last) = baton_steps::env::cause_text(cause);
+        parts.push(line);
+        if last {
+            break;
+        }
+    }
+    parts.join(": ")
+}
+
 /// Print an error with its whole chain of causes, one per line.
 pub fn error_chain(error: &anyhow::Error) {
-    let mut text = format!("error: {error}");
-    for cause in error.chain().skip(1) {
-        text.push_str(&format!("\n  caused by: {cause}"));
+    let mut text = String::from("error: ");
+    for (i, cause) in error.chain().enumerate() {
+        if i > 0 {
+            text.push_str("\n  caused by: ");
+        }
+        // An API server's answer is told in words, once (its own sources repeat it).
+        let (line, last) = baton_steps::env::cause_text(cause);
+        text.push_str(&line);
+        if last {
+            break;
+        }
     }
     err(text);
 }

@@ -13,6 +13,7 @@ mod live;
 
 use self::live::LiveDisplay;
 pub use self::live::QuietEcho;
+pub(crate) use self::live::columns;
 
 /// Prints events until the channel closes; returns the pods as the events last showed
 /// them, for the summary table.
@@ -22,13 +23,16 @@ pub async fn follow(
     verbose: bool,
 ) -> Option<Vec<PodRow>> {
     let mut last_pods = LastPods::default();
+    let mut stops = StopsShown::default();
     if !json && crate::printer::live_wanted() {
         let mut display = LiveDisplay::start(crate::printer::color_enabled());
         loop {
             match events.recv().await {
                 Ok(event) => {
                     last_pods.apply(&event);
-                    if let Some(line) = describe(&event, verbose) {
+                    if stops.first(&event)
+                        && let Some(line) = describe(&event, verbose)
+                    {
                         crate::printer::err(line);
                     }
                     display.update(&event);
@@ -67,6 +71,7 @@ pub async fn follow(
                         crate::printer::out(line);
                     }
                 } else if !crate::printer::is_quiet()
+                    && stops.first(&event)
                     && let Some(line) = describe(&event, verbose)
                 {
                     eprintln!("{line}");
@@ -80,6 +85,29 @@ pub async fn follow(
             Err(broadcast::error::RecvError::Closed) => return last_pods.into_rows(),
         }
     }
+}
+
+/// The steps whose safety stop has been told. The step announces its stop the moment it
+/// freezes the rollout, and the executor announces it again when it records the step's
+/// failure (every other kind of failure is announced by the executor alone); an operator
+/// needs it once.
+#[derive(Default)]
+struct StopsShown(std::collections::BTreeSet<String>);
+
+impl StopsShown {
+    /// `false` for a safety stop of a step already told; `true` for anything else.
+    fn first(&mut self, event: &RunEvent) -> bool {
+        match event {
+            RunEvent::SafetyStop { step, .. } => self.0.insert(step.clone()),
+            _ => true,
+        }
+    }
+}
+
+/// The line that tells a safety stop, without the reason's own "safety stop, " prefix.
+pub fn safety_stop_line(step: &str, reason: &str) -> String {
+    let reason = reason.strip_prefix("safety stop, ").unwrap_or(reason);
+    format!("SAFETY STOP at {step}: {reason}")
 }
 
 /// How long a wait must last, unchanged, before a piped run prints it.
@@ -239,9 +267,16 @@ pub fn describe(event: &RunEvent, verbose: bool) -> Option<String> {
             list(promote),
             list(demote)
         ),
-        RunEvent::SafetyStop { step, reason } => format!("SAFETY STOP at {step}: {reason}"),
+        RunEvent::SafetyStop { step, reason } => safety_stop_line(step, reason),
         RunEvent::Warning { message } => format!("warning: {message}"),
-        RunEvent::RunFinished { run, outcome } => format!("run {run}: {outcome}"),
+        RunEvent::RunFinished { run, outcome } => {
+            // The JSON event keeps the camelCase name; a person reads words.
+            let outcome = match outcome.as_str() {
+                "safetyStopped" => "stopped for safety",
+                other => other,
+            };
+            format!("run {run}: {outcome}")
+        }
         _ => return None,
     };
     Some(line)

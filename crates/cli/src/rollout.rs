@@ -132,7 +132,10 @@ pub async fn drive(
             ExitStatus::Failed
         }
         Outcome::SafetyStop { step, message } => {
-            printer::err(format!("SAFETY STOP at {step}: {message}"));
+            // The progress stream has shown the stop already, unless it was silenced.
+            if json || printer::is_quiet() {
+                printer::err(crate::progress::safety_stop_line(&step, &message));
+            }
             printer::err(
                 "the rollout is frozen (partition = replicas); inspect, then `engine resume --accept-risk`",
             );
@@ -199,7 +202,8 @@ pub async fn drive_and_report(
         metrics_addr,
     )
     .await?;
-    if !json {
+    // `-q` keeps errors only: the table is a summary, not an error.
+    if !json && !printer::is_quiet() {
         // What the cluster is now, not what the run last announced: after a failure, an
         // abort or a safety stop the events lag behind the pods.
         let read = tokio::time::timeout(

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use baton_engine::plan::ArbiterSpec;
 use baton_engine::snapshot::{ArbiterView, Role};
+use baton_engine::text::{names, span};
 use serde::{Deserialize, Serialize};
 
 /// First backoff step; doubled per attempt, capped at [`BACKOFF_CAP`].
@@ -61,7 +62,10 @@ pub enum ArbiterError {
     #[error("arbiter sent a malformed document: {0}")]
     Malformed(String),
     #[error(
-        "the arbiter did not show the handover (promote {promote:?}, demote {demote:?}) within {waited:?}"
+        "the arbiter did not show the handover (promote {}, demote {}) within {}",
+        names(promote),
+        names(demote),
+        span(*waited)
     )]
     NotApplied {
         promote: Vec<String>,

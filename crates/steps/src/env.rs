@@ -275,14 +275,42 @@ pub fn to_value<T: Serialize>(v: &T) -> Value {
 
 /// An error and its sources, joined for an operator (the top error never repeats its source).
 pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut cur = e.source();
+    let (mut out, mut last) = cause_text(e);
+    let mut cur = e.source().filter(|_| !last);
     while let Some(s) = cur {
+        let (text, ends) = cause_text(s);
         out.push_str(": ");
-        out.push_str(&s.to_string());
-        cur = s.source();
+        out.push_str(&text);
+        last = ends;
+        cur = s.source().filter(|_| !last);
     }
     out
+}
+
+/// One error of a chain in an operator's words, and whether its sources only repeat it.
+///
+/// kube's `Error::Api` displays the API server's `Status` answer with Rust's debug format
+/// (`Status { status: Some(Failure), … ListMeta { continue_: None … } }`), and then again as
+/// its source: it is told here once, as the answer it is.
+pub fn cause_text(e: &(dyn std::error::Error + 'static)) -> (String, bool) {
+    match e.downcast_ref::<kube::Error>() {
+        Some(kube::Error::Api(status)) => {
+            let code = reqwest::StatusCode::from_u16(status.code)
+                .ok()
+                .and_then(|c| c.canonical_reason())
+                .map(|reason| format!("{} {reason}", status.code))
+                .unwrap_or_else(|| status.code.to_string());
+            let mut text = format!("the API server answered {code}");
+            if !status.message.is_empty() {
+                text.push_str(&format!(": {}", status.message));
+            }
+            if !status.reason.is_empty() && !status.message.contains(&status.reason) {
+                text.push_str(&format!(" ({})", status.reason));
+            }
+            (text, true)
+        }
+        _ => (e.to_string(), false),
+    }
 }
 
 fn step_err(e: PatchError) -> StepError {

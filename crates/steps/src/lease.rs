@@ -19,7 +19,7 @@ pub const RUN_ANNOTATION: &str = "baton.dev/run";
 pub enum LeaseError {
     #[error("another run holds the lock on this statefulset: {holder}")]
     Held { holder: String },
-    #[error("{what} got no answer within {waited:?}")]
+    #[error("{what} got no answer within {}", baton_engine::text::span(*waited))]
     NoAnswer {
         what: &'static str,
         waited: Duration,

@@ -19,8 +19,9 @@ pub fn run(global: &GlobalArgs, args: &RunArg) -> anyhow::Result<ExitStatus> {
         }));
         return Ok(ExitStatus::Success);
     }
-    // Both lists come from one log; its sequence numbers give the order.
-    let mut lines: Vec<(u64, String)> = view
+    // Both lists come from one log; its sequence numbers give the order. The last column
+    // (the change, before → after) is as long as it needs and is not padded.
+    let mut rows: Vec<(u64, [String; 5])> = view
         .audit
         .iter()
         .map(|a| {
@@ -40,14 +41,17 @@ pub fn run(global: &GlobalArgs, args: &RunArg) -> anyhow::Result<ExitStatus> {
             };
             (
                 a.seq,
-                format!(
-                    "{}  {}  {}  {}  {} → {}{outcome}",
-                    a.at, a.step, w.object, w.action, w.before, w.after
-                ),
+                [
+                    printer::time(a.at),
+                    a.step.to_string(),
+                    w.object.clone(),
+                    w.action.clone(),
+                    format!("{} → {}{outcome}", w.before, w.after),
+                ],
             )
         })
         .collect();
-    lines.extend(view.approvals.iter().map(|a| {
+    rows.extend(view.approvals.iter().map(|a| {
         let reason = a
             .approval
             .reason
@@ -55,23 +59,31 @@ pub fn run(global: &GlobalArgs, args: &RunArg) -> anyhow::Result<ExitStatus> {
             .map(|r| format!(": {r}"))
             .unwrap_or_default();
         let gate = if a.gate.is_empty() {
-            String::new()
+            "-".to_owned()
         } else {
-            format!("{}  ", a.gate)
+            a.gate.to_string()
         };
         (
             a.seq,
-            format!(
-                "{}  {gate}{} by {}{reason}",
-                a.approval.at, a.action, a.approval.by
-            ),
+            [
+                printer::time_text(&a.approval.at),
+                gate,
+                format!("run {}", view.run),
+                a.action.to_string(),
+                format!("by {}{reason}", a.approval.by),
+            ],
         )
     }));
-    lines.sort();
-    if lines.is_empty() {
+    rows.sort_by_key(|(seq, _)| *seq);
+    if rows.is_empty() {
         printer::err(format!("run {} has written nothing yet", view.run));
+        return Ok(ExitStatus::Success);
     }
-    for (_, line) in lines {
+    let header = ["TIME", "STEP", "OBJECT", "ACTION", "CHANGE"].map(str::to_owned);
+    let table: Vec<[String; 5]> = std::iter::once(header)
+        .chain(rows.into_iter().map(|(_, row)| row))
+        .collect();
+    for line in crate::progress::columns(&table) {
         printer::out(line);
     }
     Ok(ExitStatus::Success)

@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 
 use baton_engine::executor;
-use baton_engine::store::{NodeState, RunState, RunView};
+use baton_engine::store::{NodeState, Phase, RunState, RunView};
 
 use crate::args::{GlobalArgs, OptRunArg};
 use crate::exit::ExitStatus;
@@ -20,13 +20,14 @@ pub fn run(global: &GlobalArgs, args: &OptRunArg) -> anyhow::Result<ExitStatus> 
     if view.pods.is_none() {
         match cluster_pods(global, &dir, &run) {
             Ok(rows) => view.pods = Some(rows),
-            Err(error) => pods_note = Some(format!("{error:#}")),
+            Err(error) => pods_note = Some(printer::chain_text(&error)),
         }
     }
     if printer::is_json(global) {
         printer::out_json(&serde_json::to_value(&view)?);
     } else {
-        let mut text = render(&view);
+        let gone = abandoned_by(&dir, &view.run, view.state, view.live_pid);
+        let mut text = render(&view, gone);
         if let Some(note) = pods_note {
             let _ = writeln!(text, "\npods: cannot read the cluster: {note}");
         }
@@ -63,30 +64,65 @@ pub fn state_dir(global: &GlobalArgs) -> anyhow::Result<std::path::PathBuf> {
     }
 }
 
-fn render(view: &RunView) -> String {
+/// Whether run `run` is marked `running` while no process drives it: the process that did
+/// was killed (`kill -9`, a crash, the machine went down) before it could record how it
+/// stopped. `Some` then, with the pid it last published when that is known.
+///
+/// A driving process holds the run's database; a run read from the database (no live pid)
+/// has none. Its last `status.json` still names the pid that drove it.
+pub fn abandoned_by(
+    dir: &std::path::Path,
+    run: &str,
+    state: RunState,
+    live_pid: Option<u32>,
+) -> Option<Option<u32>> {
+    if state != RunState::Running || live_pid.is_some() {
+        return None;
+    }
+    let path = baton_engine::store::status_path(&baton_engine::store::run_dir(dir, run));
+    let pid = std::fs::read(path)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
+        .and_then(|doc| doc.get("livePid").and_then(serde_json::Value::as_u64))
+        .and_then(|pid| u32::try_from(pid).ok());
+    Some(pid)
+}
+
+/// `running, but its process (pid 12) is gone: resume with `engine resume RUN``.
+pub fn gone_text(run: &str, pid: Option<u32>) -> String {
+    let process = match pid {
+        Some(pid) => format!("its process (pid {pid})"),
+        None => "its process".to_owned(),
+    };
+    format!("running, but {process} is gone: continue with `engine resume {run}`")
+}
+
+fn render(view: &RunView, gone: Option<Option<u32>>) -> String {
     let mut s = String::new();
-    let live = match view.live_pid {
-        Some(pid) => format!(" (driven by pid {pid})"),
-        None => String::new(),
+    let state = match (view.live_pid, gone) {
+        (Some(pid), _) => format!("{} (driven by pid {pid})", view.state.as_str()),
+        (None, Some(pid)) => gone_text(&view.run, pid),
+        (None, None) => view.state.as_str().to_owned(),
     };
     let _ = writeln!(s, "run:     {}", view.run);
-    let _ = writeln!(s, "state:   {}{live}", view.state.as_str());
+    let _ = writeln!(s, "state:   {state}");
     if let Some(reason) = &view.reason {
         let _ = writeln!(s, "reason:  {reason}");
     }
     let _ = writeln!(s, "target:  {}", view.target);
     let short = view.plan_hash.get(..12).unwrap_or(&view.plan_hash);
     let _ = writeln!(s, "plan:    {} (sha256 {short})", view.plan_file);
-    let wave = match view.current_wave {
-        Some(w) => format!("wave {w}"),
-        None => format!("{:?}", view.phase).to_lowercase(),
+    let wave = match (view.current_wave, &view.phase) {
+        (Some(w), _) | (None, &Phase::Wave { wave: w }) => format!("wave {w}"),
+        (None, Phase::Prologue) => "before the first wave".to_owned(),
+        (None, Phase::Epilogue) => "after the last wave".to_owned(),
     };
     let _ = writeln!(s, "phase:   {wave}");
-    let _ = writeln!(s, "updated: {}", view.updated_at);
+    let _ = writeln!(s, "updated: {}", printer::time(view.updated_at));
     for gate in &view.waiting_approval {
         // Only a process driving the run can be released; a stopped run asks again
         // once resumed.
-        if matches!(view.state, RunState::Running) {
+        if view.live_pid.is_some() {
             let _ = writeln!(
                 s,
                 "waiting: approval of {gate}: run `engine approve {}`",

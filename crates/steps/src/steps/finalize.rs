@@ -23,7 +23,13 @@ pub async fn run(env: &Env, ctx: &StepContext) -> Result<StepOutput, StepError> 
     if partition > 0 {
         ctx.journal.emit(RunEvent::Warning {
             message: format!(
-                "{partition} pods the arbiter does not list keep the old revision (partition {partition})"
+                "{} the arbiter does not list {} the old revision (partition {partition})",
+                baton_engine::text::count(
+                    usize::try_from(partition).unwrap_or(usize::MAX),
+                    "pod",
+                    "pods"
+                ),
+                if partition == 1 { "keeps" } else { "keep" }
             ),
         });
     }

@@ -50,7 +50,10 @@ pub async fn run(env: &Env, ctx: &StepContext) -> Result<StepOutput, StepError> 
                 Some(WriteOutcome::Applied)
             }
             Ok(HandoverOutcome::StaleEpoch(epoch)) => Some(WriteOutcome::Failed {
-                error: format!("stale epoch (the arbiter is at {epoch:?})"),
+                error: match epoch {
+                    Some(epoch) => format!("stale epoch (the arbiter is at epoch {epoch})"),
+                    None => "stale epoch (the arbiter did not say which epoch it is at)".to_owned(),
+                },
             }),
             Ok(HandoverOutcome::Refused(reason)) => Some(WriteOutcome::Failed {
                 error: format!("refused: {reason}"),

@@ -32,8 +32,9 @@ pub async fn run(env: &Env, ctx: &StepContext) -> Result<StepOutput, StepError> 
         let what = match &decision {
             WaveDecision::HandoverFirst(h) => {
                 format!(
-                    "wave {wave}: hand over first (promote {:?}, demote {:?})",
-                    h.promote, h.demote
+                    "wave {wave}: hand over first (promote {}, demote {})",
+                    h.promote.join(", "),
+                    h.demote.join(", ")
                 )
             }
             _ => format!(

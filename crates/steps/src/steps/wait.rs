@@ -59,7 +59,9 @@ impl fmt::Display for Stuck {
                 )
             }
             Stuck::CrashLooping { reason, restarts } => {
-                write!(f, "crash looping ({reason}, {restarts} restarts)")
+                let restarts = usize::try_from(*restarts).unwrap_or(usize::MAX);
+                let restarts = baton_engine::text::count(restarts, "restart", "restarts");
+                write!(f, "crash looping ({reason}, {restarts})")
             }
             Stuck::NotReady { reason } => write!(
                 f,
@@ -67,10 +69,14 @@ impl fmt::Display for Stuck {
                 reason.as_deref().unwrap_or("no reason given")
             ),
             Stuck::Lifecycle(state) => write!(f, "lifecycle state {state}"),
-            Stuck::HeldByMaxUnavailable { unavailable, max } => write!(
-                f,
-                "waiting its turn: maxUnavailable is {max} and {unavailable} pod(s) are unavailable"
-            ),
+            Stuck::HeldByMaxUnavailable { unavailable, max } => {
+                let unavailable = usize::try_from(*unavailable).unwrap_or(usize::MAX);
+                let unavailable = baton_engine::text::count(unavailable, "pod is", "pods are");
+                write!(
+                    f,
+                    "waiting its turn: maxUnavailable is {max} and {unavailable} unavailable"
+                )
+            }
         }
     }
 }
