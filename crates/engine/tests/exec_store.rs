@@ -521,11 +521,9 @@ fn assert_clear_error(f: &Fixture, name: &str, damage: &str) {
     let loaded = std::panic::catch_unwind(|| executor::load_run(&f.state, name));
     let loaded = loaded.unwrap_or_else(|_| panic!("{damage}: loading panicked"));
     let error = loaded.expect_err(damage);
+    // Never `NoRecord`: that would free the name for a new run over the old one's target.
     assert!(
-        matches!(
-            error,
-            ExecError::Corrupt { .. } | ExecError::NoRecord { .. }
-        ),
+        matches!(error, ExecError::Corrupt { .. }),
         "{damage}: unexpected error {error:?}"
     );
     let message = error.to_string();
@@ -618,19 +616,146 @@ fn damaged_state_gives_a_clear_error_and_never_a_panic() {
         .unwrap_err()
         .to_string();
     assert!(newer.contains("newer baton"), "{newer}");
+}
 
-    // Bytes flipped inside the data file: sled either reports it or recovers a
-    // consistent prefix (it treats a torn tail as a crash); either way, no panic.
-    let db = finished_run(&f, "flipped");
-    let path = db.join("db");
-    let mut bytes = std::fs::read(&path).unwrap();
-    let middle = bytes.len() / 2;
-    for b in &mut bytes[middle..middle + 64] {
-        *b ^= 0xA5;
+/// Every file under `dir` with its bytes, to show a reader changed nothing.
+fn snapshot_tree(dir: &Path) -> BTreeMap<std::path::PathBuf, Vec<u8>> {
+    let mut files = BTreeMap::new();
+    let mut todo = vec![dir.to_owned()];
+    while let Some(d) = todo.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                todo.push(path);
+            } else {
+                files.insert(path.clone(), std::fs::read(&path).unwrap());
+            }
+        }
     }
-    std::fs::write(&path, bytes).unwrap();
-    let loaded = std::panic::catch_unwind(|| executor::load_run(&f.state, "flipped"));
-    assert!(loaded.is_ok(), "flipped bytes: loading panicked");
+    files
+}
+
+fn restore(from: &Path, to: &Path) {
+    let _ = std::fs::remove_dir_all(to);
+    for (path, bytes) in snapshot_tree(from) {
+        let target = to.join(path.strip_prefix(from).unwrap());
+        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+        std::fs::write(target, bytes).unwrap();
+    }
+}
+
+#[derive(Debug)]
+enum Damage {
+    /// The file cut to this many bytes.
+    Truncate(u64),
+    /// One bit flipped in the byte at this offset.
+    Flip(u64),
+}
+
+impl Damage {
+    fn apply(&self, path: &Path) {
+        match *self {
+            Damage::Truncate(len) => std::fs::File::options()
+                .write(true)
+                .open(path)
+                .unwrap()
+                .set_len(len)
+                .unwrap(),
+            Damage::Flip(at) => {
+                let mut bytes = std::fs::read(path).unwrap();
+                bytes[at as usize] ^= 0x10;
+                std::fs::write(path, bytes).unwrap();
+            }
+        }
+    }
+}
+
+/// Issue #12 item 9: sled opens a truncated or bit-flipped log as the prefix before the
+/// damage, so a succeeded run read back as `running` with part of its history, and a resume
+/// acted on that older state. Every such damage must now be reported, or be harmless (the
+/// run reads back exactly as it was); a resume of a damaged run changes nothing.
+#[test]
+fn a_truncated_or_bit_flipped_database_is_reported_never_read_as_an_older_state() {
+    let f = fixture();
+    let db = finished_run(&f, "sealed");
+    let good = executor::load_run(&f.state, "sealed").unwrap();
+    assert_eq!(good.state, RunState::Succeeded);
+    let run_dir = store::run_dir(&f.state, "sealed");
+    let pristine = f._tmp.path().join("pristine");
+    restore(&run_dir, &pristine);
+    let world = std::fs::read(&f.world).unwrap();
+    let data = db.join("db");
+    let len = std::fs::metadata(&data).unwrap().len();
+    assert!(len > 4096, "a finished run's database is {len} bytes");
+
+    let mut damages: Vec<Damage> = (0..12u64).map(|k| Damage::Truncate(len * k / 12)).collect();
+    damages.extend((0..24u64).map(|k| Damage::Flip((len * k / 24 + 7).min(len - 1))));
+    let mut reported = 0;
+    for (i, damage) in damages.iter().enumerate() {
+        restore(&pristine, &run_dir);
+        damage.apply(&data);
+        let before = snapshot_tree(&f.state);
+        match executor::load_run(&f.state, "sealed") {
+            Err(ExecError::Corrupt { detail, .. }) => {
+                reported += 1;
+                assert!(!detail.is_empty(), "{damage:?}");
+            }
+            Ok(view) => assert_eq!(
+                view, good,
+                "{damage:?}: read back as another state than the one written"
+            ),
+            Err(other) => panic!("{damage:?}: {other:?}"),
+        }
+        assert!(
+            before == snapshot_tree(&f.state),
+            "{damage:?}: reading the run changed its state directory"
+        );
+        // A resume of a damaged run must refuse before any step runs. (Every third
+        // damage: each resume opens the database in place.)
+        if i % 3 == 0 {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            let resumed = runtime.block_on(executor::resume(
+                Some("sealed"),
+                None,
+                steps(&f),
+                &opts(&f.state),
+                events(),
+                CancellationToken::new(),
+            ));
+            match resumed {
+                Err(ExecError::Corrupt { .. }) | Ok(Outcome::AlreadyFinished) => {}
+                other => panic!("{damage:?}: resume gave {other:?}"),
+            }
+            assert_eq!(std::fs::read(&f.world).unwrap(), world, "{damage:?}");
+        }
+    }
+    assert!(
+        reported >= damages.len() / 2,
+        "only {reported} of {} damages were reported",
+        damages.len()
+    );
+
+    // The seal itself, removed or altered, is damage too.
+    restore(&pristine, &run_dir);
+    let seal = store::seal::seal_path(&db);
+    std::fs::remove_file(&seal).unwrap();
+    assert!(matches!(
+        executor::load_run(&f.state, "sealed"),
+        Err(ExecError::Corrupt { .. })
+    ));
+    restore(&pristine, &run_dir);
+    let mut bytes = std::fs::read(&seal).unwrap();
+    bytes[10] ^= 0x01;
+    std::fs::write(&seal, bytes).unwrap();
+    assert!(matches!(
+        executor::load_run(&f.state, "sealed"),
+        Err(ExecError::Corrupt { .. })
+    ));
+    restore(&pristine, &run_dir);
+    assert_eq!(executor::load_run(&f.state, "sealed").unwrap(), good);
 }
 
 /// A step that never reaches a safe point: it ignores cancellation.

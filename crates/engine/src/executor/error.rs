@@ -56,7 +56,15 @@ pub enum ExecError {
         "run {run} already succeeded; there is nothing to abort (it would write under whatever runs on the set now)"
     )]
     Finished { run: String },
-    #[error("run state at {} is corrupt: {detail}", path.display())]
+    /// Found when the record is read, before anything is written. Nothing more is written
+    /// from a damaged record: what it says the run did may not be what it did.
+    #[error(
+        "run state at {} is damaged: {detail}. Nothing was written; a damaged run is not \
+         resumed, aborted or approved. Check the cluster, then forget the run with \
+         `engine delete {} --force`",
+        path.display(),
+        run_of(path)
+    )]
     Corrupt { path: PathBuf, detail: String },
     #[error("the plan stored with run {run} is no longer valid: {detail}")]
     StoredPlan { run: String, detail: String },
@@ -82,6 +90,14 @@ pub enum ExecError {
     },
     #[error("run state store failed")]
     Store(#[source] StoreError),
+}
+
+/// The run whose directory holds `path` (`<state>/runs/<run>/db` or `.../status.json`).
+fn run_of(path: &std::path::Path) -> String {
+    path.parent().and_then(|dir| dir.file_name()).map_or_else(
+        || "RUN".to_owned(),
+        |name| name.to_string_lossy().into_owned(),
+    )
 }
 
 pub(super) fn list_or_none(known: &[String]) -> String {

@@ -7,7 +7,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 
 use crate::plan::ValidPlan;
-use crate::store::{self, RunState, RunStore, RunSummary, RunView, SledStore, StoreError};
+use crate::store::{self, RunState, RunSummary, RunView, SledStore, StoreError};
 
 use super::ExecError;
 use super::operator::offline;
@@ -139,18 +139,13 @@ pub fn load_run(state_dir: &Path, run_id: &str) -> Result<RunView, ExecError> {
     let run_id = known_run(state_dir, run_id)?;
     let dir = store::run_dir(state_dir, &run_id);
     let db = store::db_dir(&dir);
-    if !db.join("conf").exists() && !db.join("db").exists() {
-        return Err(ExecError::NoRecord { run: run_id });
-    }
     let deadline = std::time::Instant::now() + Duration::from_secs(2);
     loop {
-        match SledStore::open(&db) {
-            Ok(store) => {
-                return match store.load()? {
-                    Some(rec) => Ok(RunView::of(&rec, None)),
-                    None => Err(ExecError::NoRecord { run: run_id }),
-                };
-            }
+        // A copy is read, never the database itself: reading writes nothing to the state
+        // directory (it may be read-only), and a damaged database stays as it was found.
+        match SledStore::read_detached(&db) {
+            Ok(Some(rec)) => return Ok(RunView::of(&rec, None)),
+            Ok(None) => return Err(ExecError::NoRecord { run: run_id }),
             Err(StoreError::Locked { .. }) => {
                 let path = store::status_path(&dir);
                 match std::fs::read(&path) {

@@ -7,7 +7,10 @@
 //! guards a side effect ([`Durability`]).
 //!
 //! On disk, one run is one directory `<state-dir>/runs/<run-id>/`:
-//! - `db/`: the sled database (trees `meta`, `nodes`, `log`), locked by its process;
+//! - `db/`: the sled database (trees `meta`, `nodes`, `log`), locked by its process
+//!   through `db.lock`;
+//! - `db.seal`: the number and digest of the latest flushed checkpoint, so a database
+//!   that lost its newest records reads as damaged rather than as an older run ([`seal`]);
 //! - `status.json`: a [`RunView`] the driving process rewrites after transitions (at
 //!   most every 50 ms), so other processes can read a live run without the lock;
 //! - `control.sock`: where that process takes `approve`/`abort` requests.
@@ -16,6 +19,7 @@ use std::path::{Path, PathBuf};
 
 pub mod memory;
 pub mod records;
+pub mod seal;
 pub mod sled;
 pub mod view;
 

@@ -1,10 +1,16 @@
 //! The on-disk store: one sled database per run.
 //!
-//! Trees: `meta` (key `run`: [`RunMeta`]), `nodes` (key: index as big-endian u32),
-//! `log` (key: sequence as big-endian u64). A [`Commit`] writes all three in one sled
-//! transaction, so a node's state and the log cursor never disagree after a crash, then
-//! flushes (fsync) before returning. sled takes an exclusive file lock: one process
-//! per run at a time.
+//! Trees: `meta` (key `run`: [`RunMeta`]; key `commit`: the number of the last commit as
+//! big-endian u64), `nodes` (key: index as big-endian u32), `log` (key: sequence as
+//! big-endian u64). A [`Commit`] writes all three in one sled transaction, so a node's
+//! state and the log cursor never disagree after a crash, then flushes (fsync) and seals
+//! (see [`seal`](super::seal)) before returning. Loading checks the database against its
+//! seal, so a database sled opened as an older prefix of itself is reported, not used.
+//!
+//! The process driving a run holds `<db>.lock` exclusively, and only it opens the
+//! database in place. Readers ([`SledStore::read_detached`]) take the lock shared and read a
+//! copy: opening a sled database writes to it (recovery, a snapshot), which a read-only
+//! state directory refuses and which would overwrite the evidence of damage.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
@@ -13,6 +19,7 @@ use sled::Transactional as _;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 
 use super::records::{self, LogEntry, NodeRecord, RunMeta, RunRecord};
+use super::seal::{self, Seal, SealError};
 use super::{Commit, Durability, RunStore, StoreError};
 use crate::failpoint;
 
@@ -20,6 +27,8 @@ use crate::failpoint;
 const CACHE_BYTES: u64 = 4 * 1024 * 1024;
 
 const META_KEY: &[u8] = b"run";
+/// Where the number of the last commit is kept, in the `meta` tree beside the record.
+const COMMIT_KEY: &[u8] = b"commit";
 
 /// A run's sled database.
 pub struct SledStore {
@@ -28,10 +37,22 @@ pub struct SledStore {
     meta: sled::Tree,
     nodes: sled::Tree,
     log: sled::Tree,
+    /// `<db>.seal` of the database this store reads (for a detached copy, the original's).
+    seal: PathBuf,
+    /// The number of the last commit in the database, and the highest number the seal
+    /// on disk named when the store was opened: held across a whole commit, so commits
+    /// and their seals are numbered in order.
+    counters: std::sync::Mutex<Counters>,
     /// Our own exclusive lock beside the database, declared last so it is released after
     /// sled's: sled reports its own held lock only as an `Other` error with a message, and a
-    /// message is no contract. `try_lock` says `WouldBlock`.
-    _lock: std::fs::File,
+    /// message is no contract. `try_lock` says `WouldBlock`. `None` for a detached copy.
+    _lock: Option<std::fs::File>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Counters {
+    committed: u64,
+    sealed: u64,
 }
 
 impl std::fmt::Debug for SledStore {
@@ -45,42 +66,69 @@ impl std::fmt::Debug for SledStore {
 impl SledStore {
     /// Open (or create) the database at `path`. A database locked by another process
     /// gives [`StoreError::Locked`]; a damaged one [`StoreError::Corrupt`], never a panic.
+    /// A database without a seal and without numbered commits (new, or written before
+    /// seals) is given a baseline seal, so from now on losing its whole content shows.
     pub fn open(path: &Path) -> Result<SledStore, StoreError> {
         let lock = take_lock(path)?;
-        let opened = catch_unwind(AssertUnwindSafe(|| {
-            sled::Config::new()
-                .path(path)
-                .flush_every_ms(None)
-                .mode(sled::Mode::LowSpace)
-                // The executor keeps the whole record in memory and reads the database
-                // only when it opens it: sled's 1 GiB default page cache buys nothing.
-                .cache_capacity(CACHE_BYTES)
-                .open()
-        }));
-        let db = match opened {
-            Ok(Ok(db)) => db,
-            Ok(Err(e)) => return Err(classify_open_error(path, e)),
-            Err(panic) => {
-                return Err(StoreError::Corrupt {
+        let db = open_db(path, path)?;
+        let store = SledStore::on(path, db, seal::seal_path(path), Some(lock))?;
+        let counters = store.counters();
+        if counters.committed == 0
+            && seal::read(&store.seal)
+                .map_err(|e| store.seal_error(e))?
+                .is_none()
+        {
+            seal::write(&store.seal, &Seal::baseline()).map_err(|e| store.write_error(e))?;
+        }
+        Ok(store)
+    }
+
+    /// The record of the database at `path`, read without writing anything beside it:
+    /// under `<db>.lock` taken shared (so no process drives the run meanwhile), the
+    /// database is copied to a temporary directory and opened there, then checked against
+    /// the original's seal. `Ok(None)` when there is no record and no seal says there was.
+    ///
+    /// # Errors
+    /// [`StoreError::Locked`] when a process drives the run; [`StoreError::Corrupt`] when
+    /// the database or its seal is damaged, or the database lost checkpoints its seal
+    /// names; [`StoreError::Open`]/[`StoreError::Read`] for I/O failures.
+    pub fn read_detached(path: &Path) -> Result<Option<RunRecord>, StoreError> {
+        let _shared = share_lock(path)?;
+        let seal_path = seal::seal_path(path);
+        if !path.exists() {
+            // Nothing to open: whether that is fine is the seal's to say.
+            return match seal::read(&seal_path) {
+                Ok(Some(seal)) if seal.commit > 0 => Err(StoreError::Corrupt {
                     path: path.to_owned(),
-                    detail: panic_detail(&panic),
-                });
-            }
-        };
-        let tree = |name: &str| {
-            db.open_tree(name).map_err(|source| StoreError::Open {
-                path: path.to_owned(),
-                source,
-            })
-        };
-        Ok(SledStore {
-            meta: tree("meta")?,
-            nodes: tree("nodes")?,
-            log: tree("log")?,
+                    detail: format!(
+                        "the database is gone, but its seal names checkpoint {}",
+                        seal.commit
+                    ),
+                }),
+                Ok(_) => Ok(None),
+                Err(e) => Err(StoreError::Corrupt {
+                    path: path.to_owned(),
+                    detail: e.to_string(),
+                }),
+            };
+        }
+        let io_err = |e: std::io::Error| StoreError::Open {
             path: path.to_owned(),
-            db,
-            _lock: lock,
-        })
+            source: sled::Error::Io(e),
+        };
+        let scratch = tempfile::Builder::new()
+            .prefix("baton-read-")
+            .tempdir()
+            .map_err(io_err)?;
+        let copy = scratch.path().join("db");
+        copy_tree(path, &copy).map_err(io_err)?;
+        let db = open_db(&copy, path)?;
+        let store = SledStore::on(path, db, seal_path, None)?;
+        let record = store.load();
+        // sled's files go before the directory they are in.
+        drop(store);
+        drop(scratch);
+        record
     }
 
     /// Open, waiting up to `patience` for another process to release the lock
@@ -104,6 +152,138 @@ impl SledStore {
         &self.path
     }
 
+    /// A store over the opened `db`, reporting as `path` and checked against `seal`.
+    fn on(
+        path: &Path,
+        db: sled::Db,
+        seal: PathBuf,
+        lock: Option<std::fs::File>,
+    ) -> Result<SledStore, StoreError> {
+        let tree = |name: &str| {
+            db.open_tree(name).map_err(|source| StoreError::Open {
+                path: path.to_owned(),
+                source,
+            })
+        };
+        let meta = tree("meta")?;
+        let nodes = tree("nodes")?;
+        let log = tree("log")?;
+        let store = SledStore {
+            meta,
+            nodes,
+            log,
+            path: path.to_owned(),
+            db,
+            counters: std::sync::Mutex::new(Counters {
+                committed: 0,
+                sealed: 0,
+            }),
+            seal,
+            _lock: lock,
+        };
+        let committed = store.stored_commit()?;
+        // An unreadable seal is reported by `load`; a writer that skipped `load` is still
+        // stopped by `commit`, which finds this number ahead of the database.
+        let sealed = match seal::read(&store.seal) {
+            Ok(Some(seal)) => seal.commit,
+            Ok(None) => 0,
+            Err(_) => u64::MAX,
+        };
+        *store.counters_mut() = Counters { committed, sealed };
+        Ok(store)
+    }
+
+    fn counters_mut(&self) -> std::sync::MutexGuard<'_, Counters> {
+        self.counters.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn counters(&self) -> Counters {
+        *self.counters_mut()
+    }
+
+    /// The number of the last commit stored in the database (0: none numbered).
+    fn stored_commit(&self) -> Result<u64, StoreError> {
+        let bytes = self
+            .meta
+            .get(COMMIT_KEY)
+            .map_err(|source| StoreError::Read {
+                path: self.path.clone(),
+                source,
+            })?;
+        match bytes {
+            None => Ok(0),
+            Some(bytes) => <[u8; 8]>::try_from(bytes.as_ref())
+                .map(u64::from_be_bytes)
+                .map_err(|_| self.corrupt("the commit counter is not a number")),
+        }
+    }
+
+    fn seal_error(&self, e: SealError) -> StoreError {
+        match e {
+            SealError::Io { source, .. } => StoreError::Read {
+                path: self.path.clone(),
+                source: sled::Error::Io(source),
+            },
+            damaged @ SealError::Damaged { .. } => self.corrupt(damaged.to_string()),
+        }
+    }
+
+    fn write_error(&self, e: std::io::Error) -> StoreError {
+        StoreError::Write {
+            path: self.path.clone(),
+            source: sled::Error::Io(e),
+        }
+    }
+
+    /// Compare what the database returned with the seal of its latest flushed checkpoint.
+    /// `meta_bytes` are the stored run record's bytes, `meta` the record decoded from them.
+    fn verify(&self, committed: u64, meta: Option<(&RunMeta, &[u8])>) -> Result<(), StoreError> {
+        let seal = seal::read(&self.seal).map_err(|e| self.seal_error(e))?;
+        let Some(seal) = seal else {
+            if committed > 0 {
+                return Err(self.corrupt(format!(
+                    "its seal {} is missing (the database has {committed} numbered checkpoints)",
+                    self.seal.display()
+                )));
+            }
+            // Written before seals existed, or a new database: nothing to compare.
+            return Ok(());
+        };
+        if committed < seal.commit {
+            return Err(self.corrupt(format!(
+                "the database ends at checkpoint {committed}, but checkpoint {} was flushed \
+                 (its seal says the run was {} with {} log entries): its newest records are \
+                 lost, as happens to a truncated or damaged file",
+                seal.commit,
+                seal.state.map_or("unknown", |s| s.as_str()),
+                seal.log_len,
+            )));
+        }
+        if seal.commit == 0 {
+            return Ok(());
+        }
+        let Some((meta, bytes)) = meta else {
+            return Err(self.corrupt(format!(
+                "the run record is missing, but checkpoint {} was flushed",
+                seal.commit
+            )));
+        };
+        if committed == seal.commit && seal.meta.as_deref() != Some(&seal::digest(bytes)) {
+            return Err(self.corrupt(format!(
+                "the run record differs from the one sealed at checkpoint {}",
+                seal.commit
+            )));
+        }
+        if meta.log_len < seal.log_len || meta.node_count < seal.node_count {
+            return Err(self.corrupt(format!(
+                "the database holds {} log entries and {} nodes, fewer than the {} and {} \
+                 sealed at checkpoint {}",
+                meta.log_len, meta.node_count, seal.log_len, seal.node_count, seal.commit
+            )));
+        }
+        Ok(())
+    }
+
     fn corrupt(&self, detail: impl Into<String>) -> StoreError {
         StoreError::Corrupt {
             path: self.path.clone(),
@@ -116,14 +296,17 @@ impl SledStore {
             path: self.path.clone(),
             source,
         };
+        let committed = self.stored_commit()?;
         let Some(meta_bytes) = self.meta.get(META_KEY).map_err(read_err)? else {
             if !self.nodes.is_empty() || !self.log.is_empty() {
                 return Err(self.corrupt("nodes or log entries without a run record"));
             }
+            self.verify(committed, None)?;
             return Ok(None);
         };
         let meta: RunMeta = records::decode(&meta_bytes, "the run record")
             .map_err(|e| self.corrupt(e.to_string()))?;
+        self.verify(committed, Some((&meta, &meta_bytes)))?;
         let mut nodes = Vec::with_capacity(meta.node_count as usize);
         for (i, item) in self.nodes.iter().enumerate() {
             let (key, value) = item.map_err(read_err)?;
@@ -183,6 +366,17 @@ impl RunStore for SledStore {
             .map(|e| Ok((e.seq.to_be_bytes(), records::encode(e, "log")?)))
             .collect::<Result<_, StoreError>>()?;
         let checkpoint = format!("in-checkpoint:{}", commit.label);
+        let mut counters = self.counters_mut();
+        if counters.committed < counters.sealed {
+            // `load` reports this; a writer must not build on a database that lost
+            // checkpoints, nor move the seal back to match it.
+            return Err(self.corrupt(format!(
+                "the database ends at checkpoint {}, behind its seal; nothing more is written",
+                counters.committed
+            )));
+        }
+        let number = counters.committed + 1;
+        let number_bytes = number.to_be_bytes();
         let result: Result<(), TransactionError<()>> = (&self.meta, &self.nodes, &self.log)
             .transaction(|(meta, node_tree, log_tree)| {
                 for (key, value) in &nodes {
@@ -192,6 +386,7 @@ impl RunStore for SledStore {
                     log_tree.insert(&key[..], value.as_slice())?;
                 }
                 meta.insert(META_KEY, meta_bytes.as_slice())?;
+                meta.insert(COMMIT_KEY, &number_bytes[..])?;
                 failpoint::hit(&checkpoint);
                 Ok::<(), ConflictableTransactionError<()>>(())
             });
@@ -207,14 +402,84 @@ impl RunStore for SledStore {
                 return Err(self.corrupt("the store aborted a transaction"));
             }
         }
+        counters.committed = number;
         if commit.durability == Durability::Flush {
             self.db.flush().map_err(|source| StoreError::Write {
                 path: self.path.clone(),
                 source,
             })?;
+            let sealed = Seal::of(
+                number,
+                commit.meta.log_len,
+                commit.meta.node_count,
+                commit.meta.state,
+                &meta_bytes,
+            );
+            seal::write(&self.seal, &sealed).map_err(|e| self.write_error(e))?;
+            counters.sealed = number;
         }
         Ok(())
     }
+}
+
+/// sled's database at `path`, errors naming `shown` (the original of a copy).
+fn open_db(path: &Path, shown: &Path) -> Result<sled::Db, StoreError> {
+    let opened = catch_unwind(AssertUnwindSafe(|| {
+        sled::Config::new()
+            .path(path)
+            .flush_every_ms(None)
+            .mode(sled::Mode::LowSpace)
+            // The executor keeps the whole record in memory and reads the database
+            // only when it opens it: sled's 1 GiB default page cache buys nothing.
+            .cache_capacity(CACHE_BYTES)
+            .open()
+    }));
+    match opened {
+        Ok(Ok(db)) => Ok(db),
+        Ok(Err(e)) => Err(classify_open_error(shown, e)),
+        Err(panic) => Err(StoreError::Corrupt {
+            path: shown.to_owned(),
+            detail: panic_detail(&panic),
+        }),
+    }
+}
+
+/// `<db>.lock` taken shared, for a reader: `None` when there is no lock file (no process
+/// ever drove this database, so none drives it now). Opened read-only, so a read-only
+/// state directory can still be read.
+fn share_lock(path: &Path) -> Result<Option<std::fs::File>, StoreError> {
+    let open_err = |e: std::io::Error| StoreError::Open {
+        path: path.to_owned(),
+        source: sled::Error::Io(e),
+    };
+    let file = match std::fs::File::open(path.with_extension("lock")) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(open_err(e)),
+    };
+    match file.try_lock_shared() {
+        Ok(()) => Ok(Some(file)),
+        Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::Locked {
+            path: path.to_owned(),
+        }),
+        Err(std::fs::TryLockError::Error(e)) => Err(open_err(e)),
+    }
+}
+
+/// Copy the directory `from` (sled's files: `conf`, `db`, snapshots, `blobs/`) to `to`.
+fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let kind = entry.file_type()?;
+        let target = to.join(entry.file_name());
+        if kind.is_dir() {
+            copy_tree(&entry.path(), &target)?;
+        } else if kind.is_file() {
+            std::fs::copy(entry.path(), &target)?;
+        }
+    }
+    Ok(())
 }
 
 /// The exclusive lock on `<db>.lock`, taken before sled opens the database.
