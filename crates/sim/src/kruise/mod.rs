@@ -6,8 +6,8 @@
 //! [`reconcile::Plan`]. The async driver in [`crate::controller`] reads the store, calls
 //! [`reconcile::reconcile`] and applies the plan. Semantics follow Kruise's own controller
 //! (`pkg/controller/statefulset`) as released in Kruise 1.5.5, the version measured against
-//! (`crates/sim/tests/fidelity` runs the same behaviours on the simulator and on the real
-//! controller). `shared/research/kruise.md` restates the rules of Kruise master; where master
+//! (`crates/testbed/tests/it/kruise_fidelity.rs` runs the same behaviours on the simulator
+//! and on the real controller). `shared/research/kruise.md` restates the rules of Kruise master; where master
 //! differs from 1.5.5 (ordered partition over reserved ordinals, the pod-index label, status
 //! counts) the code says which it follows and cites the newer change. Features newer than
 //! 1.5.5 (`ordinals.start`, `reserveOrdinals` ranges, `preNormal`) are kept as newer Kruise

@@ -2,7 +2,7 @@
 //! updates, priority by role, pods Ready at once, `maxUnavailable` raised to the replica count)
 //! gets a new image and then has its partition lowered by a hundred each time the previous
 //! wave is Ready. This is the simulator's share of a 1000x100 rollout. No timing assertion:
-//! the figures are printed for the record (run with `--release -- --nocapture`).
+//! the figures are printed for the record (run with `--release --test it -- wave_scale --nocapture`).
 
 use std::time::{Duration, Instant};
 

@@ -1,6 +1,5 @@
 //! Simulator fidelity: every Kruise behaviour test that runs through the API runs on both
-//! backends, with the same assertions (`crates/sim/tests/fidelity/behaviours.rs`, included
-//! below), one test per behaviour per backend. The real backend is Kubernetes 1.20 with
+//! backends, with the same assertions ([`behaviours`]), one test per behaviour per backend. The real backend is Kubernetes 1.20 with
 //! OpenKruise 1.5.5 and the testbed's stand-in kubelet; it is skipped (one line on stderr)
 //! without `BATON_CONTROL_PLANE` outside CI.
 //!
@@ -44,16 +43,15 @@
 //! | `minReadySeconds: 2`: next pod waits ~2 s after the previous turned Ready | yes | yes | agreed |
 //! | webhook defaults on the set: PVC retention, template pod/container defaults, `imagePullPolicy: Always` | yes | strategy defaults only | fixed |
 //! | pod status written through `pods/status` only (a patch on the pod ignores it) | yes | yes | agreed |
-//! | `kubectl apply` of an unchanged set | "configured" (webhook defaults), generation unchanged | "unchanged" | fixed (`tests/api/kubectl.rs`) |
+//! | `kubectl apply` of an unchanged set | "configured" (webhook defaults), generation unchanged | "unchanged" | fixed (`crates/sim/tests/it/api/kubectl.rs`) |
 //! | `scaleStrategy.maxUnavailable: 1`, scale-down while an in-range pod is unavailable | both condemned pods deleted | same | agreed |
 //! | `OnDelete`: no pod updated until deleted; the replacement at the update revision | yes | yes | agreed |
 //! | `ordinals.start`, `reserveOrdinals` ranges, `preNormal` | not in 1.5.5 | kept | newer |
 //!
 //! Not compared here: Failed/Succeeded pods (the stand-in kubelet reports every pod
 //! Running), `InPlaceOnly`, revision history trimming and `collisionCount`
-//! (covered against Kruise's own unit tests in `crates/sim/tests`).
+//! (covered against Kruise's own unit tests in `crates/sim/tests/it`).
 
-#[path = "../../sim/tests/fidelity/behaviours.rs"]
 mod behaviours;
 
 use baton_testbed::backend::{Backend, BackendKind, Seed};

@@ -8,7 +8,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams, WatchParams};
 use serde_json::{Value, json};
 
-use crate::common::{client, code, seeded, status};
+use super::common::{client, code, seeded, status};
 
 /// `PUT /sim/v1/faults` with kube's own HTTP client.
 async fn set_faults(c: &kube::Client, faults: Value) {

@@ -15,7 +15,7 @@ use kube::api::{
 use kube::runtime::watcher;
 use serde_json::json;
 
-use crate::common::{asts, client, code, eventually, seeded, status};
+use super::common::{asts, client, code, eventually, seeded, status};
 
 fn names(list: ObjectList<Pod>) -> Vec<String> {
     list.items.iter().map(|p| p.name_any()).collect()
@@ -473,7 +473,7 @@ async fn events_are_recorded_through_the_events_api() {
         secondary: None,
     };
     recorder
-        .publish(&event, &set.object_ref(&crate::common::asts_resource()))
+        .publish(&event, &set.object_ref(&super::common::asts_resource()))
         .await
         .unwrap();
     let events: Api<k8s_openapi::api::events::v1::Event> = Api::default_namespaced(c);

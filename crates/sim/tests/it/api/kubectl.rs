@@ -11,7 +11,7 @@ use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
-use crate::common::seeded;
+use super::common::seeded;
 
 struct Kubectl {
     dir: tempfile::TempDir,

@@ -1,6 +1,6 @@
 //! Advanced StatefulSet behaviours observed on real Kruise 1.5.5, written against nothing but
 //! the Kubernetes API so that the same assertions run on the simulator and on a real control
-//! plane (`crates/testbed/tests/kruise_fidelity.rs` includes this file).
+//! plane (the two backends of [`super`]).
 //!
 //! Each behaviour gets a client and a namespace of its own. It relies on a kubelet that binds
 //! and runs pods, computes `Ready` from the containers and every `readinessGates` condition,
