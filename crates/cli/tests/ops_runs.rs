@@ -205,3 +205,163 @@ async fn resume_refuses_an_edited_plan_with_a_diff_and_replan_takes_it_without_t
     assert_exit(&resumed, 0);
     env.assert_finished_clean(5, 3);
 }
+
+/// Requests the simulator served that change something (create, update, patch, delete).
+fn writes(env: &Env) -> u64 {
+    let report = env.report();
+    report["requests"]
+        .as_object()
+        .expect("request counts")
+        .iter()
+        .filter(|(what, _)| {
+            ["create ", "update ", "patch ", "delete "]
+                .iter()
+                .any(|verb| what.starts_with(verb))
+        })
+        .filter_map(|(_, n)| n.as_u64())
+        .sum()
+}
+
+/// Every file under `dir` with its bytes.
+fn tree(dir: &std::path::Path) -> std::collections::BTreeMap<std::path::PathBuf, Vec<u8>> {
+    let mut files = std::collections::BTreeMap::new();
+    let mut todo = vec![dir.to_owned()];
+    while let Some(d) = todo.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                todo.push(path);
+            } else {
+                files.insert(path.clone(), std::fs::read(&path).unwrap());
+            }
+        }
+    }
+    files
+}
+
+/// Makes `dir` read-only for this process until dropped: `chmod`, and for root (whom
+/// `chmod` does not stop) the immutable attribute. Panics if neither holds.
+struct ReadOnly(std::path::PathBuf);
+
+impl ReadOnly {
+    fn new(dir: &std::path::Path) -> ReadOnly {
+        let guard = ReadOnly(dir.to_owned());
+        let probe = dir.join("probe");
+        let run = |cmd: &str, args: &[&str]| {
+            std::process::Command::new(cmd)
+                .args(args)
+                .arg(dir)
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        run("chmod", &["-R", "a-w"]);
+        if std::fs::write(&probe, b"").is_ok() {
+            let _ = std::fs::remove_file(&probe);
+            run("chattr", &["-R", "+i"]);
+        }
+        assert!(
+            std::fs::write(&probe, b"").is_err(),
+            "cannot make {} read-only (neither chmod nor chattr +i holds)",
+            dir.display()
+        );
+        guard
+    }
+}
+
+impl Drop for ReadOnly {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("chattr")
+            .args(["-R", "-i"])
+            .arg(&self.0)
+            .stderr(std::process::Stdio::null())
+            .status();
+        let _ = std::process::Command::new("chmod")
+            .args(["-R", "u+w"])
+            .arg(&self.0)
+            .status();
+    }
+}
+
+/// Issue #12 item 9: a truncated state database was read back as an older state (`status`
+/// said `running` for a run that succeeded, its history shrank, and a resume acted on the
+/// old state). Now every command reports the damage: status and history exit 2, list shows
+/// the run unreadable, and resume, abort and approve refuse (exit 2) without a request that
+/// writes to the cluster. An intact state directory made read-only still serves status,
+/// history and list, and reading it changes none of its bytes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_state_database_is_reported_and_refused_and_a_read_only_one_is_still_read() {
+    let env = Env::start(seed_config()).await;
+    let plan = env.plan("sealed", |_| {});
+    assert_exit(&env.engine(&["run", path_str(&plan)]).await, 0);
+    let history = env.engine(&["history", "sealed", "--output", "json"]).await;
+    assert_exit(&history, 0);
+    let audit = |out: &std::process::Output| -> usize {
+        let doc: Value = serde_json::from_slice(&out.stdout).expect("history JSON");
+        doc["audit"].as_array().map_or(0, Vec::len)
+    };
+    let entries = audit(&history);
+    assert!(entries > 5, "{}", describe(&history));
+
+    // Read-only: everything readable, nothing changed.
+    let runs_dir = env.state.join("runs");
+    let before = tree(&env.state);
+    {
+        let _read_only = ReadOnly::new(&env.state);
+        let status = env.engine(&["status", "sealed", "--output", "json"]).await;
+        assert_exit(&status, 0);
+        let doc: Value = serde_json::from_slice(&status.stdout).expect("status JSON");
+        assert_eq!(doc["state"], "succeeded", "{}", describe(&status));
+        let again = env.engine(&["history", "sealed", "--output", "json"]).await;
+        assert_exit(&again, 0);
+        assert_eq!(audit(&again), entries);
+        assert_eq!(
+            runs(&env).await,
+            vec![("sealed".to_owned(), "succeeded".to_owned())]
+        );
+    }
+    assert!(
+        before == tree(&env.state),
+        "reading the run changed its state directory"
+    );
+
+    // Truncated to half: the prefix sled recovers is an older, unfinished state.
+    let data = runs_dir.join("sealed").join("db").join("db");
+    let len = std::fs::metadata(&data).unwrap().len();
+    std::fs::File::options()
+        .write(true)
+        .open(&data)
+        .unwrap()
+        .set_len(len / 2)
+        .unwrap();
+    let written = writes(&env);
+    for args in [
+        &["status", "sealed"][..],
+        &["history", "sealed"],
+        &["resume", "sealed"],
+        &["abort", "sealed"],
+        &["approve", "sealed"],
+    ] {
+        let out = env.engine(args).await;
+        assert_exit(&out, 2);
+        let err = text(&out.stderr);
+        assert!(
+            err.contains("damaged") && err.contains("checkpoint"),
+            "{args:?} did not report the damage: {}",
+            describe(&out)
+        );
+    }
+    let list = env.engine(&["list", "--output", "json"]).await;
+    assert_exit(&list, 0);
+    let doc: Value = serde_json::from_slice(&list.stdout).expect("list JSON");
+    let listed = &doc[0];
+    assert_eq!(listed["run"], "sealed");
+    assert!(
+        listed["state"].is_null()
+            && listed["problem"]
+                .as_str()
+                .is_some_and(|p| p.contains("damaged")),
+        "{listed}"
+    );
+    assert_eq!(writes(&env), written, "a command wrote to the cluster");
+    env.assert_finished_clean(5, 3);
+}
