@@ -6,6 +6,7 @@
 
 use std::time::Duration;
 
+use baton_engine::retry::RetryPolicy;
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use kube::api::{Api, PostParams};
@@ -32,8 +33,28 @@ pub enum LeaseError {
     },
 }
 
-/// How long releasing the lease may take before the run gives up on it.
+impl LeaseError {
+    /// A request that failed transiently (see [`crate::k8s::kube_error_retryable`]); a lock
+    /// held by another run and a request with no answer in time are final.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            LeaseError::Api { source, .. } => crate::k8s::kube_error_retryable(source),
+            LeaseError::Held { .. } | LeaseError::NoAnswer { .. } => false,
+        }
+    }
+}
+
+/// How long releasing the lease may take, retries included, before the run gives up on it.
 pub const RELEASE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// How releasing the lease is asked again after a transient failure (5xx, 429, a conflict,
+/// a dropped connection): 100 ms doubling, 5 tries, so the sleeps (1.5 s at most) leave
+/// the requests room within [`RELEASE_TIMEOUT`].
+pub const RELEASE_RETRY: RetryPolicy = RetryPolicy {
+    base: Duration::from_millis(100),
+    cap: Duration::from_secs(1),
+    max_attempts: 5,
+};
 
 /// How long a lease lives without renewal, and how often the holder renews it.
 #[derive(Debug, Clone, Copy)]
@@ -238,15 +259,29 @@ impl LeaseGuard {
         &self.holder
     }
 
-    /// Stops renewal and clears the holder, so the next run can start at once. Bounded by
-    /// [`RELEASE_TIMEOUT`]: an API server that keeps failing must not keep a finished run
-    /// from exiting (the lease expires on its own).
+    /// Stops renewal and clears the holder, so the next run can start at once. A transient
+    /// failure is retried ([`RELEASE_RETRY`]), all of it bounded by [`RELEASE_TIMEOUT`]: an
+    /// API server that keeps failing must not keep a finished run from exiting (the lease
+    /// expires on its own).
     pub async fn release(mut self) -> Result<(), LeaseError> {
         self.stop.cancel();
         if let Some(task) = self.task.take() {
             let _ = task.await;
         }
-        tokio::time::timeout(RELEASE_TIMEOUT, self.clear())
+        let retried = async {
+            let mut tries = 1;
+            loop {
+                match self.clear().await {
+                    Err(error) if error.is_retryable() && RELEASE_RETRY.may_retry(tries) => {
+                        tracing::debug!(%error, tries, "releasing the lease failed; retrying");
+                        tokio::time::sleep(RELEASE_RETRY.ceiling(tries)).await;
+                        tries += 1;
+                    }
+                    other => return other,
+                }
+            }
+        };
+        tokio::time::timeout(RELEASE_TIMEOUT, retried)
             .await
             .unwrap_or(Err(LeaseError::NoAnswer {
                 what: "release lease",

@@ -2,8 +2,11 @@
 
 use std::time::Duration;
 
-use baton_sim::{Sim, SimConfig};
-use baton_steps::lease::{LeaseConfig, LeaseError, acquire, acquire_with, holder_identity};
+use baton_sim::faults::{ErrorFault, Target};
+use baton_sim::{FaultConfig, Sim, SimConfig};
+use baton_steps::lease::{
+    LeaseConfig, LeaseError, RELEASE_RETRY, RELEASE_TIMEOUT, acquire, acquire_with, holder_identity,
+};
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::Api;
 use kube::api::PostParams;
@@ -94,4 +97,97 @@ async fn a_holder_whose_lease_is_taken_by_someone_else_is_told_it_lost_the_lock(
     tokio::time::timeout(Duration::from_secs(5), lost.cancelled())
         .await
         .expect("the lost token is cancelled");
+}
+
+/// Every lease update the simulator answers with `code`, `count` times (`None`: always).
+fn failing_lease_updates(code: u16, count: Option<u32>) -> FaultConfig {
+    FaultConfig {
+        errors: vec![ErrorFault {
+            target: Target {
+                verb: Some("update".into()),
+                resource: Some("leases".into()),
+            },
+            code,
+            rate: 1.0,
+            count,
+            retry_after_seconds: None,
+        }],
+        ..FaultConfig::default()
+    }
+}
+
+fn lease_updates(sim: &Sim) -> u64 {
+    sim.report()["requests"]["update leases"]
+        .as_u64()
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn a_release_that_fails_transiently_is_retried_and_clears_the_holder() {
+    let sim = Sim::new(SimConfig::default());
+    let client = kube::Client::new(sim.router(), "default");
+    let guard = acquire(&client, "default", "sample", "run-a@host/1", "run-a")
+        .await
+        .unwrap();
+    let before = lease_updates(&sim);
+    sim.faults().set(failing_lease_updates(503, Some(2)));
+    let started = std::time::Instant::now();
+    guard.release().await.unwrap();
+    assert!(
+        started.elapsed() < RELEASE_TIMEOUT,
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        lease_updates(&sim) - before,
+        3,
+        "two failed releases, then the one that went through"
+    );
+    let lease = Api::<Lease>::namespaced(client.clone(), "default")
+        .get("baton-sample")
+        .await
+        .unwrap();
+    assert_eq!(lease.spec.unwrap().holder_identity, None);
+    // The next run takes the lock at once.
+    acquire(&client, "default", "sample", "run-b@host/2", "run-b")
+        .await
+        .unwrap()
+        .release()
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_release_that_keeps_failing_gives_up_within_the_bound() {
+    let sim = Sim::new(SimConfig::default());
+    let client = kube::Client::new(sim.router(), "default");
+    let guard = acquire(&client, "default", "sample", "run-a@host/1", "run-a")
+        .await
+        .unwrap();
+    let before = lease_updates(&sim);
+    sim.faults().set(failing_lease_updates(500, None));
+    let started = std::time::Instant::now();
+    match guard.release().await {
+        Err(LeaseError::Api { .. }) => {}
+        other => panic!("expected the last API error, got {other:?}"),
+    }
+    assert!(
+        started.elapsed() < RELEASE_TIMEOUT,
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        lease_updates(&sim) - before,
+        u64::from(RELEASE_RETRY.max_attempts),
+        "every try of the retry policy"
+    );
+    let lease = Api::<Lease>::namespaced(client.clone(), "default")
+        .get("baton-sample")
+        .await
+        .unwrap();
+    assert_eq!(
+        lease.spec.unwrap().holder_identity.as_deref(),
+        Some("run-a@host/1"),
+        "the lease is left to expire"
+    );
 }
