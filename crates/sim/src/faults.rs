@@ -33,13 +33,28 @@ pub struct Target {
 
 impl Target {
     fn matches(&self, verb: &str, resource: &str) -> bool {
-        let hit = |want: &Option<String>, got: &str| {
-            want.as_deref().is_none_or(|w| {
-                w == "*" || w == got || got.split('/').next() == Some(w) && !w.contains('/')
-            })
-        };
-        hit(&self.verb, verb) && hit(&self.resource, resource)
+        covers(self.verb.as_deref(), verb) && covers(self.resource.as_deref(), resource)
     }
+}
+
+/// Whether a rule's `verb` or `resource` pattern covers a request's: absent or `"*"` covers
+/// everything, and a resource without a subresource also covers its subresources. The
+/// testbed's fault proxy reads its rules the same way.
+pub fn covers(want: Option<&str>, got: &str) -> bool {
+    want.is_none_or(|w| {
+        w == "*" || w == got || !w.contains('/') && got.split('/').next() == Some(w)
+    })
+}
+
+/// Rolls a rule's `rate` and spends its `count`: whether the rule hits this request.
+pub fn fires(rate: f64, count: &mut Option<u32>) -> bool {
+    if *count == Some(0) || rate < 1.0 && rand::random::<f64>() >= rate {
+        return false;
+    }
+    if let Some(c) = count.as_mut() {
+        *c -= 1;
+    }
+    true
 }
 
 /// Fail matching requests with an HTTP error.
@@ -137,23 +152,14 @@ impl Faults {
             .filter(|l| l.target.matches(verb, resource))
             .map(|l| Duration::from_millis(l.ms))
             .sum();
-        let mut error = None;
-        for rule in cfg.errors.iter_mut() {
-            if !rule.target.matches(verb, resource) || rule.count == Some(0) {
-                continue;
-            }
-            if rule.rate < 1.0 && rand::random::<f64>() >= rule.rate {
-                continue;
-            }
-            if let Some(c) = rule.count.as_mut() {
-                *c -= 1;
-            }
-            error = Some(InjectedError {
-                code: rule.code,
-                retry_after_seconds: rule.retry_after_seconds,
-            });
-            break;
-        }
+        let error = cfg.errors.iter_mut().find_map(|rule| {
+            (rule.target.matches(verb, resource) && fires(rule.rate, &mut rule.count)).then_some(
+                InjectedError {
+                    code: rule.code,
+                    retry_after_seconds: rule.retry_after_seconds,
+                },
+            )
+        });
         Verdict { delay, error }
     }
 }
@@ -172,6 +178,23 @@ mod tests {
             rate: 1.0,
             count,
             retry_after_seconds: None,
+        }
+    }
+
+    #[test]
+    fn patterns_cover_verbs_resources_and_subresources() {
+        let cases = [
+            (None, "pods", true),
+            (Some("*"), "pods", true),
+            (Some("pods"), "pods", true),
+            (Some("pods"), "leases", false),
+            (Some("statefulsets"), "statefulsets/status", true),
+            (Some("statefulsets/status"), "statefulsets", false),
+            (Some("statefulsets/status"), "statefulsets/status", true),
+            (Some("statefulsets/scale"), "statefulsets/status", false),
+        ];
+        for (want, got, expected) in cases {
+            assert_eq!(covers(want, got), expected, "{want:?} {got}");
         }
     }
 

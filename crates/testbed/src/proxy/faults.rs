@@ -34,6 +34,8 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+// Patterns, rates and counts are read by the simulator's rules.
+use baton_sim::faults::{covers, fires};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
@@ -109,24 +111,6 @@ pub struct FaultConfig {
     pub latency: Vec<LatencyRule>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub watch_cut_after: Option<u32>,
-}
-
-/// Whether a rule's `verb`/`resource` pattern covers a request (the simulator's rule).
-fn covers(want: Option<&str>, got: &str) -> bool {
-    want.is_none_or(|w| {
-        w == "*" || w == got || !w.contains('/') && got.split('/').next() == Some(w)
-    })
-}
-
-/// Rolls a rule's `rate` and spends its `count`: whether it hits this request.
-fn fires(rate: f64, count: &mut Option<u32>) -> bool {
-    if *count == Some(0) || rate < 1.0 && rand::random::<f64>() >= rate {
-        return false;
-    }
-    if let Some(c) = count.as_mut() {
-        *c -= 1;
-    }
-    true
 }
 
 /// What the proxy does with one request, besides delaying it.
@@ -318,23 +302,6 @@ impl Faults {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn patterns_cover_verbs_resources_and_subresources() {
-        let cases = [
-            (None, "pods", true),
-            (Some("*"), "pods", true),
-            (Some("pods"), "pods", true),
-            (Some("pods"), "leases", false),
-            (Some("statefulsets"), "statefulsets/status", true),
-            (Some("statefulsets/status"), "statefulsets", false),
-            (Some("statefulsets/status"), "statefulsets/status", true),
-            (Some("statefulsets/scale"), "statefulsets/status", false),
-        ];
-        for (want, got, expected) in cases {
-            assert_eq!(covers(want, got), expected, "{want:?} {got}");
-        }
-    }
 
     fn faults(json: &str) -> Faults {
         Faults::new(serde_json::from_str(json).unwrap())
