@@ -571,15 +571,7 @@ fn update(st: &ApiState, ctx: &Ctx) -> Reply {
         *cur = new;
         Ok(())
     };
-    if dry {
-        let mut cur = st
-            .store
-            .get(kind, ctx.ns(), ctx.name())
-            .ok_or_else(|| ApiError::not_found(kind, ctx.name()))?;
-        apply(&mut cur)?;
-        return Ok((200, Arc::new(cur)));
-    }
-    Ok((200, st.store.modify(kind, ctx.ns(), ctx.name(), apply)?))
+    write(st, ctx, dry, apply)
 }
 
 fn patch(st: &ApiState, ctx: &Ctx) -> Reply {
@@ -646,7 +638,19 @@ fn patch(st: &ApiState, ctx: &Ctx) -> Reply {
         *cur = new;
         Ok(())
     };
-    if dry_run(ctx) {
+    write(st, ctx, dry_run(ctx), apply)
+}
+
+/// Applies an update or a patch to the named object: stored, or with `dry` only computed
+/// from what is stored and answered.
+fn write(
+    st: &ApiState,
+    ctx: &Ctx,
+    dry: bool,
+    apply: impl FnOnce(&mut Value) -> Result<(), ApiError>,
+) -> Reply {
+    let kind = ctx.target.kind;
+    if dry {
         let mut cur = st
             .store
             .get(kind, ctx.ns(), ctx.name())

@@ -96,6 +96,12 @@ impl Filter {
     }
 }
 
+/// An object's `(namespace, name)`, as [`Filter::matching`] holds it.
+fn key_of(o: &Value) -> (String, String) {
+    let field = |f: &str| o["metadata"][f].as_str().unwrap_or_default().to_string();
+    (field("namespace"), field("name"))
+}
+
 fn line(v: &Value) -> Bytes {
     let mut s = v.to_string();
     s.push('\n');
@@ -235,17 +241,7 @@ async fn pump(
                 if !filter.selects(o) {
                     continue;
                 }
-                let key = (
-                    o["metadata"]["namespace"]
-                        .as_str()
-                        .unwrap_or_default()
-                        .to_string(),
-                    o["metadata"]["name"]
-                        .as_str()
-                        .unwrap_or_default()
-                        .to_string(),
-                );
-                filter.matching.insert(key);
+                filter.matching.insert(key_of(o));
                 if !out.event("ADDED", o, encoded).await {
                     return;
                 }
@@ -260,16 +256,7 @@ async fn pump(
                 if !filter.selects(o) {
                     continue;
                 }
-                filter.matching.insert((
-                    o["metadata"]["namespace"]
-                        .as_str()
-                        .unwrap_or_default()
-                        .to_string(),
-                    o["metadata"]["name"]
-                        .as_str()
-                        .unwrap_or_default()
-                        .to_string(),
-                ));
+                filter.matching.insert(key_of(o));
             }
             for c in past {
                 last_rv = c.resource_version;
