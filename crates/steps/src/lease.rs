@@ -360,7 +360,7 @@ pub async fn acquire_with(
             .and_then(|s| s.holder_identity.clone())
             .unwrap_or_default(),
     };
-    let taken = match api.get_opt(&name).await {
+    let (written, what) = match api.get_opt(&name).await {
         Err(source) => {
             return Err(LeaseError::Api {
                 what: format!("get lease {namespace}/{name}"),
@@ -377,22 +377,7 @@ pub async fn acquire_with(
                 },
                 spec: Some(held_spec(None, holder, now, config)),
             };
-            match api.create(&PostParams::default(), &lease).await {
-                Ok(l) => l,
-                Err(kube::Error::Api(s)) if s.code == 409 => {
-                    let current = api.get(&name).await.map_err(|source| LeaseError::Api {
-                        what: format!("get lease {namespace}/{name}"),
-                        source,
-                    })?;
-                    return Err(held(&current));
-                }
-                Err(source) => {
-                    return Err(LeaseError::Api {
-                        what: format!("create lease {namespace}/{name}"),
-                        source,
-                    });
-                }
-            }
+            (api.create(&PostParams::default(), &lease).await, "create")
         }
         Ok(Some(mut lease)) => {
             let dead = lease
@@ -409,22 +394,25 @@ pub async fn acquire_with(
                 .annotations
                 .get_or_insert_default()
                 .insert(RUN_ANNOTATION.to_owned(), run_id.to_owned());
-            match api.replace(&name, &PostParams::default(), &lease).await {
-                Ok(l) => l,
-                Err(kube::Error::Api(s)) if s.code == 409 => {
-                    let current = api.get(&name).await.map_err(|source| LeaseError::Api {
-                        what: format!("get lease {namespace}/{name}"),
-                        source,
-                    })?;
-                    return Err(held(&current));
-                }
-                Err(source) => {
-                    return Err(LeaseError::Api {
-                        what: format!("take over lease {namespace}/{name}"),
-                        source,
-                    });
-                }
-            }
+            let replaced = api.replace(&name, &PostParams::default(), &lease).await;
+            (replaced, "take over")
+        }
+    };
+    let taken = match written {
+        Ok(l) => l,
+        // Another run created or took it between our read and our write.
+        Err(kube::Error::Api(s)) if s.code == 409 => {
+            let current = api.get(&name).await.map_err(|source| LeaseError::Api {
+                what: format!("get lease {namespace}/{name}"),
+                source,
+            })?;
+            return Err(held(&current));
+        }
+        Err(source) => {
+            return Err(LeaseError::Api {
+                what: format!("{what} lease {namespace}/{name}"),
+                source,
+            });
         }
     };
     let lost = CancellationToken::new();
