@@ -44,7 +44,7 @@ pub struct GlobalArgs {
     /// More logging (-v, -vv, -vvv).
     #[arg(short, long, global = true, help_heading = "Global options", action = clap::ArgAction::Count)]
     pub verbose: u8,
-    /// Only errors.
+    /// Only errors: no progress, no final pod table, no logs of requests the engine retried.
     #[arg(short, long, global = true, help_heading = "Global options")]
     pub quiet: bool,
 }
@@ -69,6 +69,11 @@ pub enum Command {
     )]
     Graph(GraphArgs),
     /// Dry run: read the cluster and the arbiter, print the waves it would run; writes nothing.
+    ///
+    /// Shows the image change (before → after), each wave's pods and partition, its hooks,
+    /// gates and handover, waves that the StatefulSet's maxUnavailable splits into rounds,
+    /// the partition finalize writes, and an estimate of the time from how long the set's
+    /// ready pods took to become Ready (approvals not counted).
     #[command(after_help = "Example:\n  engine plan plans/seed.yaml")]
     Plan(PlanArg),
     /// Start a run and follow it to the end, with live progress.
@@ -84,9 +89,15 @@ pub enum Command {
     #[command(after_help = "Example:\n  engine resume sample-to-3-18-0")]
     Resume(ResumeArgs),
     /// Show a run: steps, current wave, pods; works while the run goes on elsewhere.
+    ///
+    /// A run still marked running whose process is gone (killed) is shown as such, with the
+    /// pid it had, and how to continue it.
     #[command(after_help = "Example:\n  engine status sample-to-3-18-0 --output json")]
     Status(OptRunArg),
     /// List runs with their state.
+    ///
+    /// `(live)` marks a run a process drives now; `running, pid N gone` one whose process died
+    /// before it could record how it stopped (`engine resume` continues it).
     List,
     /// Freeze a rollout (partition = |P| - |U|) and release the lock.
     #[command(after_help = "Example:\n  engine abort sample-to-3-18-0 --reason 'latency spike'")]
@@ -97,6 +108,10 @@ pub enum Command {
     )]
     Approve(GateArgs),
     /// Audit log of a run: every write to the cluster or the arbiter.
+    ///
+    /// A table: time (UTC, to the second), step, object, action, and the change (before →
+    /// after, with how it ended when it was not applied), with operators' approvals and
+    /// aborts in order. `--output json` gives the full records.
     #[command(after_help = "Example:\n  engine history sample-to-3-18-0")]
     History(RunArg),
     /// Forget a run: remove its state (record, history) from the state directory. The

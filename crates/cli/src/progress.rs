@@ -386,6 +386,45 @@ mod tests {
     }
 
     #[test]
+    fn a_safety_stop_announced_by_the_step_and_the_executor_is_told_once() {
+        let step = "wave-1/wait-updated";
+        let events = [
+            RunEvent::SafetyStop {
+                step: step.into(),
+                reason: "working pod sample-2 was deleted".into(),
+            },
+            RunEvent::SafetyStop {
+                step: step.into(),
+                reason: "safety stop, the rollout is frozen (partition = 5): working pod sample-2 was deleted".into(),
+            },
+            RunEvent::RunFinished {
+                run: "r".into(),
+                outcome: "safetyStopped".into(),
+            },
+        ];
+        let mut stops = StopsShown::default();
+        let told: Vec<String> = events
+            .iter()
+            .filter(|e| stops.first(e))
+            .filter_map(|e| describe(e, false))
+            .collect();
+        assert_eq!(
+            told,
+            [
+                "SAFETY STOP at wave-1/wait-updated: working pod sample-2 was deleted",
+                "run r: stopped for safety",
+            ]
+        );
+        assert_eq!(
+            safety_stop_line(
+                step,
+                "safety stop, the rollout is frozen (partition = 5): x"
+            ),
+            "SAFETY STOP at wave-1/wait-updated: the rollout is frozen (partition = 5): x"
+        );
+    }
+
+    #[test]
     fn no_pod_list_means_no_summary_table() {
         let mut last = LastPods::default();
         last.apply(&RunEvent::PodUpdated {

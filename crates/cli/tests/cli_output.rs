@@ -28,10 +28,22 @@ fn workspace() -> PathBuf {
 /// Applied in order, after the literal replacements in [`mask`].
 static MASKS: LazyLock<Vec<(Regex, &'static str)>> = LazyLock::new(|| {
     [
-        // RFC 3339 times, in text and JSON.
+        // RFC 3339 times: JSON keeps the stored precision; text says them to the second, so
+        // a text time with a fraction is left unmasked and shows in the snapshot.
         (
-            r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})",
+            r#""\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})""#,
+            r#""[TIME]""#,
+        ),
+        (
+            r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(Z|[+-]\d{2}:\d{2})",
             "[TIME]",
+        ),
+        // `engine plan`'s estimate rests on the pods' measured ready times.
+        (r"about (a second or less|[0-9hms.]+)", "about [EST]"),
+        (r"at [0-9hms.]+ each", "at [EST] each"),
+        (
+            r#""(seconds|podReadySeconds)": ?[0-9.e-]+"#,
+            r#""$1": "[EST]""#,
         ),
         // Loopback addresses carry random ports.
         (r"127\.0\.0\.1:\d+", "127.0.0.1:[PORT]"),
@@ -586,4 +598,152 @@ fn demo_runs_the_seed_case_and_says_what_it_did() {
         transcript(&args, &out, &[state.path()], Varies::Much)
     );
     assert_eq!(out.status.code(), Some(0));
+}
+
+/// Issue #12, item 11: `-q` keeps errors only. The API server fails the first two writes
+/// to the StatefulSet with 503; the engine retries them and succeeds, so there is no
+/// error to tell: kube's own ERROR log line for each failed request and the final pod
+/// table were printed before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quiet_run_that_retries_and_succeeds_prints_nothing() {
+    let env = Env::start(seed_config()).await;
+    env.sim.faults().set(baton_sim::faults::FaultConfig {
+        errors: vec![baton_sim::faults::ErrorFault {
+            target: baton_sim::faults::Target {
+                verb: Some("patch".into()),
+                resource: Some("statefulsets".into()),
+            },
+            code: 503,
+            rate: 1.0,
+            count: Some(2),
+            retry_after_seconds: None,
+        }],
+        ..Default::default()
+    });
+    let plan = env.plan("quiet", |_| {});
+    let out = env.engine(&["run", path_str(&plan), "-q"]).await;
+    support::assert_exit(&out, 0);
+    assert_eq!(text(&out.stderr), "", "{}", support::describe(&out));
+    assert_eq!(text(&out.stdout), "", "{}", support::describe(&out));
+    env.assert_finished_clean(5, 3);
+}
+
+/// Issue #12, item 11: an API server's refusal is told in words, once. kube's error
+/// displays the answer with Rust's debug format (`Status { status: Some(Failure), …
+/// ListMeta { continue_: None … } }`) and then again as its cause.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_api_refusal_is_told_in_words_without_rust_debug_text() {
+    let env = Env::start(seed_config()).await;
+    env.sim.faults().set(baton_sim::faults::FaultConfig {
+        errors: vec![baton_sim::faults::ErrorFault {
+            target: baton_sim::faults::Target {
+                verb: Some("list".into()),
+                resource: Some("pods".into()),
+            },
+            code: 403,
+            rate: 1.0,
+            count: None,
+            retry_after_seconds: None,
+        }],
+        ..Default::default()
+    });
+    let plan = env.plan("refused", |_| {});
+    let out = snapshot(&env, "plan-api-refused", &["plan", path_str(&plan)]).await;
+    support::assert_exit(&out, 2);
+    let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    for debug in ["Status {", "Some(", "None", "ListMeta", "ApiError"] {
+        assert!(!all.contains(debug), "{debug:?} in: {all}");
+    }
+}
+
+/// Issue #12, item 11: after `kill -9`, the run's record still says `running` (nothing
+/// could record the stop); `list` and `status` say its process is gone and how to go on,
+/// instead of `running`. An approval given without `$USER` records the uid's name, not
+/// `unknown`, and the history reads as a table.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_whose_process_was_killed_is_shown_as_gone() {
+    let env = Env::start(seed_config()).await;
+    let plan = env.plan("killed", |doc| {
+        doc["spec"]["waves"]["approval"] = "firstWave".into();
+    });
+    let mut child = env.command(&["run", path_str(&plan)]).spawn().unwrap();
+    until_gate(&env, "killed").await;
+    child.start_kill().unwrap();
+    let _ = child.wait().await.unwrap();
+
+    let out = snapshot(&env, "list-process-gone", &["list"]).await;
+    support::assert_exit(&out, 0);
+    assert!(
+        text(&out.stdout).contains("gone"),
+        "{}",
+        support::describe(&out)
+    );
+    let out = snapshot(&env, "status-process-gone", &["status", "killed"]).await;
+    support::assert_exit(&out, 0);
+    assert!(
+        text(&out.stdout).contains("pid [PID]") || text(&out.stdout).contains("is gone"),
+        "{}",
+        support::describe(&out)
+    );
+
+    let mut approve = env.command(&["approve", "killed", "--reason", "checked"]);
+    approve.env_remove("USER").env_remove("LOGNAME");
+    let out = approve.spawn().unwrap().wait_with_output().await.unwrap();
+    support::assert_exit(&out, 0);
+    let whoami = Command::new("id").arg("-un").output().unwrap();
+    let user = text(&whoami.stdout).trim().to_owned();
+    let out = env.engine(&["history", "killed"]).await;
+    support::assert_exit(&out, 0);
+    let history = text(&out.stdout);
+    assert!(
+        history.contains(&format!("by {user}@")) && !history.contains("unknown@"),
+        "{history}"
+    );
+    insta::assert_snapshot!(
+        "history-process-gone",
+        cluster_transcript(&["history", "killed"], &out, &env)
+    );
+}
+
+/// Issue #12, item 11 and #13: `engine plan` shows the image change, every hook and gate
+/// where it runs, the partition `finalize` really writes (1 here: a pod the arbiter does
+/// not list keeps the old revision), the waves `maxUnavailable: 1` splits into rounds, and
+/// an estimate with what it rests on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plan_shows_image_hooks_gates_the_real_end_and_an_estimate() {
+    let env = Env::start(seed_config()).await;
+    // sample-3 is left out of the arbiter's members: it is protected.
+    let members: Vec<(String, bool)> = [(0, true), (1, false), (2, true), (4, true)]
+        .into_iter()
+        .map(|(i, working)| (format!("sample-{i}"), working))
+        .collect();
+    env.sim.arbiter().seed(&members);
+    let plan = env.plan("detailed", |doc| {
+        doc["spec"]["waves"]["approval"] = "firstWave".into();
+        doc["spec"]["waves"]["settle"] = "2s".into();
+        doc["spec"]["hooks"] = serde_yaml::from_str(
+            r#"
+beforeRollout: [{name: announce, exec: {command: ["echo", "starting"]}}]
+beforeWave: [{name: pause, sleep: {duration: 1s}}]
+afterWaveReady: [{name: smoke, exec: {command: ["true"]}}]
+afterRollout: [{name: sign-off, approval: {message: "check the dashboards"}}]
+"#,
+        )
+        .unwrap();
+    });
+    let out = snapshot(&env, "plan-detailed", &["plan", path_str(&plan)]).await;
+    support::assert_exit(&out, 0);
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("(finalize: partition 1,"),
+        "{}",
+        support::describe(&out)
+    );
+    let out = snapshot(
+        &env,
+        "plan-detailed-json",
+        &["plan", path_str(&plan), "--output", "json"],
+    )
+    .await;
+    support::assert_exit(&out, 0);
 }

@@ -74,7 +74,8 @@ pub fn run(global: &GlobalArgs, args: &RunArg) -> anyhow::Result<ExitStatus> {
             ],
         )
     }));
-    rows.sort_by_key(|(seq, _)| *seq);
+    // Writes of one batch may share a sequence number: their text orders them then.
+    rows.sort();
     if rows.is_empty() {
         printer::err(format!("run {} has written nothing yet", view.run));
         return Ok(ExitStatus::Success);

@@ -33,7 +33,7 @@ pub fn run(global: &GlobalArgs) -> anyhow::Result<ExitStatus> {
             Some(s) if r.live => format!("{} (live)", s.as_str()),
             // Marked running, but nobody holds it: its process died without a word.
             Some(RunState::Running) => match abandoned_by(&dir, &r.run, RunState::Running, None) {
-                Some(Some(pid)) => format!("running, process {pid} gone"),
+                Some(Some(pid)) => format!("running, pid {pid} gone"),
                 _ => "running, process gone".to_owned(),
             },
             Some(s) => s.as_str().to_owned(),

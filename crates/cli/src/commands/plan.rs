@@ -117,8 +117,9 @@ pub fn run(global: &GlobalArgs, args: &PlanArg) -> anyhow::Result<ExitStatus> {
             for warning in &warnings {
                 match warning {
                     Warning::Protected { pods } => printer::out(format!(
-                        "warning: the arbiter does not list {}; they are protected and will not be updated",
-                        pods.join(", ")
+                        "warning: the arbiter does not list {}; {} protected and will not be updated",
+                        pods.join(", "),
+                        if pods.len() == 1 { "it is" } else { "they are" }
                     )),
                 }
             }
@@ -156,12 +157,8 @@ fn describe(
         } else {
             wave.select.join(", ")
         };
-        let took = timing
-            .and_then(|t| t.time)
-            .map(|t| format!(", about {}", about(t)))
-            .unwrap_or_default();
         out.push(format!(
-            "wave {}: update {pods} (partition {}{took})",
+            "wave {}: update {pods} (partition {})",
             wave.wave, wave.partition
         ));
         out.extend(hook_lines(IN_WAVE, spec, HookPoint::BeforeWave));
@@ -363,8 +360,13 @@ pub async fn refuse_if_unsafe(
             for warning in warnings {
                 let Warning::Protected { pods } = warning;
                 printer::err(format!(
-                    "warning: the arbiter does not list {}; they will not be updated",
-                    pods.join(", ")
+                    "warning: the arbiter does not list {}; {} not be updated",
+                    pods.join(", "),
+                    if pods.len() == 1 {
+                        "it will"
+                    } else {
+                        "they will"
+                    }
                 ));
             }
             Ok(None)

@@ -28,6 +28,13 @@ pub struct Board {
     /// Steps started and not finished, oldest first, with what each waits for.
     running: Vec<Running>,
     pods: Vec<PodRow>,
+    /// When the current wave was planned, and when its latest pod came up.
+    wave_started: Option<Instant>,
+    last_update: Option<Instant>,
+    /// How long each pod updated so far took, counted from the wave's start or the
+    /// previous pod of its wave (Kruise brings a wave's pods up `maxUnavailable` at a time):
+    /// what the remaining time is estimated from.
+    per_pod: Vec<Duration>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,8 +45,13 @@ struct Running {
 }
 
 impl Board {
-    /// Take one event into account.
+    /// Take one event into account, as it arrives now.
     pub fn apply(&mut self, event: &RunEvent) {
+        self.apply_at(event, Instant::now());
+    }
+
+    /// Take one event into account, as it arrived at `at`.
+    pub fn apply_at(&mut self, event: &RunEvent, at: Instant) {
         match event {
             RunEvent::RunStarted { run, target, .. } => {
                 self.run = Some(run.clone());
@@ -78,6 +90,8 @@ impl Board {
                 self.wave = Some(*wave);
                 self.partition = Some(*partition);
                 self.wave_pods = pods.clone();
+                self.wave_started = Some(at);
+                self.last_update = None;
             }
             RunEvent::Waiting { step, what } => {
                 match self.running.iter_mut().find(|r| r.step == *step) {
@@ -90,6 +104,11 @@ impl Board {
                 }
             }
             RunEvent::PodUpdated { pod, revision } => {
+                let was_old = self.pods.iter().any(|p| p.name == *pod && !p.updated);
+                if let (true, Some(since)) = (was_old, self.last_update.or(self.wave_started)) {
+                    self.per_pod.push(at.saturating_duration_since(since));
+                    self.last_update = Some(at);
+                }
                 if let Some(row) = self.pods.iter_mut().find(|p| p.name == *pod) {
                     row.revision = Some(revision.clone());
                     row.updated = true;
@@ -115,7 +134,7 @@ impl Board {
         }
     }
 
-    /// The spinner line: run, wave and partition.
+    /// The spinner line: run, wave and partition, and the time left once it can be told.
     pub fn headline(&self) -> String {
         let run = self.run.as_deref().unwrap_or("run");
         let stage = match (self.wave, self.partition) {
@@ -123,10 +142,31 @@ impl Board {
             (Some(wave), None) => format!("wave {wave}"),
             (None, _) => "preparing".to_owned(),
         };
-        match &self.target {
+        let mut line = match &self.target {
             Some(target) => format!("{run} on {target} · {stage}"),
             None => format!("{run} · {stage}"),
+        };
+        if let Some((left, each)) = self.remaining() {
+            line.push_str(&format!(
+                " · about {} left ({} a pod so far)",
+                clock(left),
+                clock(each)
+            ));
         }
+        line
+    }
+
+    /// The time left and the mean time a pod has taken: the pods not updated yet, each
+    /// taking what the pods updated so far took on average. Approvals, settle times and
+    /// hooks still to come are not in it. `None` before the first pod came up, or once
+    /// none is left.
+    pub fn remaining(&self) -> Option<(Duration, Duration)> {
+        let observed = u32::try_from(self.per_pod.len()).ok().filter(|n| *n > 0)?;
+        let each = self.per_pod.iter().sum::<Duration>() / observed;
+        let left = u32::try_from(self.pods.iter().filter(|p| !p.updated).count())
+            .ok()
+            .filter(|n| *n > 0)?;
+        Some((each * left, each))
     }
 
     /// What the engine does or waits for right now: the newest step still running.
@@ -192,8 +232,9 @@ impl Board {
             let new = hidden.iter().filter(|r| r.updated).count();
             let unready = hidden.iter().filter(|r| !r.ready).count();
             let mut summary = format!(
-                "… {} more pods: {new} new, {} old",
+                "… {} more {}: {new} new, {} old",
                 hidden.len(),
+                if hidden.len() == 1 { "pod" } else { "pods" },
                 hidden.len() - new
             );
             if unready > 0 {
@@ -546,6 +587,70 @@ mod tests {
         let mut sorted = order.clone();
         sorted.sort_by_key(|n| ordinal_key(n));
         assert_eq!(order, sorted);
+    }
+
+    #[test]
+    fn the_headline_tells_the_time_left_from_the_pods_updated_so_far() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        let mut board = Board::default();
+        let events = seed_wave_one();
+        for event in &events {
+            board.apply_at(event, t0);
+        }
+        assert_eq!(board.remaining(), None, "nothing observed yet");
+        // The wave's pod comes up 10 s after the wave began: two old pods are left.
+        board.apply_at(
+            &RunEvent::PodUpdated {
+                pod: "sample-1".into(),
+                revision: "rev-new".into(),
+            },
+            t0 + s(10),
+        );
+        assert_eq!(board.remaining(), Some((s(20), s(10))));
+        assert_eq!(
+            board.headline(),
+            "seed on default/sample · wave 1 (partition 1) · about 20.0s left (10.0s a pod so far)"
+        );
+        // A repeated announcement is not a second pod.
+        board.apply_at(
+            &RunEvent::PodUpdated {
+                pod: "sample-1".into(),
+                revision: "rev-new".into(),
+            },
+            t0 + s(50),
+        );
+        assert_eq!(board.remaining(), Some((s(20), s(10))));
+        // The next wave: its pod takes 30 s, the mean is 20 s, one pod is left.
+        board.apply_at(
+            &RunEvent::WavePlanned {
+                wave: 2,
+                pods: names(&["sample-0"]),
+                partition: 0,
+            },
+            t0 + s(60),
+        );
+        board.apply_at(
+            &RunEvent::PodUpdated {
+                pod: "sample-0".into(),
+                revision: "rev-new".into(),
+            },
+            t0 + s(90),
+        );
+        assert_eq!(board.remaining(), Some((s(20), s(20))));
+    }
+
+    #[test]
+    fn one_hidden_pod_is_one_pod() {
+        let pods: Vec<PodRow> = (0..=MAX_POD_ROWS)
+            .map(|i| pod(&format!("big-{i}"), "working", false, true))
+            .collect();
+        let mut board = Board::default();
+        board.apply(&RunEvent::Pods { pods });
+        assert_eq!(
+            board.pod_lines().last().map(String::as_str),
+            Some("… 1 more pod: 0 new, 1 old")
+        );
     }
 
     #[test]
