@@ -70,8 +70,7 @@ impl fmt::Display for Stuck {
             ),
             Stuck::Lifecycle(state) => write!(f, "lifecycle state {state}"),
             Stuck::HeldByMaxUnavailable { unavailable, max } => {
-                let unavailable = usize::try_from(*unavailable).unwrap_or(usize::MAX);
-                let unavailable = baton_engine::text::count(unavailable, "pod is", "pods are");
+                let unavailable = baton_engine::text::count(*unavailable, "pod is", "pods are");
                 write!(
                     f,
                     "waiting its turn: maxUnavailable is {max} and {unavailable} unavailable"
