@@ -1,13 +1,11 @@
 //! `engine status`, `list`, `history` and `approve` as processes, against a run held
 //! open by another process (a child running the executor with test steps).
 
-#[path = "../../engine/tests/support/mod.rs"]
-mod support;
-
 use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
+use baton_engine::test_util as support;
 use serde_json::Value;
 use support::Job;
 

@@ -26,4 +26,6 @@ pub mod retry;
 pub mod snapshot;
 pub mod step;
 pub mod store;
+#[cfg(feature = "test-util")]
+pub mod test_util;
 pub mod text;

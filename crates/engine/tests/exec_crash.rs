@@ -1,8 +1,6 @@
 //! Crash-resume: real child processes die at every failpoint of a run, and at random
 //! moments under SIGKILL; each run is resumed to the end and its effects checked.
 
-mod support;
-
 use std::os::unix::process::ExitStatusExt as _;
 use std::path::Path;
 use std::sync::Mutex;
@@ -11,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use baton_engine::executor::{self, ExecError, Outcome};
 use baton_engine::failpoint;
+use baton_engine::test_util as support;
 use rand::{Rng as _, SeedableRng as _};
 use support::{Job, World};
 use tokio_util::sync::CancellationToken;

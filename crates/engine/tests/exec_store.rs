@@ -1,8 +1,6 @@
 //! The executor against sled on a real temp dir, in one process: restarts, approvals,
 //! retries, failures, safety stops, plan changes, and damaged state.
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
@@ -17,6 +15,7 @@ use baton_engine::step::{StepContext, StepError, StepErrorKind, StepOutput, Step
 use baton_engine::store::{
     self, Commit, MemoryStore, NodeState, RunRecord, RunState, RunStore, StoreError,
 };
+use baton_engine::test_util as support;
 use support::{World, WorldSteps};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;

@@ -10,26 +10,29 @@
 //! re-running a step that already succeeded *after* a later step moved the same key
 //! (e.g. `partition`) changes it back and is caught as a count of 2.
 //!
-//! Shared with the CLI tests through `#[path]`.
-#![allow(dead_code)]
+//! Behind the `test-util` feature, for the engine's and the CLI's tests.
+
+// A child process reports its outcome on stdout.
+#![allow(clippy::print_stdout)]
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 
-use baton_engine::dag::{StepId, StepKind};
-use baton_engine::event::RunEvent;
-use baton_engine::executor::{self, Outcome, RunOptions};
-use baton_engine::failpoint;
-use baton_engine::plan::ValidPlan;
-use baton_engine::step::{
-    AuditWrite, StepContext, StepError, StepErrorKind, StepOutput, StepRunner, WriteOutcome,
-};
-use baton_engine::store::{AuditOutcome, NodeState, RunView};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
+
+use crate::dag::{StepId, StepKind};
+use crate::event::RunEvent;
+use crate::executor::{self, Outcome, RunOptions};
+use crate::failpoint;
+use crate::plan::ValidPlan;
+use crate::step::{
+    AuditWrite, StepContext, StepError, StepErrorKind, StepOutput, StepRunner, WriteOutcome,
+};
+use crate::store::{AuditOutcome, NodeState, RunView};
 
 /// Replicas of the pretend StatefulSet: partitions count down from here.
 pub const REPLICAS: u32 = 5;
@@ -221,7 +224,7 @@ impl StepRunner for WorldSteps {
         match &ctx.step.kind {
             StepKind::Select if k > self.waves => {
                 let mut out = StepOutput::new(json!({"pods": []}));
-                out.control = baton_engine::step::Control::Finish;
+                out.control = crate::step::Control::Finish;
                 return Ok(out);
             }
             StepKind::Select => {
