@@ -197,3 +197,153 @@ fn an_unreadable_plan_is_a_usage_error() {
     assert_eq!(json["errors"][0]["line"], Value::Null);
     assert_eq!(json["errors"][0]["file"], "tests/plans/no-such-plan.yaml");
 }
+
+/// The seed plan with `edit` applied to its text, in a temp dir; returns the dir and path.
+fn seed_with(edit: impl FnOnce(String) -> Vec<u8>) -> (tempfile::TempDir, PathBuf) {
+    let seed = std::fs::read_to_string(workspace().join("plans/seed.yaml")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("plan.yaml");
+    std::fs::write(&path, edit(seed)).unwrap();
+    (dir, path)
+}
+
+/// `validate PATH --output json`: exit code and the first error.
+fn first_error(path: &Path) -> (Option<i32>, Value) {
+    let out = engine(&["validate", path.to_str().unwrap(), "--output", "json"]);
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    (out.status.code(), json["errors"][0].clone())
+}
+
+/// Issue #12 item 10: a plan that is not UTF-8 is located (line:column of the first bad
+/// byte, which the message names); a plan file larger than 1 MiB (or endless, /dev/zero)
+/// is refused without reading it whole; a value quoted back is cut to 200 characters, and
+/// so is the source line under the report; an empty token file and a duration beyond
+/// any rollout (`584942417355h`) are refused by `validate`.
+#[test]
+fn bad_input_is_located_bounded_and_cut() {
+    // Not UTF-8: line 11, column 14 of the seed plan (`    name: sam\xffple`).
+    let (_dir, plan) = seed_with(|seed| {
+        seed.into_bytes()
+            .replace_first(b"name: sample\n", b"name: sam\xffple\n")
+    });
+    let (code, error) = first_error(&plan);
+    assert_eq!(code, Some(2));
+    let offset = std::fs::read(&plan)
+        .unwrap()
+        .iter()
+        .position(|&b| b == 0xff)
+        .unwrap();
+    assert_eq!(
+        (error["line"].as_u64(), error["column"].as_u64()),
+        (Some(11), Some(14)),
+        "{error}"
+    );
+    assert!(
+        error["message"]
+            .as_str()
+            .is_some_and(|m| m.contains(&format!("byte {offset}"))),
+        "{error}"
+    );
+
+    // Too large: a valid plan followed by 2 MiB of comments, and /dev/zero.
+    let (_dir, plan) = seed_with(|seed| {
+        let mut text = seed;
+        for _ in 0..2048 {
+            text.push('#');
+            text.push_str(&"x".repeat(1023));
+            text.push('\n');
+        }
+        text.into_bytes()
+    });
+    for path in [plan.as_path(), Path::new("/dev/zero")] {
+        let out = engine(&["validate", path.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(2), "{path:?}");
+        let stderr = text(&out.stderr);
+        assert!(stderr.contains("larger than 1 MiB"), "{path:?}: {stderr}");
+    }
+
+    // A 5000-character image is quoted back cut to 200 characters, on every line.
+    let long = "a".repeat(5000);
+    let (_dir, plan) = seed_with(|seed| {
+        seed.replacen("main: alpine:3.18.0", &format!("main: {long}"), 1)
+            .into_bytes()
+    });
+    let out = engine(&["validate", plan.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("(5000 characters)"), "{stderr}");
+    for line in stderr.lines() {
+        let run = line
+            .split(|c: char| c != 'a')
+            .map(str::len)
+            .max()
+            .unwrap_or(0);
+        assert!(
+            run <= 200,
+            "a line echoes {run} characters of the value: {line:.300}"
+        );
+    }
+
+    // An empty token file, and absurd durations.
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(&token, "\n").unwrap();
+    let (_dir, plan) = seed_with(|seed| {
+        seed.replacen(
+            "    timeout: 5s\n",
+            &format!("    timeout: 5s\n    tokenFile: {}\n", token.display()),
+            1,
+        )
+        .into_bytes()
+    });
+    let (code, error) = first_error(&plan);
+    assert_eq!(code, Some(2));
+    assert_eq!(error["path"], "spec.arbiter.tokenFile", "{error}");
+    assert!(
+        error["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("empty")),
+        "{error}"
+    );
+    std::fs::write(&token, "s3cr3t\n").unwrap();
+    assert_eq!(
+        first_error(&plan).0,
+        Some(0),
+        "a token file with a token is fine"
+    );
+
+    for (field, from) in [
+        ("spec.arbiter.timeout", "    timeout: 5s\n"),
+        ("spec.waves.readyTimeout", "    readyTimeout: 10m\n"),
+        ("spec.waves.settle", "    settle: 0s\n"),
+    ] {
+        let key = from.trim().split(':').next().unwrap();
+        let (_dir, plan) = seed_with(|seed| {
+            seed.replacen(from, &format!("    {key}: 584942417355h\n"), 1)
+                .into_bytes()
+        });
+        let (code, error) = first_error(&plan);
+        assert_eq!(code, Some(2), "{field}");
+        assert_eq!(error["path"], field, "{error}");
+        assert!(
+            error["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("too long")),
+            "{error}"
+        );
+    }
+}
+
+/// `replacen` for bytes: the first occurrence only.
+trait ReplaceFirst {
+    fn replace_first(self, from: &[u8], to: &[u8]) -> Vec<u8>;
+}
+
+impl ReplaceFirst for Vec<u8> {
+    fn replace_first(self, from: &[u8], to: &[u8]) -> Vec<u8> {
+        match self.windows(from.len()).position(|w| w == from) {
+            Some(at) => [&self[..at], to, &self[at + from.len()..]].concat(),
+            None => panic!("{:?} not found", String::from_utf8_lossy(from)),
+        }
+    }
+}

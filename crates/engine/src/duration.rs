@@ -27,9 +27,15 @@ impl Duration {
 pub enum ParseDurationError {
     #[error("empty duration: expected a duration like 5s, 10m or 1h30m")]
     Empty,
-    #[error("invalid duration {0:?}: expected a duration like 5s, 10m or 1h30m")]
+    #[error(
+        "invalid duration {}: expected a duration like 5s, 10m or 1h30m",
+        crate::plan::quote(.0)
+    )]
     Invalid(String),
-    #[error("duration {0:?} is too large: expected at most about 584 million years")]
+    #[error(
+        "duration {} is too large: expected at most about 584 million years",
+        crate::plan::quote(.0)
+    )]
     Overflow(String),
 }
 

@@ -405,11 +405,13 @@ fn loading_reads_the_file_and_names_it() {
     assert!(matches!(error, PlanError::Read { .. }));
     assert!(error.render().contains("cannot read plan file"));
 
-    std::fs::write(&path, [0xff, 0xfe, 0x00]).unwrap();
-    assert!(matches!(
-        ValidPlan::load(&path),
-        Err(PlanError::Read { .. })
-    ));
+    // Not UTF-8: located at the first bad byte, which the message names.
+    std::fs::write(&path, b"a: 1\nb: \"x\xff\"\n").unwrap();
+    let Err(PlanError::Invalid { diagnostics, .. }) = ValidPlan::load(&path) else {
+        panic!("non-UTF-8 text must be an invalid plan, located");
+    };
+    assert_eq!((diagnostics[0].line, diagnostics[0].column), (2, 6));
+    assert!(diagnostics[0].message.contains("byte 10"), "{diagnostics:?}");
 }
 
 #[test]

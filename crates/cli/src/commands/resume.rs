@@ -1,7 +1,7 @@
 //! `engine resume [RUN]`: continue an interrupted run from its last checkpoint.
 
 use baton_engine::executor;
-use baton_engine::plan::ValidPlan;
+use baton_engine::plan::{PlanError, ValidPlan, read_plan_text};
 
 use crate::args::{GlobalArgs, ResumeArgs};
 use crate::exit::ExitStatus;
@@ -68,16 +68,31 @@ pub fn run(global: &GlobalArgs, args: &ResumeArgs) -> anyhow::Result<ExitStatus>
 /// `--replan` asks for it). `Err` carries the exit status of a refusal already reported.
 fn file_plan(stored: &ValidPlan, replan: bool) -> Result<Option<ValidPlan>, ExitStatus> {
     let file = &stored.source().file;
-    let text = match std::fs::read_to_string(file) {
+    let text = match read_plan_text(std::path::Path::new(file)) {
         Ok(text) => text,
-        Err(error) if replan => {
+        Err(PlanError::Read { source, .. }) if replan => {
             printer::err(format!(
-                "error: --replan: cannot read the run's plan file {file} ({error}); pass --plan FILE"
+                "error: --replan: cannot read the run's plan file {file} ({source}); pass --plan FILE"
+            ));
+            return Err(ExitStatus::Usage);
+        }
+        // Too large: not the text the run stored, and not a plan to take.
+        Err(PlanError::Read { source, .. })
+            if source.kind() == std::io::ErrorKind::FileTooLarge =>
+        {
+            printer::err(format!(
+                "error: the plan file {file} changed since the run started and is now {source}; \
+                 restore it, or pass --plan FILE"
             ));
             return Err(ExitStatus::Usage);
         }
         // The file is gone or unreadable: the stored plan is the run's plan.
-        Err(_) => return Ok(None),
+        Err(PlanError::Read { .. }) => return Ok(None),
+        // Not UTF-8: changed, and located.
+        Err(error) => {
+            printer::err(error.render());
+            return Err(ExitStatus::Usage);
+        }
     };
     if text == stored.source().text {
         if replan {

@@ -1,7 +1,8 @@
 //! `engine validate`: parse and check a plan; change nothing.
 //!
 //! Text output is `ok: ...` on stdout or rustc-style reports on stderr; JSON output is one
-//! document on stdout either way. A bad plan exits 2 (SPEC §5).
+//! document on stdout either way. A bad plan exits 2 (SPEC §5), and so does a plan whose
+//! token file is unreadable, empty or larger than 1 MiB.
 
 use baton_engine::plan::{PlanError, ValidPlan};
 use serde_json::json;
@@ -11,7 +12,10 @@ use crate::exit::ExitStatus;
 use crate::printer;
 
 pub fn run(global: &GlobalArgs, args: &PlanArg) -> anyhow::Result<ExitStatus> {
-    match ValidPlan::load(&args.plan) {
+    // The files the plan names (its token file) are checked here too: a plan that parses
+    // but whose token file is empty would fail only at the first arbiter request.
+    let checked = ValidPlan::load(&args.plan).and_then(|plan| plan.check_files().map(|()| plan));
+    match checked {
         Ok(plan) => {
             let target = &plan.spec().target;
             if printer::is_json(global) {

@@ -13,6 +13,7 @@ use serde::de::{
     Unexpected, VariantAccess, Visitor,
 };
 
+use super::error::quote;
 use super::path::FieldPath;
 use super::yaml::{Entry, Node, NodeKind, Resolved, Span};
 
@@ -62,8 +63,8 @@ fn found_in_yaml(unexp: &Unexpected<'_>) -> String {
         Unexpected::Unsigned(n) => format!("integer {n}"),
         Unexpected::Signed(n) => format!("integer {n}"),
         Unexpected::Float(x) => format!("number {x}"),
-        Unexpected::Char(c) => format!("string {:?}", c.to_string()),
-        Unexpected::Str(s) => format!("string {s:?}"),
+        Unexpected::Char(c) => format!("string {}", quote(&c.to_string())),
+        Unexpected::Str(s) => format!("string {}", quote(s)),
         Unexpected::Unit | Unexpected::Option => "null".to_owned(),
         Unexpected::Map => "a mapping".to_owned(),
         Unexpected::Seq => "a sequence".to_owned(),
@@ -103,14 +104,16 @@ impl de::Error for DeError {
 
     fn unknown_variant(variant: &str, expected: &'static [&'static str]) -> Self {
         Self::custom(format_args!(
-            "unknown value {variant:?}: expected {}",
+            "unknown value {}: expected {}",
+            quote(variant),
             one_of(expected)
         ))
     }
 
     fn unknown_field(field: &str, expected: &'static [&'static str]) -> Self {
         Self::custom(format_args!(
-            "unknown field {field:?}: expected {}",
+            "unknown field {}: expected {}",
+            quote(field),
             one_of(expected)
         ))
     }

@@ -22,9 +22,61 @@ pub struct Diagnostic {
     /// The source line the problem is on, for [`PlanError::render`].
     #[serde(skip)]
     pub source_line: String,
-    /// How many characters to underline from `column`.
+    /// How many characters to underline.
     #[serde(skip)]
     pub width: usize,
+    /// Where in `source_line` the underline starts (0-based, in characters): `column - 1`,
+    /// unless a long line was cut to the part around the problem.
+    #[serde(skip)]
+    pub caret_at: usize,
+}
+
+/// The most characters of the user's input a message quotes back: a value, or the source
+/// line under a report. A plan may hold a megabyte on one line, and an error that repeats
+/// it buries what it says.
+pub const MAX_ECHO_CHARS: usize = 200;
+
+/// `value` quoted (`"..."`, escaped as Rust does), cut to [`MAX_ECHO_CHARS`] characters;
+/// a cut value is followed by `…` and its full length.
+pub fn quote(value: &str) -> String {
+    let total = value.chars().count();
+    if total <= MAX_ECHO_CHARS {
+        return format!("{value:?}");
+    }
+    let cut: String = value.chars().take(MAX_ECHO_CHARS).collect();
+    format!("{cut:?}… ({total} characters)")
+}
+
+/// `text` unquoted, cut like [`quote`]: for parser messages and names shown as written.
+pub fn cut(text: &str) -> String {
+    let total = text.chars().count();
+    if total <= MAX_ECHO_CHARS {
+        return text.to_owned();
+    }
+    let cut: String = text.chars().take(MAX_ECHO_CHARS).collect();
+    format!("{cut}… ({total} characters)")
+}
+
+/// The part of a long `line` shown under a report: [`MAX_ECHO_CHARS`] characters around
+/// the 0-based character `at`, with `…` where it was cut; returns it and where `at` is in it.
+fn window(line: &str, at: usize) -> (String, usize) {
+    let total = line.chars().count();
+    if total <= MAX_ECHO_CHARS {
+        return (line.to_owned(), at);
+    }
+    let start = at
+        .saturating_sub(MAX_ECHO_CHARS / 4)
+        .min(total - MAX_ECHO_CHARS);
+    let end = start + MAX_ECHO_CHARS;
+    let mut shown = String::new();
+    if start > 0 {
+        shown.push('…');
+    }
+    shown.extend(line.chars().skip(start).take(MAX_ECHO_CHARS));
+    if end < total {
+        shown.push('…');
+    }
+    (shown, at - start + usize::from(start > 0))
 }
 
 /// Splits text into lines the way YAML counts them (`\n`, `\r\n` or a lone `\r`).
@@ -45,8 +97,8 @@ fn nth_line(text: &str, line: usize) -> &str {
 
 impl Diagnostic {
     pub(crate) fn new(text: &str, span: Span, path: &str, message: impl Into<String>) -> Self {
-        let source_line = nth_line(text, span.line).to_owned();
-        let line_chars = source_line.chars().count();
+        let full_line = nth_line(text, span.line);
+        let line_chars = full_line.chars().count();
         let column = span.column.clamp(1, line_chars + 1);
         let to_line_end = (line_chars + 1).saturating_sub(column);
         let width = if span.end_line == span.line && span.end_column > column {
@@ -54,13 +106,16 @@ impl Diagnostic {
         } else {
             to_line_end
         };
+        let (source_line, caret_at) = window(full_line, column - 1);
+        let shown_to_end = (source_line.chars().count() + 1).saturating_sub(caret_at + 1);
         Diagnostic {
             line: span.line,
             column,
             path: path.to_owned(),
             message: message.into(),
             source_line,
-            width: width.max(1),
+            width: width.min(shown_to_end).max(1),
+            caret_at,
         }
     }
 
@@ -72,7 +127,7 @@ impl Diagnostic {
         let indent: String = self
             .source_line
             .chars()
-            .take(self.column - 1)
+            .take(self.caret_at)
             .map(|c| if c == '\t' { '\t' } else { ' ' })
             .collect();
         let label = if self.path.is_empty() {
@@ -106,7 +161,9 @@ impl Diagnostic {
 /// Why a plan was refused. Nothing was changed anywhere when this is returned.
 #[derive(Debug, thiserror::Error)]
 pub enum PlanError {
-    /// The file could not be read (missing, unreadable, not UTF-8).
+    /// The file could not be read (missing, unreadable, larger than
+    /// [`MAX_FILE_BYTES`](super::MAX_FILE_BYTES)). Text that is not UTF-8 is
+    /// [`PlanError::Invalid`], located at its first bad byte.
     Read {
         file: String,
         #[source]
@@ -218,6 +275,40 @@ mod tests {
         assert_eq!(nth_line("a\r\nb\rc\nd", 3), "c");
         assert_eq!(nth_line("a\r\nb\rc\nd", 4), "d");
         assert_eq!(nth_line("a", 9), "");
+    }
+
+    #[test]
+    fn long_values_and_lines_are_cut_to_the_part_that_matters() {
+        let long = "x".repeat(5000);
+        let quoted = quote(&long);
+        assert!(quoted.starts_with(&format!("\"{}\"", "x".repeat(MAX_ECHO_CHARS))));
+        assert!(quoted.ends_with("… (5000 characters)"), "{quoted}");
+        assert_eq!(quote("short"), "\"short\"");
+
+        let text = format!("key: {long}bad\n");
+        let at = 5 + 5000;
+        let span = Span {
+            line: 1,
+            column: at + 1,
+            end_line: 1,
+            end_column: at + 4,
+        };
+        let d = Diagnostic::new(&text, span, "key", "bad");
+        assert_eq!(d.column, at + 1, "the column is the real one");
+        let rendered = d.render("f");
+        assert!(rendered.contains("--> f:1:5006"), "{rendered}");
+        assert!(rendered.len() < 3 * MAX_ECHO_CHARS, "{rendered}");
+        let (source, carets) = {
+            let lines: Vec<&str> = rendered.lines().collect();
+            (lines[3].to_owned(), lines[4].to_owned())
+        };
+        let under = carets.find('^').unwrap() - carets.find('|').unwrap();
+        let in_source = source.find('|').unwrap();
+        assert_eq!(
+            source[in_source..].chars().nth(under),
+            Some('b'),
+            "the carets stand under the problem:\n{rendered}"
+        );
     }
 
     #[test]

@@ -23,10 +23,10 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-pub use error::{Diagnostic, PlanError};
+pub use error::{Diagnostic, MAX_ECHO_CHARS, PlanError, quote};
 pub use model::*;
 pub use schema::schema;
-pub use validate::{HTTP_METHODS, MAX_RETRIES, PLACEHOLDERS};
+pub use validate::{HTTP_METHODS, MAX_DURATION, MAX_RETRIES, PLACEHOLDERS};
 
 use path::FieldPath;
 use yaml::{Node, Span};
@@ -114,14 +114,42 @@ impl ValidPlan {
     /// Reads and parses a plan file; the path as given names it in messages.
     ///
     /// # Errors
-    /// [`PlanError::Read`] when the file cannot be read as UTF-8 text, else as [`ValidPlan::parse`].
+    /// As [`read_plan_text`], else as [`ValidPlan::parse`].
     pub fn load(path: &Path) -> Result<ValidPlan, PlanError> {
-        let file = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| PlanError::Read {
-            file: file.clone(),
-            source,
-        })?;
-        Self::parse(&file, &text)
+        let text = read_plan_text(path)?;
+        Self::parse(&path.display().to_string(), &text)
+    }
+
+    /// Checks what the plan names on this machine, which [`ValidPlan::parse`] cannot see:
+    /// `spec.arbiter.tokenFile` must be readable, at most [`MAX_FILE_BYTES`], and hold a
+    /// token (an empty file would send every arbiter request with an empty bearer token,
+    /// refused only mid-rollout). `engine validate` runs this; the arbiter client applies
+    /// the same rules at each request, since the file may change after validation.
+    ///
+    /// # Errors
+    /// [`PlanError::Invalid`] located at the field.
+    pub fn check_files(&self) -> Result<(), PlanError> {
+        let Some(path) = &self.spec().arbiter.token_file else {
+            return Ok(());
+        };
+        let Err(problem) = read_token(path) else {
+            return Ok(());
+        };
+        let text = &self.source.text;
+        let field = FieldPath::parse("spec.arbiter.tokenFile");
+        let span = yaml::parse(text).map_or(Span::START, |tree| tree.locate(&field));
+        Err(PlanError::Invalid {
+            file: self.source.file.clone(),
+            diagnostics: vec![Diagnostic::new(
+                text,
+                span,
+                &field.to_string(),
+                format!(
+                    "cannot use token file {}: {problem}",
+                    quote(&path.display().to_string())
+                ),
+            )],
+        })
     }
 
     pub fn plan(&self) -> &Plan {
@@ -137,6 +165,83 @@ impl ValidPlan {
     pub fn name(&self) -> &str {
         &self.plan.metadata.name
     }
+}
+
+/// The most bytes a plan file, or a file a plan names (`tokenFile`), may hold. A plan is
+/// a few kilobytes; without a limit, `/dev/zero` or a log file given by mistake would be
+/// read until memory runs out.
+pub const MAX_FILE_BYTES: u64 = 1024 * 1024;
+
+/// Read at most `max` bytes of `path`: a longer file is refused (its kind is
+/// [`std::io::ErrorKind::FileTooLarge`]) after reading `max + 1` bytes, whatever it is.
+///
+/// # Errors
+/// Any I/O error, or the file being too large.
+pub fn read_bounded(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read as _;
+    let file = std::fs::File::open(path)?;
+    let mut bytes = Vec::new();
+    file.take(max.saturating_add(1)).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > max {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::FileTooLarge,
+            format!("larger than {}, the most it may hold", bytes_text(max)),
+        ));
+    }
+    Ok(bytes)
+}
+
+/// `1 MiB`, `64 KiB`, `300 bytes`.
+fn bytes_text(n: u64) -> String {
+    match n {
+        n if n >= 1024 * 1024 && n % (1024 * 1024) == 0 => format!("{} MiB", n / (1024 * 1024)),
+        n if n >= 1024 && n % 1024 == 0 => format!("{} KiB", n / 1024),
+        n => format!("{n} bytes"),
+    }
+}
+
+/// The bearer token in the file at `path` (`spec.arbiter.tokenFile`), trimmed.
+///
+/// # Errors
+/// Why it is not a token: unreadable, larger than [`MAX_FILE_BYTES`], not UTF-8, or empty.
+pub fn read_token(path: &Path) -> std::io::Result<String> {
+    let invalid = |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what);
+    let bytes = read_bounded(path, MAX_FILE_BYTES)?;
+    let text = String::from_utf8(bytes).map_err(|_| invalid("it is not UTF-8 text"))?;
+    let token = text.trim();
+    if token.is_empty() {
+        return Err(invalid("it is empty: expected a bearer token"));
+    }
+    Ok(token.to_owned())
+}
+
+/// The text of the plan file at `path`, named in messages as given.
+///
+/// # Errors
+/// [`PlanError::Read`] when it cannot be read or is larger than [`MAX_FILE_BYTES`];
+/// [`PlanError::Invalid`] locating the first byte that is not UTF-8 (line and column).
+pub fn read_plan_text(path: &Path) -> Result<String, PlanError> {
+    let file = path.display().to_string();
+    let bytes = read_bounded(path, MAX_FILE_BYTES).map_err(|source| PlanError::Read {
+        file: file.clone(),
+        source,
+    })?;
+    String::from_utf8(bytes).map_err(|e| {
+        let offset = e.utf8_error().valid_up_to();
+        let bytes = e.into_bytes();
+        let text = String::from_utf8_lossy(&bytes);
+        let prefix = String::from_utf8_lossy(&bytes[..offset]);
+        let span = Span::after(&prefix);
+        PlanError::Invalid {
+            file,
+            diagnostics: vec![Diagnostic::new(
+                &text,
+                span,
+                "",
+                format!("invalid UTF-8 at byte {offset}: expected a plan in UTF-8 text"),
+            )],
+        }
+    })
 }
 
 /// `apiVersion` and `kind`, read before anything else.

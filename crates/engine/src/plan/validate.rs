@@ -6,6 +6,7 @@
 
 use std::collections::BTreeSet;
 
+use super::error::quote;
 use super::model::{API_VERSION, Hook, HookPoint, KIND, Plan};
 use super::path::FieldPath;
 use crate::duration::Duration;
@@ -28,6 +29,11 @@ pub const HTTP_METHODS: [&str; 6] = ["GET", "HEAD", "POST", "PUT", "PATCH", "DEL
 /// Most retries the arbiter client may be told to make; beyond this a broken arbiter
 /// stalls a rollout for a long time instead of failing it.
 pub const MAX_RETRIES: u32 = 10;
+
+/// The longest duration a plan may give. Waits and timeouts of a rollout are seconds to
+/// hours; a value beyond a week is a typo, and one beyond the clock's range (`584942417355h`)
+/// would overflow the deadline computed from it.
+pub const MAX_DURATION: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// Labels the engine or the StatefulSet controller own; mirroring roles into them would fight.
 const RESERVED_LABELS: [&str; 4] = [
@@ -95,8 +101,8 @@ pub(crate) fn check(plan: &Plan) -> Vec<Issue> {
         push(
             "spec.roles.idle",
             Err(format!(
-                "working and idle are both {:?}: expected two different label values",
-                spec.roles.idle
+                "working and idle are both {}: expected two different label values",
+                quote(&spec.roles.idle)
             )),
         );
     }
@@ -117,6 +123,7 @@ pub(crate) fn check(plan: &Plan) -> Vec<Issue> {
         "spec.waves.readyTimeout",
         positive(spec.waves.ready_timeout),
     );
+    push("spec.waves.settle", bounded(spec.waves.settle));
 
     // Container names are keys: point at the key, then check the image it maps to.
     for (container, image) in &spec.update.images {
@@ -162,8 +169,8 @@ fn check_hooks(base: &FieldPath, hooks: &[Hook], issues: &mut Vec<Issue>) {
             push(
                 at.key("name"),
                 Err(format!(
-                    "duplicate hook name {:?}: expected unique names at one hook point",
-                    hook.name
+                    "duplicate hook name {}: expected unique names at one hook point",
+                    quote(&hook.name)
                 )),
             );
         }
@@ -185,8 +192,8 @@ fn check_hooks(base: &FieldPath, hooks: &[Hook], issues: &mut Vec<Issue>) {
             push(
                 at.clone(),
                 Err(format!(
-                    "hook {:?} has {found}: expected exactly one of http, exec, sleep, approval",
-                    hook.name
+                    "hook {} has {found}: expected exactly one of http, exec, sleep, approval",
+                    quote(&hook.name)
                 )),
             );
         }
@@ -224,7 +231,10 @@ pub(crate) fn exact(field: &str, value: &str, want: &str) -> Result<(), String> 
     if value == want {
         Ok(())
     } else {
-        Err(format!("unsupported {field} {value:?}: expected {want}"))
+        Err(format!(
+            "unsupported {field} {}: expected {want}",
+            quote(value)
+        ))
     }
 }
 
@@ -260,7 +270,8 @@ fn named_label(what: &str, s: &str) -> Result<(), String> {
     match problem {
         None => Ok(()),
         Some(problem) => Err(format!(
-            "invalid {what} {s:?} ({problem}): expected {DNS_LABEL}"
+            "invalid {what} {} ({problem}): expected {DNS_LABEL}",
+            quote(s)
         )),
     }
 }
@@ -274,7 +285,8 @@ pub(crate) fn dns1123_subdomain(s: &str) -> Result<(), String> {
     match problem {
         None => Ok(()),
         Some(problem) => Err(format!(
-            "invalid name {s:?} ({problem}): expected {DNS_SUBDOMAIN}"
+            "invalid name {} ({problem}): expected {DNS_SUBDOMAIN}",
+            quote(s)
         )),
     }
 }
@@ -311,13 +323,14 @@ pub(crate) fn label_key(s: &str) -> Result<(), String> {
         prefix.and_then(|p| {
             dns1123_subdomain(p)
                 .err()
-                .map(|_| format!("invalid prefix {p:?}"))
+                .map(|_| format!("invalid prefix {}", quote(p)))
         })
     };
     match problem {
         None => Ok(()),
         Some(problem) => Err(format!(
-            "invalid label key {s:?} ({problem}): expected {expected}"
+            "invalid label key {} ({problem}): expected {expected}",
+            quote(s)
         )),
     }
 }
@@ -326,7 +339,8 @@ fn role_label(s: &str) -> Result<(), String> {
     label_key(s)?;
     if RESERVED_LABELS.contains(&s) {
         return Err(format!(
-            "label {s:?} is owned by the engine or the StatefulSet controller: expected a label of your own, e.g. working"
+            "label {} is owned by the engine or the StatefulSet controller: expected a label of your own, e.g. working",
+            quote(s)
         ));
     }
     Ok(())
@@ -336,14 +350,27 @@ pub(crate) fn label_value(s: &str) -> Result<(), String> {
     match label_name_problem(s) {
         None => Ok(()),
         Some(problem) => Err(format!(
-            "invalid label value {s:?} ({problem}): expected {LABEL_VALUE}"
+            "invalid label value {} ({problem}): expected {LABEL_VALUE}",
+            quote(s)
         )),
     }
 }
 
+/// A positive duration of at most [`MAX_DURATION`] (timeouts, sleeps).
 fn positive(d: Duration) -> Result<(), String> {
     if d.as_std().is_zero() {
         Err("zero duration: expected a positive duration like 5s, 10m or 1h30m".to_owned())
+    } else {
+        bounded(d)
+    }
+}
+
+/// At most [`MAX_DURATION`].
+fn bounded(d: Duration) -> Result<(), String> {
+    if d > MAX_DURATION {
+        Err(format!(
+            "duration {d} is too long: expected at most {MAX_DURATION} (7 days)"
+        ))
     } else {
         Ok(())
     }
@@ -374,7 +401,8 @@ fn http_method(method: &str) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!(
-            "unsupported HTTP method {method:?}: expected one of {}",
+            "unsupported HTTP method {}: expected one of {}",
+            quote(method),
             HTTP_METHODS.join(", ")
         ))
     }
@@ -395,7 +423,8 @@ pub(crate) fn placeholders(s: &str) -> Result<(), String> {
         let after = &rest[open + 2..];
         let Some(close) = after.find("}}") else {
             return Err(format!(
-                "unclosed placeholder in {s:?}: expected one of {expected}"
+                "unclosed placeholder in {}: expected one of {expected}",
+                quote(s)
             ));
         };
         let name = &after[..close];
@@ -482,15 +511,17 @@ const URL: &str = "an http:// or https:// URL with a host, e.g. http://arbiter.d
 
 pub(crate) fn arbiter_url(s: &str) -> Result<(), String> {
     let parts = parse_http_url(s)
-        .map_err(|problem| format!("invalid URL {s:?} ({problem}): expected {URL}"))?;
+        .map_err(|problem| format!("invalid URL {} ({problem}): expected {URL}", quote(s)))?;
     if parts.has_credentials {
         return Err(format!(
-            "URL {s:?} carries credentials, which would be logged: expected a URL without user or password (use tokenFile)"
+            "URL {} carries credentials, which would be logged: expected a URL without user or password (use tokenFile)",
+            quote(s)
         ));
     }
     if parts.has_query_or_fragment {
         return Err(format!(
-            "URL {s:?} has a query or fragment: expected a base URL such as http://host:8080/prefix"
+            "URL {} has a query or fragment: expected a base URL such as http://host:8080/prefix",
+            quote(s)
         ));
     }
     Ok(())
@@ -502,10 +533,11 @@ pub(crate) fn hook_url(s: &str) -> Result<(), String> {
         acc.replace(&format!("{{{{{p}}}}}"), "x")
     });
     let parts = parse_http_url(&filled)
-        .map_err(|problem| format!("invalid URL {s:?} ({problem}): expected {URL}"))?;
+        .map_err(|problem| format!("invalid URL {} ({problem}): expected {URL}", quote(s)))?;
     if parts.has_credentials {
         return Err(format!(
-            "URL {s:?} carries credentials, which would be logged: expected a URL without user or password"
+            "URL {} carries credentials, which would be logged: expected a URL without user or password",
+            quote(s)
         ));
     }
     Ok(())
@@ -515,7 +547,10 @@ pub(crate) fn hook_url(s: &str) -> Result<(), String> {
 pub(crate) fn image_reference(s: &str) -> Result<(), String> {
     match image_problem(s) {
         None => Ok(()),
-        Some(problem) => Err(format!("invalid image {s:?} ({problem}): expected {IMAGE}")),
+        Some(problem) => Err(format!(
+            "invalid image {} ({problem}): expected {IMAGE}",
+            quote(s)
+        )),
     }
 }
 

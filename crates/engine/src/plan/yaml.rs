@@ -53,6 +53,30 @@ impl Span {
         }
     }
 
+    /// The one character right after `prefix`, lines counted as YAML counts them (`\n`,
+    /// `\r\n` or a lone `\r`) and columns in characters.
+    pub fn after(prefix: &str) -> Self {
+        let mut line = 1;
+        let mut column = 1;
+        let mut chars = prefix.chars().peekable();
+        while let Some(c) = chars.next() {
+            match c {
+                '\r' if chars.peek() == Some(&'\n') => {}
+                '\n' | '\r' => {
+                    line += 1;
+                    column = 1;
+                }
+                _ => column += 1,
+            }
+        }
+        Span {
+            line,
+            column,
+            end_line: line,
+            end_column: column + 1,
+        }
+    }
+
     /// The start of the document, for problems that belong to no particular node.
     pub const START: Span = Span {
         line: 1,
@@ -291,8 +315,8 @@ impl Builder {
                     if entries.iter().any(|e| e.key == scalar.text) {
                         return Err(SyntaxError::new(
                             format!(
-                                "duplicate key {:?}: expected each key once per mapping",
-                                scalar.text
+                                "duplicate key {}: expected each key once per mapping",
+                                super::error::quote(&scalar.text)
                             ),
                             node.span,
                         ));
@@ -330,7 +354,10 @@ fn check_tag(
     match tag.core_suffix() {
         Some(suffix) if allowed.contains(&suffix) => Ok(Some(suffix.to_owned())),
         _ => Err(SyntaxError::new(
-            format!("unsupported tag {}: expected no tag", tag.original()),
+            format!(
+                "unsupported tag {}: expected no tag",
+                super::error::cut(&tag.original())
+            ),
             span,
         )),
     }
@@ -342,7 +369,10 @@ pub(crate) fn parse(text: &str) -> Result<Node, SyntaxError> {
     let mut documents = 0usize;
     for next in Parser::new_from_str(text) {
         let (event, raw_span) = next.map_err(|e| {
-            SyntaxError::new(format!("invalid YAML: {}", e.info()), Span::at(e.marker()))
+            SyntaxError::new(
+                format!("invalid YAML: {}", super::error::cut(&e.info())),
+                Span::at(e.marker()),
+            )
         })?;
         let span = Span::from_parser(&raw_span);
         match event {
@@ -371,7 +401,10 @@ pub(crate) fn parse(text: &str) -> Result<Node, SyntaxError> {
             }
             Event::UnresolvedAlias(name) => {
                 return Err(SyntaxError::new(
-                    format!("unknown alias *{name}: expected a defined anchor"),
+                    format!(
+                        "unknown alias *{}: expected a defined anchor",
+                        super::error::cut(&name)
+                    ),
                     span,
                 ));
             }
