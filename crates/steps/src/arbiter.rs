@@ -282,11 +282,13 @@ impl ArbiterClient {
         let Some(path) = &self.token_file else {
             return Ok(None);
         };
-        let text = std::fs::read_to_string(path).map_err(|source| ArbiterError::Token {
+        // At most a MiB, and not empty: the same rules `engine validate` applies, checked
+        // again here because the file is read anew at every request.
+        let token = baton_engine::plan::read_token(path).map_err(|source| ArbiterError::Token {
             path: path.clone(),
             source,
         })?;
-        Ok(Some(text.trim().to_owned()))
+        Ok(Some(token))
     }
 
     /// Sends a request, retrying transport errors and 5xx with backoff. Returns status and body.
@@ -505,5 +507,28 @@ mod tests {
         assert!(!shown.contains("s3cr3t"), "{shown}");
         assert!(shown.contains("<redacted>"));
         assert_eq!(client.token().unwrap().as_deref(), Some("s3cr3t-token"));
+    }
+
+    /// Issue #12 item 10: the token file was read whole (`/dev/zero` grew to 2 GB) and an
+    /// empty one sent an empty bearer token.
+    #[test]
+    fn an_empty_or_endless_token_file_is_refused_before_any_request() {
+        let dir = tempfile::tempdir().unwrap();
+        let empty = dir.path().join("empty");
+        std::fs::write(&empty, " \n").unwrap();
+        for (path, says) in [
+            (empty.as_path(), "empty"),
+            (std::path::Path::new("/dev/zero"), "larger than 1 MiB"),
+        ] {
+            let spec: ArbiterSpec = serde_json::from_value(serde_json::json!({
+                "url": "http://127.0.0.1:1/", "tokenFile": path
+            }))
+            .unwrap();
+            let client = ArbiterClient::new(&spec).unwrap();
+            let error = client.token().expect_err("no token");
+            assert!(matches!(error, ArbiterError::Token { .. }), "{error:?}");
+            let chain = format!("{error}: {}", std::error::Error::source(&error).unwrap());
+            assert!(chain.contains(says), "{chain}");
+        }
     }
 }
