@@ -1,14 +1,12 @@
 //! Table tests of the decision core (SPEC §1), driven wave by wave against snapshots
 //! mutated the way the controller and the arbiter would.
 
-mod decide_support;
-
+use crate::decide_support::*;
 use baton_engine::decide::{
     Handover, Policy, Refusal, Warning, WaveDecision, WaveForecast, check_preconditions,
     finalize_partition, forecast, judge_wave, plan_handover, plan_wave,
 };
 use baton_engine::snapshot::{PodManagementPolicy, Snapshot, UpdateStrategyType};
-use decide_support::*;
 
 fn policy(max_per_wave: u32, min_working: u32) -> Policy {
     Policy {

@@ -4,9 +4,9 @@
 use baton_engine::duration::Duration;
 use baton_engine::plan::{Approval, HookAction, HookPoint, PlanError, ValidPlan};
 
-const SEED: &str = include_str!("../../../plans/seed.yaml");
-const WITH_HOOKS: &str = include_str!("../../../plans/with-hooks.yaml");
-const ROLLBACK: &str = include_str!("../../../plans/rollback.yaml");
+const SEED: &str = include_str!("../../../../plans/seed.yaml");
+const WITH_HOOKS: &str = include_str!("../../../../plans/with-hooks.yaml");
+const ROLLBACK: &str = include_str!("../../../../plans/rollback.yaml");
 
 fn edit(from: &str, to: &str) -> String {
     assert!(SEED.contains(from), "seed.yaml should contain {from:?}");
@@ -411,7 +411,10 @@ fn loading_reads_the_file_and_names_it() {
         panic!("non-UTF-8 text must be an invalid plan, located");
     };
     assert_eq!((diagnostics[0].line, diagnostics[0].column), (2, 6));
-    assert!(diagnostics[0].message.contains("byte 10"), "{diagnostics:?}");
+    assert!(
+        diagnostics[0].message.contains("byte 10"),
+        "{diagnostics:?}"
+    );
 }
 
 #[test]

@@ -1,13 +1,11 @@
 //! Properties of the decision core over random clusters and arbiter states, driven
 //! against a cluster that reacts to partitions as Kruise's unordered rolling update does.
 
-mod decide_support;
-
+use crate::decide_support::*;
 use baton_engine::decide::{
     Handover, Policy, WaveDecision, forecast, judge_wave, plan_handover, plan_wave,
 };
 use baton_engine::snapshot::{Role, Snapshot};
-use decide_support::*;
 use proptest::prelude::*;
 
 #[derive(Debug, Clone)]

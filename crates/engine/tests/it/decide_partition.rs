@@ -1,11 +1,9 @@
 //! The one partition arithmetic (`decide::partition_for`), by table, and the scale-down case
 //! that once opened the partition under a working pod (issue #11, defect 1).
 
-mod decide_support;
-
+use crate::decide_support::*;
 use baton_engine::decide::{Policy, WaveDecision, freeze_partition, partition_for, plan_wave};
 use baton_engine::snapshot::Snapshot;
-use decide_support::*;
 
 /// One row: a cluster, a selection, and the partition that must come out.
 struct Case {

@@ -4,8 +4,8 @@
 use baton_engine::plan::ValidPlan;
 use proptest::prelude::*;
 
-const SEED: &str = include_str!("../../../plans/seed.yaml");
-const WITH_HOOKS: &str = include_str!("../../../plans/with-hooks.yaml");
+const SEED: &str = include_str!("../../../../plans/seed.yaml");
+const WITH_HOOKS: &str = include_str!("../../../../plans/with-hooks.yaml");
 
 /// One edit of a plan's text, by characters or by whole lines.
 #[derive(Debug, Clone)]

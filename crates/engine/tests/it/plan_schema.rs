@@ -5,14 +5,14 @@ use baton_engine::plan::schema;
 use serde_json::{Value, json};
 
 const PLANS: [(&str, &str); 3] = [
-    ("seed.yaml", include_str!("../../../plans/seed.yaml")),
+    ("seed.yaml", include_str!("../../../../plans/seed.yaml")),
     (
         "rollback.yaml",
-        include_str!("../../../plans/rollback.yaml"),
+        include_str!("../../../../plans/rollback.yaml"),
     ),
     (
         "with-hooks.yaml",
-        include_str!("../../../plans/with-hooks.yaml"),
+        include_str!("../../../../plans/with-hooks.yaml"),
     ),
 ];
 

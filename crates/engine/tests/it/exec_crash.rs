@@ -14,7 +14,8 @@ use rand::{Rng as _, SeedableRng as _};
 use support::{Job, World};
 use tokio_util::sync::CancellationToken;
 
-const ENTRY: &str = "child_process_entry";
+/// The entry test's path in this binary (the child is started with `--exact`).
+const ENTRY: &str = "exec_crash::child_process_entry";
 const RUN: &str = "crash-test";
 const WAVES: u32 = 2;
 

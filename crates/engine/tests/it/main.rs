@@ -1,0 +1,25 @@
+//! The engine's integration tests, one test binary (each binary links the whole dependency
+//! tree).
+
+/// The step DAG: growth across waves, readiness, hooks, errors, rendering.
+mod dag_graph;
+/// The one partition arithmetic, by table.
+mod decide_partition;
+/// Properties of the decision core over random clusters and arbiter states.
+mod decide_properties;
+/// Hand-built snapshots and a Kruise-like cluster for the decision-core tests.
+mod decide_support;
+/// The decision core wave by wave, as tables.
+mod decide_waves;
+/// Crash-resume in child processes killed at every failpoint and at random.
+mod exec_crash;
+/// The executor against sled in one process: restarts, approvals, retries, damage.
+mod exec_store;
+/// Durations as operators write them.
+mod plan_duration;
+/// Plan parsing never panics and points inside the text.
+mod plan_fuzz;
+/// Plan validation rules, one error each, with where it points.
+mod plan_rules;
+/// The plan's JSON Schema against the parser.
+mod plan_schema;
