@@ -272,7 +272,7 @@ pub fn describe(event: &RunEvent, verbose: bool) -> Option<String> {
         RunEvent::RunFinished { run, outcome } => {
             // The JSON event keeps the camelCase name; a person reads words.
             let outcome = match outcome.as_str() {
-                "safetyStopped" => "stopped for safety",
+                "safetyStopped" => "safety stop",
                 other => other,
             };
             format!("run {run}: {outcome}")
@@ -412,7 +412,7 @@ mod tests {
             told,
             [
                 "SAFETY STOP at wave-1/wait-updated: working pod sample-2 was deleted",
-                "run r: stopped for safety",
+                "run r: safety stop",
             ]
         );
         assert_eq!(

@@ -139,6 +139,9 @@ async fn a_working_pod_deleted_while_the_wave_waits_stops_at_once_not_at_the_tim
         "{}",
         describe(&out)
     );
+    // Issue #12, item 11: the stop is told once, not by the step, the executor and the
+    // outcome each.
+    assert_eq!(all.matches("SAFETY STOP").count(), 1, "{}", describe(&out));
     assert_eq!(env.partition(), Some(5), "the partition is not frozen");
     for pod in ["sample-0", "sample-4"] {
         assert_eq!(env.image(pod).as_deref(), Some(support::OLD_IMAGE), "{pod}");
