@@ -144,6 +144,18 @@ pub fn cluster_writes(requests: &BTreeMap<String, u64>) -> u64 {
         .sum()
 }
 
+/// Requests that read the cluster: gets, lists and watches of any resource (the Lease too).
+pub fn cluster_reads(requests: &BTreeMap<String, u64>) -> u64 {
+    requests
+        .iter()
+        .filter(|(k, _)| {
+            let verb = k.split(' ').next().unwrap_or_default();
+            matches!(verb, "get" | "list" | "watch")
+        })
+        .map(|(_, v)| v)
+        .sum()
+}
+
 /// `get`/`list` requests on pods: the reads that would grow with waiting time if the engine
 /// polled instead of watching.
 pub fn pod_reads(requests: &BTreeMap<String, u64>) -> u64 {

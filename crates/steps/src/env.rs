@@ -3,7 +3,7 @@
 //! typed outputs steps hand to later steps.
 
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use baton_engine::dag::{StepId, StepKind};
 use baton_engine::decide::{Policy, Refusal, WaveDecision};
@@ -17,9 +17,11 @@ use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use serde_json::Value;
 
 use crate::arbiter::{ArbiterClient, ArbiterError};
+use crate::baseline::Baseline;
 use crate::events::Recorder;
-use crate::k8s::{KubeError, Live, Target, read_live};
+use crate::k8s::{KubeError, Live, Target, read_view};
 use crate::patch::{JsonPatch, PatchError};
+use crate::view::{ClusterView, Kind, Written};
 
 /// Shared, read-only state of a rollout's steps.
 pub struct Env {
@@ -27,12 +29,35 @@ pub struct Env {
     pub target: Target,
     pub arbiter: ArbiterClient,
     pub recorder: Recorder,
+    /// The run's watch-fed view of the ASTS and its pods, started by the first step.
+    pub view: OnceLock<ClusterView>,
 }
 
 impl Env {
-    /// Re-reads the ASTS, its pods and the arbiter. Steps never trust an older read.
+    pub fn new(
+        plan: Arc<ValidPlan>,
+        target: Target,
+        arbiter: ArbiterClient,
+        recorder: Recorder,
+    ) -> Self {
+        Env {
+            plan,
+            target,
+            arbiter,
+            recorder,
+            view: OnceLock::new(),
+        }
+    }
+
+    /// The run's view of the cluster, started on first use.
+    pub fn view(&self) -> &ClusterView {
+        self.view.get_or_init(|| ClusterView::start(&self.target))
+    }
+
+    /// The ASTS and its pods as the run's view shows them now (with every write of this
+    /// run in it), and the arbiter asked now.
     pub async fn live(&self) -> Result<Live, StepError> {
-        Ok(read_live(&self.target, &self.plan.spec().roles, &self.arbiter).await?)
+        Ok(read_view(self.view(), &self.plan.spec().roles, &self.arbiter).await?)
     }
 
     /// The role label value that mirrors an arbiter role.
@@ -106,17 +131,29 @@ impl Env {
             sends.push((w.object, w.action, json));
         }
         let intents = ctx.journal.intend(&ctx.step, audit).map_err(journal_err)?;
-        let results: Vec<Result<(), KubeError>> = futures::stream::iter(sends)
+        let results: Vec<Result<Option<Written>, KubeError>> = futures::stream::iter(sends)
             .map(|(object, action, json)| async move {
                 failpoint(&ctx.step);
-                match object {
-                    Object::Sts => self.target.patch_sts(&action, json).await.map(drop)?,
-                    Object::Pod(pod) => {
-                        self.target.patch_pod(&pod, &action, json).await.map(drop)?
+                let written = match object {
+                    Object::Sts => {
+                        let sts = self.target.patch_sts(&action, json).await?;
+                        sts.metadata.resource_version.map(|rv| Written {
+                            kind: Kind::Sts,
+                            name: self.target.name.clone(),
+                            resource_version: rv,
+                        })
                     }
-                }
+                    Object::Pod(pod) => {
+                        let answer = self.target.patch_pod(&pod, &action, json).await?;
+                        answer.metadata.resource_version.map(|rv| Written {
+                            kind: Kind::Pod,
+                            name: pod,
+                            resource_version: rv,
+                        })
+                    }
+                };
                 failpoint_after(&ctx.step);
-                Ok(())
+                Ok(written)
             })
             .buffered(IN_FLIGHT)
             .collect()
@@ -127,9 +164,15 @@ impl Env {
             .filter_map(|(id, r)| outcome_of(r, KubeError::surely_not_applied).map(|o| (id, o)))
             .collect();
         ctx.journal.settle(outcomes).map_err(journal_err)?;
+        // Read-your-writes: whoever reads next sees these writes (or later) in the view.
+        let written: Vec<Written> = results
+            .iter()
+            .filter_map(|r| r.as_ref().ok().cloned().flatten())
+            .collect();
+        let seen = self.view().wait_seen(&written).await;
         match results.into_iter().find_map(Result::err) {
             Some(e) => Err(e.into()),
-            None => Ok(()),
+            None => Ok(seen?),
         }
     }
 }
@@ -223,17 +266,41 @@ pub struct ApplyOutput {
     pub update_revision: Option<String>,
 }
 
-/// Output of `query-arbiter`: the arbiter's view and the wave's starting snapshot.
+/// Output of `query-arbiter`: the arbiter's epoch and counts, the run's minimum, and what
+/// `verify` compares against at the end of the wave (the working pods, [`Baseline`]).
+/// Small on purpose: every output stays in the run's state for its whole life.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct QueryOutput {
     pub epoch: u64,
-    pub working: Vec<String>,
-    pub idle: Vec<String>,
+    /// How many pods the arbiter reported working and idle.
+    pub working: usize,
+    pub idle: usize,
     /// `safety.minWorking`, resolved once per run (0 = the working count at the first query).
     pub min_working: u32,
-    /// Everything `verify` compares against at the end of the wave.
-    pub snapshot: Snapshot,
+    pub baseline: Baseline,
+}
+
+/// The snapshot `verify` compares against in the current step's wave: its working pods
+/// when the wave began.
+pub fn wave_baseline(
+    ctx: &StepContext,
+    sts: &baton_engine::snapshot::StsView,
+) -> Result<Snapshot, StepError> {
+    let missing = || {
+        StepError::failed(format!(
+            "{} needs this wave's query-arbiter output",
+            ctx.step
+        ))
+    };
+    let wave = ctx.step.wave.ok_or_else(missing)?;
+    let query: QueryOutput = wave_output(ctx, StepKind::QueryArbiter).ok_or_else(missing)?;
+    let pods = crate::baseline::resolve(ctx, wave).map_err(|e| {
+        StepError::failed(format!(
+            "cannot rebuild the pods working when wave {wave} began: {e}"
+        ))
+    })?;
+    Ok(crate::baseline::snapshot(sts, query.epoch, pods))
 }
 
 /// Output of `select`.
@@ -259,7 +326,6 @@ pub struct HandoverOutput {
 
 /// A typed earlier output, if that step succeeded and its output parses.
 pub fn output<T: DeserializeOwned>(ctx: &StepContext, id: &StepId) -> Option<T> {
-    // Deserialized from the borrowed value: a query output holds every pod's snapshot.
     ctx.output_of(id).and_then(|v| T::deserialize(v).ok())
 }
 

@@ -8,19 +8,20 @@
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use baton_engine::plan::{Roles, ValidPlan};
 use baton_engine::snapshot::{
     ArbiterView, PodManagementPolicy, PodView, Snapshot, StsView, UpdateStrategyType,
 };
-use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use serde::{Deserialize, Serialize};
 
 use crate::arbiter::{ArbiterClient, ArbiterError};
+use crate::pods::SlimPod;
+use crate::view::ClusterView;
 
 /// The label that marks the pods of the current wave.
 pub const SELECTED_LABEL: &str = "baton.dev/selected";
@@ -148,6 +149,12 @@ pub enum KubeError {
     Conflict { what: String },
     #[error("reading the arbiter failed")]
     Arbiter(#[from] ArbiterError),
+    /// The run's watch-fed view of the cluster did not catch up in time.
+    #[error("the cluster view is behind: {what}{}", last_error.as_deref().map(|e| format!(" (last watch error: {e})")).unwrap_or_default())]
+    View {
+        what: String,
+        last_error: Option<String>,
+    },
     /// The engine could not build the patch it meant to send: a bug, not a race, so it is
     /// never retried as if the object had changed.
     #[error("cannot build the patch for {what}")]
@@ -185,14 +192,17 @@ impl KubeError {
             KubeError::Arbiter(e) => e.surely_not_applied(),
             // Nothing was sent.
             KubeError::Patch { .. } => true,
-            KubeError::Api { .. } | KubeError::NotFound { .. } | KubeError::NoSelector(_) => false,
+            KubeError::Api { .. }
+            | KubeError::NotFound { .. }
+            | KubeError::NoSelector(_)
+            | KubeError::View { .. } => false,
         }
     }
 
     /// Whether the executor should retry the step that hit this.
     pub fn is_retryable(&self) -> bool {
         match self {
-            KubeError::Conflict { .. } => true,
+            KubeError::Conflict { .. } | KubeError::View { .. } => true,
             KubeError::Api { source, .. } => kube_error_retryable(source),
             KubeError::Arbiter(e) => e.is_retryable(),
             KubeError::NotFound { .. } | KubeError::NoSelector(_) | KubeError::Patch { .. } => {
@@ -225,7 +235,8 @@ pub struct Target {
     pub namespace: String,
     pub name: String,
     pub sts: Api<Asts>,
-    pub pods: Api<Pod>,
+    /// Pods, decoded slim ([`SlimPod`]).
+    pub pods: Api<SlimPod>,
     /// The ASTS's pod selector once read. A StatefulSet's selector is immutable, so
     /// later reads can list pods at the same time as they get the set.
     selector: OnceLock<String>,
@@ -269,7 +280,7 @@ impl Target {
     }
 
     /// The pods selected by the ASTS selector and controlled by it.
-    pub async fn owned_pods(&self, sts: &Asts) -> Result<Vec<Pod>, KubeError> {
+    pub async fn owned_pods(&self, sts: &Asts) -> Result<Vec<SlimPod>, KubeError> {
         let selector = self.selector_of(sts)?;
         let pods = self.list_selected(&selector).await?;
         Ok(owned_by(pods, sts))
@@ -295,7 +306,7 @@ impl Target {
         Ok(selector)
     }
 
-    async fn list_selected(&self, selector: &str) -> Result<Vec<Pod>, KubeError> {
+    async fn list_selected(&self, selector: &str) -> Result<Vec<SlimPod>, KubeError> {
         let list = self
             .pods
             .list(&ListParams::default().labels(selector))
@@ -306,7 +317,7 @@ impl Target {
 
     /// The ASTS and its pods. Once the selector is known both requests go out at once
     /// (they are never one atomic read either way).
-    pub async fn sts_and_pods(&self) -> Result<(Asts, Vec<Pod>), KubeError> {
+    pub async fn sts_and_pods(&self) -> Result<(Asts, Vec<SlimPod>), KubeError> {
         let Some(known) = self.selector.get() else {
             let sts = self.get_sts().await?;
             let pods = self.owned_pods(&sts).await?;
@@ -340,7 +351,7 @@ impl Target {
         pod: &str,
         what: &str,
         patch: json_patch::Patch,
-    ) -> Result<Pod, KubeError> {
+    ) -> Result<SlimPod, KubeError> {
         self.pods
             .patch(pod, &PatchParams::default(), &Patch::Json::<()>(patch))
             .await
@@ -370,10 +381,11 @@ pub async fn read_target(
 /// A snapshot together with the objects it was built from.
 pub struct Live {
     pub sts: Asts,
-    pub pods: Vec<Pod>,
+    pub pods: Vec<Arc<SlimPod>>,
     pub snapshot: Snapshot,
 }
 
+/// One-shot read (commands outside a run): get the ASTS, list its pods, ask the arbiter.
 pub async fn read_live(
     target: &Target,
     roles: &Roles,
@@ -381,7 +393,8 @@ pub async fn read_live(
 ) -> Result<Live, KubeError> {
     let (objects, view) = tokio::join!(target.sts_and_pods(), arbiter.members());
     let (sts, pods) = objects?;
-    let snapshot = snapshot_of(&sts, &pods, view?, roles);
+    let pods: Vec<Arc<SlimPod>> = pods.into_iter().map(Arc::new).collect();
+    let snapshot = snapshot_of(&sts, pods.iter().map(|p| &**p), view?, roles);
     Ok(Live {
         sts,
         pods,
@@ -389,12 +402,38 @@ pub async fn read_live(
     })
 }
 
+/// A run's read: the ASTS and its pods from the run's [`ClusterView`], the arbiter asked now.
+pub async fn read_view(
+    view: &ClusterView,
+    roles: &Roles,
+    arbiter: &ArbiterClient,
+) -> Result<Live, KubeError> {
+    let (objects, members) = tokio::join!(view.read(), arbiter.members());
+    let objects = objects?;
+    let snapshot = snapshot_of(
+        &objects.sts,
+        objects.pods.iter().map(|p| &**p),
+        members?,
+        roles,
+    );
+    Ok(Live {
+        sts: Asts::clone(&objects.sts),
+        pods: objects.pods,
+        snapshot,
+    })
+}
+
 /// The pure conversion from live objects to the decision core's view.
-pub fn snapshot_of(sts: &Asts, pods: &[Pod], arbiter: ArbiterView, roles: &Roles) -> Snapshot {
+pub fn snapshot_of<'a>(
+    sts: &Asts,
+    pods: impl IntoIterator<Item = &'a SlimPod>,
+    arbiter: ArbiterView,
+    roles: &Roles,
+) -> Snapshot {
     let name = sts.metadata.name.clone().unwrap_or_default();
     let mut views: Vec<PodView> = pods
-        .iter()
-        .filter_map(|p| pod_view(p, &name, roles))
+        .into_iter()
+        .filter_map(|p| p.view(&name, roles))
         .collect();
     views.sort_by_key(|p| p.ordinal);
     Snapshot {
@@ -461,132 +500,11 @@ pub fn ordinal_of(pod: &str, sts: &str) -> Option<u32> {
 }
 
 /// The pods of `pods` the ASTS controls (a selector may match strangers).
-fn owned_by(pods: Vec<Pod>, sts: &Asts) -> Vec<Pod> {
+fn owned_by(pods: Vec<SlimPod>, sts: &Asts) -> Vec<SlimPod> {
     let uid = sts.metadata.uid.as_deref().unwrap_or_default();
-    pods.into_iter().filter(|p| is_owned_by(p, uid)).collect()
-}
-
-pub fn is_owned_by(pod: &Pod, uid: &str) -> bool {
-    pod.metadata
-        .owner_references
-        .as_deref()
-        .unwrap_or_default()
-        .iter()
-        .any(|o| o.controller == Some(true) && o.uid == uid)
-}
-
-pub fn pod_view(pod: &Pod, sts: &str, roles: &Roles) -> Option<PodView> {
-    let name = pod.metadata.name.clone()?;
-    let ordinal = ordinal_of(&name, sts)?;
-    let labels = pod.metadata.labels.clone().unwrap_or_default();
-    let restarts = pod
-        .status
-        .as_ref()
-        .and_then(|s| s.container_statuses.as_ref())
-        .map(|cs| {
-            cs.iter()
-                .map(|c| u32::try_from(c.restart_count).unwrap_or(0))
-                .sum()
-        })
-        .unwrap_or(0);
-    let ready = pod_ready(pod);
-    let terminating = pod.metadata.deletion_timestamp.is_some();
-    Some(PodView {
-        ordinal,
-        uid: pod.metadata.uid.clone().unwrap_or_default(),
-        revision: labels.get(REVISION_LABEL).cloned(),
-        ready,
-        terminating,
-        lifecycle_state: labels.get(LIFECYCLE_LABEL).cloned(),
-        role_label: labels.get(&roles.label).cloned(),
-        selected: labels.get(SELECTED_LABEL).is_some_and(|v| v == "true"),
-        restarts,
-        not_ready_reason: if ready { None } else { not_ready_reason(pod) },
-        name,
-    })
-}
-
-fn condition_true(pod: &Pod, kind: &str) -> bool {
-    pod.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|cs| cs.iter().any(|c| c.type_ == kind && c.status == "True"))
-}
-
-fn has_inplace_gate(pod: &Pod) -> bool {
-    pod.spec
-        .as_ref()
-        .and_then(|s| s.readiness_gates.as_ref())
-        .is_some_and(|g| g.iter().any(|g| g.condition_type == INPLACE_READY))
-}
-
-/// Ready condition True and, when the pod has the `InPlaceUpdateReady` gate, that too.
-pub fn pod_ready(pod: &Pod) -> bool {
-    condition_true(pod, "Ready") && (!has_inplace_gate(pod) || condition_true(pod, INPLACE_READY))
-}
-
-/// The most specific reason a pod is not ready, for operators.
-pub fn not_ready_reason(pod: &Pod) -> Option<String> {
-    if pod.metadata.deletion_timestamp.is_some() {
-        return Some("Terminating".to_owned());
-    }
-    let status = pod.status.as_ref();
-    let containers = status
-        .and_then(|s| s.container_statuses.as_deref())
-        .unwrap_or_default();
-    for c in containers {
-        if let Some(w) = c.state.as_ref().and_then(|s| s.waiting.as_ref())
-            && let Some(reason) = &w.reason
-        {
-            return Some(reason.clone());
-        }
-    }
-    for c in containers {
-        if let Some(t) = c.state.as_ref().and_then(|s| s.terminated.as_ref()) {
-            return Some(
-                t.reason
-                    .clone()
-                    .unwrap_or_else(|| format!("exited with {}", t.exit_code)),
-            );
-        }
-    }
-    let conditions = status
-        .and_then(|s| s.conditions.as_deref())
-        .unwrap_or_default();
-    // A readiness gate not True holds the pod unready whatever its containers say: name it
-    // (Kruise's InPlaceUpdateReady, or the application's own gate).
-    let gates = pod
-        .spec
-        .as_ref()
-        .and_then(|s| s.readiness_gates.as_deref())
-        .unwrap_or_default();
-    for gate in gates {
-        let kind = &gate.condition_type;
-        match conditions.iter().find(|c| &c.type_ == kind) {
-            Some(c) if c.status == "True" => {}
-            Some(c) => {
-                let why = c
-                    .reason
-                    .as_deref()
-                    .or(c.message.as_deref())
-                    .map(|r| format!(" ({r})"))
-                    .unwrap_or_default();
-                return Some(format!("readiness gate {kind} is {}{why}", c.status));
-            }
-            None => return Some(format!("readiness gate {kind} has no condition yet")),
-        }
-    }
-    if let Some(c) = conditions
-        .iter()
-        .find(|c| c.type_ == "Ready" && c.status != "True")
-        && let Some(reason) = &c.reason
-    {
-        return Some(reason.clone());
-    }
-    status
-        .and_then(|s| s.phase.clone())
-        .filter(|p| p != "Running")
-        .or_else(|| Some("NotReady".to_owned()))
+    pods.into_iter()
+        .filter(|p| p.is_controlled_by(uid))
+        .collect()
 }
 
 /// A label selector rendered in the `k=v,k in (a,b)` list form, `None` when it is empty or invalid.
@@ -610,11 +528,6 @@ pub fn selector_matches(selector: &serde_json::Value, labels: &BTreeMap<String, 
         .is_some_and(|s| s.matches(labels))
 }
 
-/// The pod's labels, for patch builders.
-pub fn labels_of(pod: &Pod) -> BTreeMap<String, String> {
-    pod.metadata.labels.clone().unwrap_or_default()
-}
-
 /// Progress rows for live displays: one per pod, with the arbiter's role.
 pub fn pod_rows(
     live: &Live,
@@ -625,15 +538,11 @@ pub fn pod_rows(
         .pods
         .iter()
         .map(|v| {
-            let spec = live
+            let image = live
                 .pods
                 .iter()
-                .find(|p| p.metadata.name.as_deref() == Some(v.name.as_str()))
-                .and_then(|p| p.spec.as_ref());
-            let image = spec.and_then(|s| {
-                let named = s.containers.iter().find(|c| images.contains_key(&c.name));
-                named.or(s.containers.first()).and_then(|c| c.image.clone())
-            });
+                .find(|p| p.name() == Some(v.name.as_str()))
+                .and_then(|p| p.image_for(images));
             baton_engine::event::PodRow {
                 name: v.name.clone(),
                 role: live.snapshot.arbiter.members.get(&v.name).map(|r| match r {
@@ -724,58 +633,5 @@ mod tests {
             Some("app=sample,tier in (a,b),!gone")
         );
         assert_eq!(render_selector(&LabelSelector::default()), None);
-    }
-
-    fn pod(json: serde_json::Value) -> Pod {
-        serde_json::from_value(json).unwrap()
-    }
-
-    #[test]
-    fn readiness_needs_the_inplace_gate_when_the_pod_has_it() {
-        let gated = |inplace: &str| {
-            pod(serde_json::json!({
-                "metadata": {"name": "sample-1"},
-                "spec": {"containers": [], "readinessGates": [{"conditionType": "InPlaceUpdateReady"}]},
-                "status": {"conditions": [
-                    {"type": "Ready", "status": "True"},
-                    {"type": "InPlaceUpdateReady", "status": inplace, "reason": "StartingContainers"}]}
-            }))
-        };
-        assert!(pod_ready(&gated("True")));
-        assert!(!pod_ready(&gated("False")));
-        assert_eq!(
-            not_ready_reason(&gated("False")).as_deref(),
-            Some("readiness gate InPlaceUpdateReady is False (StartingContainers)")
-        );
-        let ungated = pod(serde_json::json!({
-            "metadata": {"name": "sample-1"},
-            "spec": {"containers": []},
-            "status": {"conditions": [{"type": "Ready", "status": "True"}]}
-        }));
-        assert!(pod_ready(&ungated));
-    }
-
-    #[test]
-    fn pod_views_carry_role_lifecycle_selection_and_summed_restarts() {
-        let p = pod(serde_json::json!({
-            "metadata": {"name": "sample-2", "uid": "u2", "labels": {
-                "working": "true", "baton.dev/selected": "true",
-                "controller-revision-hash": "sample-abc", "lifecycle.apps.kruise.io/state": "Updating"}},
-            "spec": {"containers": []},
-            "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "False", "reason": "ContainersNotReady"}],
-                "containerStatuses": [
-                    {"name": "main", "image": "x", "imageID": "", "ready": false, "restartCount": 2,
-                     "state": {"waiting": {"reason": "CrashLoopBackOff"}}},
-                    {"name": "side", "image": "y", "imageID": "", "ready": true, "restartCount": 1}]}
-        }));
-        let v = pod_view(&p, "sample", &Roles::default()).unwrap();
-        assert_eq!(v.ordinal, 2);
-        assert_eq!(v.revision.as_deref(), Some("sample-abc"));
-        assert_eq!(v.role_label.as_deref(), Some("true"));
-        assert!(v.selected);
-        assert_eq!(v.lifecycle_state.as_deref(), Some("Updating"));
-        assert_eq!(v.restarts, 3);
-        assert!(!v.ready);
-        assert_eq!(v.not_ready_reason.as_deref(), Some("CrashLoopBackOff"));
     }
 }

@@ -14,13 +14,16 @@
 #![warn(clippy::print_stdout, clippy::print_stderr, clippy::exit)]
 
 pub mod arbiter;
+pub mod baseline;
 pub mod env;
 pub mod events;
 pub mod k8s;
 pub mod lease;
 pub mod patch;
+pub mod pods;
 pub mod runner;
 pub mod steps;
+pub mod view;
 
 use baton_engine::decide::{Refusal, Warning, check_preconditions};
 use baton_engine::plan::ValidPlan;

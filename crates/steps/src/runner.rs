@@ -28,12 +28,7 @@ impl RolloutSteps {
         let target = Target::from_plan(client.clone(), plan);
         let recorder = Recorder::new(client, &target.namespace, &target.name);
         Ok(RolloutSteps {
-            env: Arc::new(Env {
-                plan: Arc::new(plan.clone()),
-                target,
-                arbiter,
-                recorder,
-            }),
+            env: Arc::new(Env::new(Arc::new(plan.clone()), target, arbiter, recorder)),
         })
     }
 

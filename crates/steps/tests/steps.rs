@@ -12,6 +12,7 @@ use baton_engine::step::StepErrorKind;
 use baton_sim::SimConfig;
 use baton_sim::arbiter::{ArbiterConfig, Mode};
 use baton_steps::k8s::{REVISION_LABEL, SELECTED_LABEL};
+use baton_steps::view::Kind;
 use common::{Harness, names, seed, start};
 use k8s_openapi::api::core::v1::Pod;
 use kube::runtime::wait::await_condition;
@@ -95,14 +96,7 @@ async fn relabel_patches_only_the_pods_that_differ() {
     }
     // Someone flips a role label: only that pod is patched back.
     let patch = json!({"metadata": {"labels": {"working": "false"}}});
-    h.pod_api()
-        .patch(
-            "sample-2",
-            &kube::api::PatchParams::default(),
-            &kube::api::Patch::Merge(patch),
-        )
-        .await
-        .unwrap();
+    h.outside_patch_pod("sample-2", patch).await;
     h.outputs.remove(&StepId::in_wave(1, StepKind::Relabel));
     let again = h.wave(1, StepKind::Relabel).await;
     assert_eq!(again.value["patched"], json!(["sample-2"]));
@@ -218,13 +212,15 @@ async fn verify_stops_the_rollout_when_an_outside_write_updates_a_working_pod() 
             .and_then(|l| l.get(REVISION_LABEL))
             == Some(&rev)
     };
-    tokio::time::timeout(
+    let updated = tokio::time::timeout(
         Duration::from_secs(20),
         await_condition(h.pod_api(), "sample-0", cond),
     )
     .await
     .unwrap()
     .unwrap();
+    let rv = updated.and_then(|p| p.metadata.resource_version);
+    h.view_shows(Kind::Pod, "sample-0", rv).await;
     let err = h
         .run(StepId::in_wave(1, StepKind::Verify))
         .await
@@ -262,13 +258,15 @@ async fn verify_reports_a_working_pod_deleted_by_someone_else_as_an_external_rec
     let cond = move |p: Option<&Pod>| {
         p.is_some_and(|p| p.metadata.uid.as_deref() != Some(old_uid.as_str()))
     };
-    tokio::time::timeout(
+    let recreated = tokio::time::timeout(
         Duration::from_secs(20),
         await_condition(h.pod_api(), "sample-4", cond),
     )
     .await
     .unwrap()
     .unwrap();
+    let rv = recreated.and_then(|p| p.metadata.resource_version);
+    h.view_shows(Kind::Pod, "sample-4", rv).await;
     let err = h
         .run(StepId::in_wave(1, StepKind::Verify))
         .await

@@ -13,10 +13,10 @@ use crate::patch::{template_patch, updated_template};
 
 pub async fn run(env: &Env, ctx: &StepContext) -> Result<StepOutput, StepError> {
     let update = &env.plan.spec().update;
-    let sts = env.target.get_sts().await?;
+    let sts = env.view().sts().await?;
     let old = &sts.spec.template;
     let new = updated_template(old, &update.images, update.template_patch.as_ref())?;
-    let changed = match template_patch(&to_value(&sts), new.clone()) {
+    let changed = match template_patch(&to_value(&*sts), new.clone()) {
         None => false,
         Some(patch) => {
             env.write_sts(

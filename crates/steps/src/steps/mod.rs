@@ -21,7 +21,7 @@ use baton_engine::step::{StepContext, StepError};
 use serde_json::json;
 
 use crate::env::{Env, Object, Write, to_value};
-use crate::k8s::{Asts, Live, SELECTED_LABEL, labels_of};
+use crate::k8s::{Asts, Live, SELECTED_LABEL};
 use crate::patch::{label_patch, partition_patch};
 
 /// Sets the partition to `target` unless it already is; true when it wrote.
@@ -65,24 +65,24 @@ pub async fn relabel_pods(
 ) -> Result<Vec<String>, StepError> {
     let mut writes = Vec::new();
     for pod in &live.pods {
-        let Some(name) = pod.metadata.name.as_deref() else {
+        let Some(name) = pod.name() else {
             continue;
         };
         let desired = desired_labels(env, live, name, selection);
-        let labels = pod.metadata.labels.as_ref();
         // Most pods already match: skip building their JSON document.
-        if desired
-            .iter()
-            .all(|(k, v)| labels.and_then(|l| l.get(k)) == v.as_ref())
-        {
+        if desired.iter().all(|(k, v)| pod.label(k) == v.as_ref()) {
             continue;
         }
-        let Some(patch) = label_patch(&to_value(pod), &desired) else {
+        // What the patch builder reads: the labels, and the version a new label is guarded by.
+        let doc = json!({"metadata": {
+            "labels": pod.labels(),
+            "resourceVersion": pod.resource_version(),
+        }});
+        let Some(patch) = label_patch(&doc, &desired) else {
             continue;
         };
-        let labels = labels_of(pod);
         let before: BTreeMap<&String, Option<&String>> =
-            desired.keys().map(|k| (k, labels.get(k))).collect();
+            desired.keys().map(|k| (k, pod.label(k))).collect();
         writes.push(Write {
             object: Object::Pod(name.to_owned()),
             action: "patch labels".to_owned(),

@@ -6,7 +6,7 @@ use serde_json::json;
 use crate::env::Env;
 
 pub async fn run(env: &Env, ctx: &StepContext) -> Result<StepOutput, StepError> {
-    let sts = env.target.get_sts().await?;
+    let sts = env.view().sts().await?;
     let target = sts.replicas();
     let changed = super::write_partition(env, ctx, &sts, target).await?;
     Ok(StepOutput::new(

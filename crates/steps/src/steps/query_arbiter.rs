@@ -1,5 +1,5 @@
 //! `query-arbiter`: the arbiter's working and idle pods and epoch at the start of a
-//! wave, with the pod snapshot `verify` compares against at its end. Resolves
+//! wave, with the working pods `verify` compares against at its end ([`baseline`]). Resolves
 //! `safety.minWorking: 0` to the working count of the run's first query, once.
 
 use baton_engine::dag::StepKind;
@@ -9,6 +9,7 @@ use baton_engine::snapshot::Role;
 use baton_engine::step::{StepContext, StepError, StepOutput};
 use serde::Deserialize as _;
 
+use crate::baseline;
 use crate::env::{Env, QueryOutput, to_value};
 use crate::k8s::pod_rows;
 
@@ -42,12 +43,14 @@ pub async fn run(env: &Env, ctx: &StepContext) -> Result<StepOutput, StepError> 
             .to_string(),
         ));
     }
+    let wave = ctx.step.wave.unwrap_or(0);
+    let baseline = baseline::encode(ctx, wave, &baseline::working_pods(&live.snapshot));
     let out = QueryOutput {
         epoch: live.snapshot.arbiter.epoch,
-        working,
-        idle,
+        working: working.len(),
+        idle: idle.len(),
         min_working,
-        snapshot: live.snapshot,
+        baseline,
     };
     Ok(StepOutput::new(to_value(&out)))
 }

@@ -33,7 +33,12 @@ pub async fn run(env: &Env, ctx: &StepContext) -> Result<StepOutput, StepError> 
     let old_pods: Vec<(String, BTreeMap<String, String>)> = live
         .pods
         .iter()
-        .filter_map(|p| Some((p.metadata.name.clone()?, crate::k8s::labels_of(p))))
+        .filter_map(|p| {
+            Some((
+                p.name()?.to_owned(),
+                p.labels().cloned().unwrap_or_default(),
+            ))
+        })
         .filter(|(name, _)| {
             live.snapshot
                 .pods
@@ -45,7 +50,8 @@ pub async fn run(env: &Env, ctx: &StepContext) -> Result<StepOutput, StepError> 
     if let Some(patch) = priority_patch(&to_value(&sts))? {
         env.write_sts(ctx, "set update priority", patch, json!(current), desired)
             .await?;
-        sts = env.target.get_sts().await?;
+        // The view shows the write already (read-your-writes).
+        sts = crate::k8s::Asts::clone(&*env.view().sts().await?);
     }
     let changed = super::write_partition(env, ctx, &sts, target).await?;
     if target != select.partition {

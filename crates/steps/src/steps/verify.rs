@@ -2,23 +2,20 @@
 //! was recreated, and the update revision is still the run's. Any violation is a safety
 //! stop: the partition goes back to |P| at once, before anything else.
 
-use baton_engine::dag::StepKind;
 use baton_engine::decide::{Violation, judge_wave};
 use baton_engine::event::RunEvent;
 use baton_engine::snapshot::Snapshot;
 use baton_engine::step::{StepContext, StepError, StepOutput};
 use serde_json::json;
 
-use crate::env::{Env, QueryOutput, wave_output};
+use crate::env::{Env, wave_baseline};
 use crate::events::{EventType, SAFETY_STOP};
 
 pub async fn run(env: &Env, ctx: &StepContext) -> Result<StepOutput, StepError> {
-    let before: QueryOutput = wave_output(ctx, StepKind::QueryArbiter).ok_or_else(|| {
-        StepError::failed("verify needs the output of this wave's query-arbiter step")
-    })?;
     let live = env.live().await?;
+    let before = wave_baseline(ctx, &live.snapshot.sts)?;
     let expected = env.policy(ctx).expected_update_revision;
-    let reasons = unsafe_reasons(&before.snapshot, &live.snapshot, expected.as_deref());
+    let reasons = unsafe_reasons(&before, &live.snapshot, expected.as_deref());
     if reasons.is_empty() {
         return Ok(StepOutput::new(json!({"safe": true})));
     }
@@ -48,7 +45,7 @@ pub fn unsafe_reasons(before: &Snapshot, now: &Snapshot, expected: Option<&str>)
 pub async fn safety_stop(env: &Env, ctx: &StepContext, reasons: &[String]) -> StepError {
     let reason = reasons.join("; ");
     // Freeze first: nothing may update while the operator looks.
-    let sts = match env.target.get_sts().await {
+    let sts = match env.view().sts().await {
         Ok(sts) => sts,
         Err(e) => return e.into(),
     };

@@ -1,21 +1,18 @@
-//! Watching the ASTS and its pods until a condition holds: `kube::runtime::watcher`
-//! streams (which resume a cut watch with backoff), never a polling loop. The judgement
-//! of a wave's pods is pure ([`progress`]) and explains every pod still in the way.
+//! Waiting until a condition holds over the ASTS and its pods: the run's watch-fed
+//! [`ClusterView`](crate::view::ClusterView) wakes the wait at every change, never a
+//! polling loop. The judgement of a wave's pods is pure ([`progress`]) and explains every
+//! pod still in the way.
 
-use std::collections::BTreeMap;
 use std::fmt;
-use std::pin::Pin;
 
 use baton_engine::event::RunEvent;
 use baton_engine::plan::Roles;
 use baton_engine::snapshot::{PodView, StsView};
 use baton_engine::step::{StepContext, StepError};
-use futures::{FutureExt as _, Stream, StreamExt};
-use k8s_openapi::api::core::v1::Pod;
-use kube::runtime::{WatchStreamExt, watcher};
 
 use crate::env::Env;
-use crate::k8s::{Asts, pod_view, sts_view};
+use crate::k8s::{Asts, KubeError, sts_view};
+use crate::pods::SlimPod;
 
 /// Why one pod of a wave is not done yet.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -185,116 +182,24 @@ pub fn progress(sts: &StsView, pods: &[PodView], selected: &[String]) -> Progres
     }
 }
 
-enum Change {
-    Sts(Box<watcher::Event<Asts>>),
-    Pod(Box<watcher::Event<Pod>>),
-}
-
-type Changes = Pin<Box<dyn Stream<Item = Result<Change, watcher::Error>> + Send>>;
-
-/// The ASTS and its pods as a watch keeps them. Each pod is turned into the decision
-/// core's view once, when its event arrives: a wave of a hundred pods brings hundreds of
-/// events, and judging all pods from their raw objects at each one was quadratic.
+/// The ASTS and its pods as the run's view shows them at one change, for a wait to judge.
 pub struct Watched {
-    pub sts: Option<Asts>,
-    pods: BTreeMap<String, WatchedPod>,
-    pending: Option<BTreeMap<String, WatchedPod>>,
-    pods_listed: bool,
-    with_pods: bool,
-    sts_name: String,
+    pub sts: Option<std::sync::Arc<Asts>>,
+    pods: Vec<std::sync::Arc<SlimPod>>,
     roles: Roles,
 }
 
-/// One pod as the watch last saw it.
-struct WatchedPod {
-    /// The uids of the pod's controllers (a StatefulSet pod has one).
-    controllers: Vec<String>,
-    view: Option<PodView>,
-}
-
 impl Watched {
-    fn new(sts_name: &str, roles: &Roles, with_pods: bool) -> Self {
-        Watched {
-            sts: None,
-            pods: BTreeMap::new(),
-            pending: None,
-            pods_listed: false,
-            with_pods,
-            sts_name: sts_name.to_owned(),
-            roles: roles.clone(),
-        }
-    }
-
-    fn apply(&mut self, change: Change) {
-        match change {
-            Change::Sts(event) => match *event {
-                watcher::Event::Apply(s) | watcher::Event::InitApply(s) => self.sts = Some(s),
-                watcher::Event::Delete(_) => self.sts = None,
-                watcher::Event::Init | watcher::Event::InitDone => {}
-            },
-            Change::Pod(event) => self.apply_pod(*event),
-        }
-    }
-
-    fn watched(&self, pod: &Pod) -> Option<(String, WatchedPod)> {
-        let name = pod.metadata.name.clone()?;
-        let controllers = pod
-            .metadata
-            .owner_references
-            .as_deref()
-            .unwrap_or_default()
-            .iter()
-            .filter(|o| o.controller == Some(true))
-            .map(|o| o.uid.clone())
-            .collect();
-        let view = pod_view(pod, &self.sts_name, &self.roles);
-        Some((name, WatchedPod { controllers, view }))
-    }
-
-    fn apply_pod(&mut self, event: watcher::Event<Pod>) {
-        match event {
-            watcher::Event::Init => self.pending = Some(BTreeMap::new()),
-            watcher::Event::InitApply(p) => {
-                if let Some((name, w)) = self.watched(&p)
-                    && let Some(buf) = self.pending.as_mut()
-                {
-                    buf.insert(name, w);
-                }
-            }
-            watcher::Event::InitDone => {
-                if let Some(buf) = self.pending.take() {
-                    self.pods = buf;
-                }
-                self.pods_listed = true;
-            }
-            watcher::Event::Apply(p) => {
-                if let Some((name, w)) = self.watched(&p) {
-                    self.pods.insert(name, w);
-                }
-            }
-            watcher::Event::Delete(p) => {
-                if let Some(n) = p.metadata.name.as_deref() {
-                    self.pods.remove(n);
-                }
-            }
-        }
-    }
-
-    fn ready(&self) -> bool {
-        self.sts.is_some() && (!self.with_pods || self.pods_listed)
-    }
-
     /// The views of the owned pods, by ordinal.
     pub fn views(&self) -> (StsView, Vec<PodView>) {
         let Some(sts) = &self.sts else {
             return (sts_view(&Asts::default()), Vec::new());
         };
-        let uid = sts.metadata.uid.as_deref().unwrap_or_default();
+        let name = sts.metadata.name.as_deref().unwrap_or_default();
         let mut pods: Vec<PodView> = self
             .pods
-            .values()
-            .filter(|p| p.controllers.iter().any(|c| c == uid))
-            .filter_map(|p| p.view.clone())
+            .iter()
+            .filter_map(|p| p.view(name, &self.roles))
             .collect();
         pods.sort_by_key(|p| p.ordinal);
         (sts_view(sts), pods)
@@ -304,8 +209,10 @@ impl Watched {
 /// The shortest time between two `Waiting` events of one wait.
 const WAIT_NEWS_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
 
-/// Watches until `done` returns `Some`, bounded by `waves.readyTimeout` and the run's
-/// cancellation. On timeout, `explain` says what was still missing.
+/// Follows the run's view until `done` returns `Some`, bounded by `waves.readyTimeout` and
+/// the run's cancellation. On timeout, `explain` says what was still missing. `done` is
+/// asked once per batch of changes (a wave's pods change together). With `with_pods`
+/// false, only the ASTS matters and the pods' first list is not waited for.
 pub async fn watch_until<T>(
     env: &Env,
     ctx: &StepContext,
@@ -314,24 +221,32 @@ pub async fn watch_until<T>(
     explain: impl Fn(&Watched) -> String,
 ) -> Result<T, StepError> {
     let timeout = env.plan.spec().waves.ready_timeout.as_std();
-    let target = &env.target;
-    let sts_cfg = watcher::Config::default().fields(&format!("metadata.name={}", target.name));
-    let sts_stream = watcher(target.sts.clone(), sts_cfg)
-        .default_backoff()
-        .map(|r| r.map(|e| Change::Sts(Box::new(e))));
-    let mut changes: Changes = if with_pods {
-        let selector = target.pod_selector().await?;
-        let pods_stream = watcher(
-            target.pods.clone(),
-            watcher::Config::default().labels(&selector),
-        )
-        .default_backoff()
-        .map(|r| r.map(|e| Change::Pod(Box::new(e))));
-        Box::pin(futures::stream::select(sts_stream, pods_stream))
-    } else {
-        Box::pin(sts_stream)
+    let view = env.view();
+    let mut changes = view.subscribe();
+    let roles = &env.plan.spec().roles;
+    let current = || -> Result<Option<Watched>, KubeError> {
+        if with_pods {
+            return match view.now() {
+                None => Ok(None),
+                Some(Err(e)) => Err(e),
+                Some(Ok(o)) => Ok(Some(Watched {
+                    sts: Some(o.sts),
+                    pods: o.pods,
+                    roles: roles.clone(),
+                })),
+            };
+        }
+        Ok(view.sts_now().transpose()?.map(|sts| Watched {
+            sts: Some(sts),
+            pods: Vec::new(),
+            roles: roles.clone(),
+        }))
     };
-    let mut state = Watched::new(&target.name, &env.plan.spec().roles, with_pods);
+    let mut state = Watched {
+        sts: None,
+        pods: Vec::new(),
+        roles: roles.clone(),
+    };
     let deadline = tokio::time::sleep(timeout);
     tokio::pin!(deadline);
     // What the wait is held by, told whenever it changes (at most every WAIT_NEWS_EVERY):
@@ -340,7 +255,24 @@ pub async fn watch_until<T>(
     let mut told: Option<String> = None;
     let mut told_at = tokio::time::Instant::now();
     let mut news_due = Some(told_at + WAIT_NEWS_EVERY);
+    let mut ready = false;
+    let mut look = true;
     loop {
+        if look {
+            changes.borrow_and_update();
+            if let Some(now) = current()? {
+                state = now;
+                ready = true;
+                if let Some(out) = done(&state) {
+                    return Ok(out);
+                }
+                // Something changed: tell it once the last news is old enough.
+                if news_due.is_none() {
+                    news_due = Some((told_at + WAIT_NEWS_EVERY).max(tokio::time::Instant::now()));
+                }
+            }
+            look = false;
+        }
         let news = async {
             match news_due {
                 Some(at) => tokio::time::sleep_until(at).await,
@@ -351,7 +283,7 @@ pub async fn watch_until<T>(
             () = ctx.cancel.cancelled() => return Err(StepError::interrupted()),
             () = news => {
                 news_due = None;
-                if state.ready() {
+                if ready {
                     let what = explain(&state);
                     if told.as_ref() != Some(&what) {
                         ctx.journal.emit(RunEvent::Waiting {
@@ -371,28 +303,11 @@ pub async fn watch_until<T>(
                     explain(&state)
                 )));
             }
-            next = changes.next() => {
-                // Take in every event already here before judging: a wave's pods
-                // change together, and one judgement per burst is enough.
-                let mut next = next;
-                loop {
-                    match next {
-                        None => return Err(StepError::retryable("the watch stream ended")),
-                        Some(Err(error)) => tracing::warn!(%error, "watch interrupted; resuming"),
-                        Some(Ok(change)) => state.apply(change),
-                    }
-                    match changes.next().now_or_never() {
-                        Some(more) => next = more,
-                        None => break,
-                    }
+            changed = changes.changed() => {
+                if changed.is_err() {
+                    return Err(StepError::retryable("the cluster view stopped"));
                 }
-                if state.ready() && let Some(out) = done(&state) {
-                    return Ok(out);
-                }
-                // Something changed: tell it once the last news is old enough.
-                if news_due.is_none() {
-                    news_due = Some((told_at + WAIT_NEWS_EVERY).max(tokio::time::Instant::now()));
-                }
+                look = true;
             }
         }
     }

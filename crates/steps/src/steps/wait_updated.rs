@@ -17,7 +17,8 @@ use serde_json::json;
 
 use super::verify::{safety_stop, unsafe_reasons};
 use super::wait::{Progress, progress, watch_until};
-use crate::env::{Env, QueryOutput, SelectOutput, wave_output};
+use crate::env::{Env, SelectOutput, wave_baseline, wave_output};
+use crate::k8s::{Asts, sts_view};
 
 /// How the watch of a wave ends.
 enum Outcome {
@@ -42,9 +43,9 @@ pub async fn run(env: &Env, ctx: &StepContext) -> Result<StepOutput, StepError> 
             )
         },
     });
-    let before: QueryOutput = wave_output(ctx, StepKind::QueryArbiter).ok_or_else(|| {
-        StepError::failed("wait-updated needs the output of this wave's query-arbiter step")
-    })?;
+    let mut named = sts_view(&Asts::default());
+    named.name.clone_from(&env.target.name);
+    let before = wave_baseline(ctx, &named)?;
     let expected = env.policy(ctx).expected_update_revision;
     let mut announced = BTreeSet::new();
     let outcome = watch_until(
@@ -56,9 +57,9 @@ pub async fn run(env: &Env, ctx: &StepContext) -> Result<StepOutput, StepError> 
             let now = Snapshot {
                 sts,
                 pods,
-                arbiter: before.snapshot.arbiter.clone(),
+                arbiter: before.arbiter.clone(),
             };
-            let reasons = unsafe_reasons(&before.snapshot, &now, expected.as_deref());
+            let reasons = unsafe_reasons(&before, &now, expected.as_deref());
             if !reasons.is_empty() {
                 return Some(Outcome::Unsafe(reasons));
             }

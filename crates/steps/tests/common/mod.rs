@@ -15,6 +15,7 @@ use baton_engine::step::{
 use baton_sim::{Served, Sim, SimConfig};
 use baton_steps::RolloutSteps;
 use baton_steps::k8s::Asts;
+use baton_steps::view::{Kind, Written};
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 use serde_json::Value;
@@ -278,8 +279,11 @@ impl Harness {
         panic!("the controller never observed the statefulset");
     }
 
+    /// Someone else patches the set; the step run next must see it, so this returns once
+    /// the run's view (when started) shows it, as it would before a later step began.
     pub async fn outside_patch_sts(&self, patch: Value) {
-        self.sts_api()
+        let sts = self
+            .sts_api()
             .patch(
                 "sample",
                 &kube::api::PatchParams::default(),
@@ -287,6 +291,35 @@ impl Harness {
             )
             .await
             .unwrap();
+        self.view_shows(Kind::Sts, "sample", sts.metadata.resource_version)
+            .await;
+    }
+
+    /// Someone else patches a pod; returns once the run's view (when started) shows it.
+    pub async fn outside_patch_pod(&self, name: &str, patch: Value) {
+        let pod = self
+            .pod_api()
+            .patch(
+                name,
+                &kube::api::PatchParams::default(),
+                &kube::api::Patch::Merge(patch),
+            )
+            .await
+            .unwrap();
+        self.view_shows(Kind::Pod, name, pod.metadata.resource_version)
+            .await;
+    }
+
+    /// Returns once the run's view (when started) shows `name` at `rv`.
+    pub async fn view_shows(&self, kind: Kind, name: &str, rv: Option<String>) {
+        if let Some(view) = self.steps.env().view.get() {
+            let written = Written {
+                kind,
+                name: name.to_owned(),
+                resource_version: rv.unwrap(),
+            };
+            view.wait_seen(&[written]).await.unwrap();
+        }
     }
 }
 
