@@ -43,9 +43,10 @@ impl Writer {
     /// Writes the current view; false when the run is gone.
     fn write(&self) -> bool {
         let _guard = self.lock.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(view) = (self.view)() else {
+        let Some(mut view) = (self.view)() else {
             return false;
         };
+        without_private_outputs(&mut view);
         match serde_json::to_vec(&view) {
             Ok(bytes) => {
                 if let Err(error) = store::write_atomic(&self.path, &bytes) {
@@ -55,6 +56,23 @@ impl Writer {
             Err(error) => tracing::warn!(%error, "cannot serialize the run status"),
         }
         true
+    }
+}
+
+/// Drops every output's [`PRIVATE_OUTPUT`](crate::step::PRIVATE_OUTPUT) member: it is
+/// for the run's own steps, not for the published status.
+pub(crate) fn without_private_outputs(view: &mut RunView) {
+    for node in &mut view.nodes {
+        let Some(out) = &node.output else { continue };
+        let Some(obj) = out.as_object() else { continue };
+        if obj.contains_key(crate::step::PRIVATE_OUTPUT) {
+            let public: serde_json::Map<String, serde_json::Value> = obj
+                .iter()
+                .filter(|(k, _)| k.as_str() != crate::step::PRIVATE_OUTPUT)
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            node.output = Some(std::sync::Arc::new(serde_json::Value::Object(public)));
+        }
     }
 }
 

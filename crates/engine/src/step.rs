@@ -112,6 +112,12 @@ pub struct Approval {
 #[error("journal write failed: {0}")]
 pub struct JournalError(pub String);
 
+/// The member of an object output that only the run's later steps read (what a resume
+/// rebuilds from, such as the pods working when a wave began). It is persisted with the
+/// node like the rest, but the published status (`status.json`, the live view) leaves it
+/// out, so that view does not grow with pods × waves.
+pub const PRIVATE_OUTPUT: &str = "private";
+
 /// What a step returns.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StepOutput {

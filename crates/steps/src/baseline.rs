@@ -127,7 +127,7 @@ fn latest_before(ctx: &StepContext, wave: u32) -> Option<(u32, u32)> {
         .max_by_key(|(id, _)| id.wave)
         .and_then(|(id, v)| {
             let q = QueryOutput::deserialize(&**v).ok()?;
-            Some((id.wave?, q.baseline.depth))
+            Some((id.wave?, q.private.baseline.depth))
         })
 }
 
@@ -150,8 +150,8 @@ pub fn resolve(
     loop {
         let q: QueryOutput = output(ctx, &StepId::in_wave(at, StepKind::QueryArbiter))
             .ok_or(BaselineError::Missing(at))?;
-        let base = q.baseline.base;
-        chain.push(q.baseline);
+        let base = q.private.baseline.base;
+        chain.push(q.private.baseline);
         match base {
             None => break,
             Some(b) if b < at && chain.len() <= MAX_DEPTH as usize + 1 => at = b,
@@ -267,7 +267,9 @@ mod tests {
             working: 0,
             idle: 0,
             min_working: 1,
-            baseline: b.clone(),
+            private: crate::env::QueryPrivate {
+                baseline: b.clone(),
+            },
         };
         outputs.insert(
             StepId::in_wave(wave, StepKind::QueryArbiter),

@@ -278,6 +278,15 @@ pub struct QueryOutput {
     pub idle: usize,
     /// `safety.minWorking`, resolved once per run (0 = the working count at the first query).
     pub min_working: u32,
+    /// Kept for the run's steps, left out of the published status
+    /// ([`PRIVATE_OUTPUT`](baton_engine::step::PRIVATE_OUTPUT)).
+    pub private: QueryPrivate,
+}
+
+/// The part of [`QueryOutput`] only the run's own steps read.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct QueryPrivate {
     pub baseline: Baseline,
 }
 
@@ -418,4 +427,29 @@ pub fn refusal(r: Refusal) -> StepError {
         _ => StepErrorKind::Failed,
     };
     StepError::new(kind, r.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_query_baseline_sits_under_the_member_the_published_status_leaves_out() {
+        let q = QueryOutput {
+            epoch: 1,
+            working: 0,
+            idle: 0,
+            min_working: 0,
+            private: QueryPrivate {
+                baseline: Baseline::default(),
+            },
+        };
+        let v = to_value(&q);
+        assert!(
+            v[baton_engine::step::PRIVATE_OUTPUT]
+                .get("baseline")
+                .is_some(),
+            "{v}"
+        );
+    }
 }

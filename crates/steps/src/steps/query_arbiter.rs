@@ -10,7 +10,7 @@ use baton_engine::step::{StepContext, StepError, StepOutput};
 use serde::Deserialize as _;
 
 use crate::baseline;
-use crate::env::{Env, QueryOutput, to_value};
+use crate::env::{Env, QueryOutput, QueryPrivate, to_value};
 use crate::k8s::pod_rows;
 
 pub async fn run(env: &Env, ctx: &StepContext) -> Result<StepOutput, StepError> {
@@ -50,7 +50,7 @@ pub async fn run(env: &Env, ctx: &StepContext) -> Result<StepOutput, StepError> 
         working: working.len(),
         idle: idle.len(),
         min_working,
-        baseline,
+        private: QueryPrivate { baseline },
     };
     Ok(StepOutput::new(to_value(&out)))
 }

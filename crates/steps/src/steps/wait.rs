@@ -134,8 +134,10 @@ pub fn progress(sts: &StsView, pods: &[PodView], selected: &[String]) -> Progres
         .filter(|p| p.ordinal < sts.replicas && (!p.ready || p.terminating))
         .count();
     let budget_full = unavailable >= usize::try_from(sts.max_unavailable.max(1)).unwrap_or(1);
+    let by_name: std::collections::HashMap<&str, &PodView> =
+        pods.iter().map(|p| (p.name.as_str(), p)).collect();
     for name in selected {
-        let Some(p) = pods.iter().find(|p| &p.name == name) else {
+        let Some(p) = by_name.get(name.as_str()) else {
             stuck.push((name.clone(), Stuck::Missing));
             continue;
         };
