@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Benchmarks the release `engine` against the in-process simulator.
-#   scripts/bench.sh            # 5x1, 100x10, 1000x100, polling check, resume after SIGKILL
+#   scripts/bench.sh            # 5x1, 100x10, 1000x100, 400x1, polling check, resume after SIGKILL
+#   scripts/bench.sh --case 1000x100 --case 400x1   # chosen sizes (BATON_BENCH_KEEP=1 keeps state dirs)
 #   scripts/bench.sh --smoke    # smallest size only (CI)
 # Writes bench-results.json and bench-results.md in the current directory.
 set -euo pipefail
