@@ -1,8 +1,9 @@
 //! `--metrics-addr`: Prometheus metrics of a run, derived from the run's event stream
 //! so they can never disagree with what the progress display shows.
 
+use std::collections::HashSet;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use anyhow::Context as _;
 use baton_engine::event::RunEvent;
@@ -26,6 +27,9 @@ struct Metrics {
     handovers: Counter,
     step_failures: Family<StepLabel, Counter>,
     safety_stops: Counter,
+    /// Steps whose safety stop is counted: the step announces its stop as it freezes the
+    /// partition and the executor again as it records the failure; one stop counts once.
+    stopped_steps: Mutex<HashSet<String>>,
     current_wave: Gauge,
     step_seconds: Family<StepLabel, Histogram>,
 }
@@ -68,6 +72,7 @@ impl Metrics {
             handovers,
             step_failures,
             safety_stops,
+            stopped_steps: Mutex::default(),
             current_wave,
             step_seconds,
         }
@@ -92,8 +97,15 @@ impl Metrics {
                     })
                     .inc();
             }
-            RunEvent::SafetyStop { .. } => {
-                self.safety_stops.inc();
+            RunEvent::SafetyStop { step, .. } => {
+                let first = self
+                    .stopped_steps
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .insert(step.clone());
+                if first {
+                    self.safety_stops.inc();
+                }
             }
             RunEvent::StepFinished { step, ms } => {
                 #[allow(clippy::cast_precision_loss)]
@@ -174,4 +186,40 @@ pub async fn serve(
         }
     });
     Ok(MetricsServer { addr: local })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn exposition(metrics: &Metrics) -> String {
+        let mut body = String::new();
+        encode(&mut body, &metrics.registry).expect("metrics encode");
+        body
+    }
+
+    fn stop(step: &str) -> RunEvent {
+        RunEvent::SafetyStop {
+            step: step.to_owned(),
+            reason: "working pod sample-0 changed revision".to_owned(),
+        }
+    }
+
+    #[test]
+    fn a_safety_stop_told_by_the_step_and_the_executor_counts_once() {
+        let metrics = Metrics::new();
+        metrics.observe(&stop("wave-1/verify"));
+        metrics.observe(&stop("wave-1/verify"));
+        assert!(
+            exposition(&metrics).contains("baton_safety_stops_total 1\n"),
+            "{}",
+            exposition(&metrics)
+        );
+        metrics.observe(&stop("wave-2/wait-updated"));
+        assert!(
+            exposition(&metrics).contains("baton_safety_stops_total 2\n"),
+            "{}",
+            exposition(&metrics)
+        );
+    }
 }
