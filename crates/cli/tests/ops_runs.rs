@@ -363,5 +363,20 @@ async fn a_damaged_state_database_is_reported_and_refused_and_a_read_only_one_is
         "{listed}"
     );
     assert_eq!(writes(&env), written, "a command wrote to the cluster");
+
+    // Its history is gone from view, so forgetting it takes --force.
+    let kept = env.engine(&["delete", "sealed"]).await;
+    assert_exit(&kept, 2);
+    assert!(
+        text(&kept.stderr).contains("--force"),
+        "{}",
+        describe(&kept)
+    );
+    assert!(
+        runs_dir.join("sealed").exists(),
+        "delete without --force removed it"
+    );
+    assert_exit(&env.engine(&["delete", "sealed", "--force"]).await, 0);
+    assert!(!runs_dir.join("sealed").exists());
     env.assert_finished_clean(5, 3);
 }

@@ -169,11 +169,11 @@ pub fn load_run(state_dir: &Path, run_id: &str) -> Result<RunView, ExecError> {
 
 /// Forget run `run_id`: its state directory (record, audit log, status) is removed. The
 /// cluster is not touched. A run a process drives is refused ([`ExecError::Locked`]); an
-/// unfinished one only with `force`, since its history is the only record of what it wrote.
+/// unfinished or damaged one only with `force`, since its history is the only record of what it wrote.
 ///
 /// # Errors
-/// [`ExecError::UnknownRun`], [`ExecError::Locked`], [`ExecError::UnfinishedOnTarget`]
-/// (without `force`), [`ExecError::StateDir`] when the directory cannot be removed.
+/// [`ExecError::UnknownRun`], [`ExecError::Locked`], [`ExecError::UnfinishedOnTarget`],
+/// [`ExecError::Corrupt`] (without `force`), [`ExecError::StateDir`] when the directory cannot be removed.
 pub fn delete_run(state_dir: &Path, run_id: &str, force: bool) -> Result<RunSummary, ExecError> {
     let run_id = known_run(state_dir, run_id)?;
     let summary = list_runs(state_dir)?
@@ -197,7 +197,10 @@ pub fn delete_run(state_dir: &Path, run_id: &str, force: bool) -> Result<RunSumm
     let held = offline(state_dir, &run_id);
     match held {
         Ok(shared) => drop(shared),
-        Err(ExecError::NoRecord { .. } | ExecError::Corrupt { .. }) => {}
+        // A damaged run may be unfinished, and its history is the only record of what it
+        // wrote: it goes only when the operator forces it, as an unfinished one does.
+        Err(ExecError::Corrupt { .. }) if force => {}
+        Err(ExecError::NoRecord { .. }) => {}
         Err(other) => return Err(other),
     }
     let dir = store::run_dir(state_dir, &run_id);
