@@ -14,6 +14,7 @@ mod de;
 mod error;
 mod model;
 mod path;
+mod safety;
 mod schema;
 mod validate;
 mod yaml;
@@ -25,8 +26,9 @@ use sha2::{Digest, Sha256};
 
 pub use error::{Diagnostic, MAX_ECHO_CHARS, PlanError, quote};
 pub use model::*;
+pub use safety::*;
 pub use schema::schema;
-pub use validate::{HTTP_METHODS, MAX_DURATION, MAX_RETRIES, PLACEHOLDERS};
+pub use validate::{GATE_PLACEHOLDERS, HTTP_METHODS, MAX_DURATION, MAX_RETRIES, PLACEHOLDERS};
 
 use path::FieldPath;
 use yaml::{Node, Span};

@@ -59,6 +59,18 @@ pub struct Spec {
     /// Extra steps at fixed points of the rollout.
     #[serde(default)]
     pub hooks: Hooks,
+    /// Per-pod checks: a pod that fails one is not selected, or not promoted.
+    #[serde(default)]
+    pub gates: Vec<super::safety::Gate>,
+    /// When waves may start.
+    #[serde(default)]
+    pub schedule: super::safety::Schedule,
+    /// Checks of the application while waves run.
+    #[serde(default)]
+    pub analysis: Option<super::safety::Analysis>,
+    /// What a failed analysis check does: `freeze` (default) or `rollback`.
+    #[serde(default)]
+    pub on_failure: super::safety::OnFailure,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]

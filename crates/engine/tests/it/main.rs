@@ -21,5 +21,7 @@ mod plan_duration;
 mod plan_fuzz;
 /// Plan validation rules, one error each, with where it points.
 mod plan_rules;
+/// Gates, windows, analysis and onFailure in the plan, one error each.
+mod plan_safety;
 /// The plan's JSON Schema against the parser.
 mod plan_schema;

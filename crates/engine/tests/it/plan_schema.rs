@@ -4,7 +4,7 @@
 use baton_engine::plan::schema;
 use serde_json::{Value, json};
 
-const PLANS: [(&str, &str); 3] = [
+const PLANS: [(&str, &str); 4] = [
     ("seed.yaml", include_str!("../../../../plans/seed.yaml")),
     (
         "rollback.yaml",
@@ -13,6 +13,10 @@ const PLANS: [(&str, &str); 3] = [
     (
         "with-hooks.yaml",
         include_str!("../../../../plans/with-hooks.yaml"),
+    ),
+    (
+        "app-safety.yaml",
+        include_str!("../../../../plans/app-safety.yaml"),
     ),
 ];
 

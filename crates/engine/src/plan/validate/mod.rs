@@ -46,12 +46,15 @@ const RESERVED_LABELS: [&str; 4] = [
 
 mod reference;
 mod rules;
+mod safety;
 #[cfg(test)]
 mod tests;
 
 use reference::*;
 pub(crate) use rules::exact;
 use rules::*;
+pub use safety::GATE_PLACEHOLDERS;
+pub(crate) use safety::clock_time;
 
 /// Applies every rule to a plan, in document order.
 pub(crate) fn check(plan: &Plan) -> Vec<Issue> {
@@ -152,6 +155,7 @@ pub(crate) fn check(plan: &Plan) -> Vec<Issue> {
         let base = FieldPath::parse("spec.hooks").key(point.as_str());
         check_hooks(&base, spec.hooks.at(point), &mut issues);
     }
+    safety::check(spec, &mut issues);
     issues
 }
 

@@ -8,13 +8,13 @@ const IMAGE: &str =
     "an image reference name[:tag][@digest] with a lowercase repository, e.g. alpine:3.18.0";
 
 /// The parts of an `http(s)://` URL this crate cares about.
-struct UrlParts<'a> {
-    has_query_or_fragment: bool,
-    has_credentials: bool,
+pub(super) struct UrlParts<'a> {
+    pub(super) has_query_or_fragment: bool,
+    pub(super) has_credentials: bool,
     _host: &'a str,
 }
 
-fn parse_http_url(s: &str) -> Result<UrlParts<'_>, &'static str> {
+pub(super) fn parse_http_url(s: &str) -> Result<UrlParts<'_>, &'static str> {
     if s.chars().any(char::is_whitespace) {
         return Err("contains whitespace");
     }
