@@ -5,6 +5,7 @@
 //! itself could not run (an engine run failed, the simulator broke).
 
 mod analysis;
+mod real;
 mod rss;
 
 use std::path::{Path, PathBuf};
@@ -44,6 +45,19 @@ struct Args {
     /// Run these sizes instead of the default ones, as REPLICASxMAXPERWAVE (repeatable).
     #[arg(long = "case", value_parser = parse_case)]
     cases: Vec<Case>,
+    /// Side by side on the real control plane of BATON_CONTROL_PLANE: the engine against the
+    /// seed's procedure scripted with kubectl (default sizes 20x0 and 100x0).
+    #[arg(long)]
+    real: bool,
+    /// With --real: runs of each tool per size.
+    #[arg(long, default_value_t = 3)]
+    runs: u32,
+    /// With --real: the kubectl script (default: scripts/seed-by-hand.sh of this workspace).
+    #[arg(long)]
+    script: Option<PathBuf>,
+    /// With --real: how long the stand-in kubelet takes to report a (re)started container Ready.
+    #[arg(long, default_value_t = 0)]
+    pod_ready_ms: u64,
 }
 
 fn parse_case(s: &str) -> Result<Case, String> {
@@ -80,6 +94,18 @@ const FULL: &[Case] = &[
     Case {
         replicas: 400,
         max_per_wave: 1,
+    },
+];
+/// Side by side on the real control plane (issue 13): every idle pod in one wave, Kruise's
+/// budget as large as the set.
+const REAL: &[Case] = &[
+    Case {
+        replicas: 20,
+        max_per_wave: 0,
+    },
+    Case {
+        replicas: 100,
+        max_per_wave: 0,
     },
 ];
 const SMOKE: &[Case] = &[Case {
@@ -160,6 +186,24 @@ fn main() -> Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    if args.real {
+        let opts = real::RealOptions {
+            cases: if args.cases.is_empty() {
+                REAL.to_vec()
+            } else {
+                args.cases.clone()
+            },
+            runs: args.runs.max(1),
+            script: args.script.clone().unwrap_or_else(|| {
+                Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/seed-by-hand.sh")
+            }),
+            pod_ready: Duration::from_millis(args.pod_ready_ms),
+            timeout: Duration::from_secs(args.timeout_secs),
+            out: args.out.clone(),
+            markdown: args.markdown.clone(),
+        };
+        return rt.block_on(real::bench(&engine, opts));
+    }
     rt.block_on(bench(args, engine))
 }
 
