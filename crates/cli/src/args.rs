@@ -164,6 +164,13 @@ pub struct RunArgs {
     /// Name of the new run (default: the plan's name, with a free suffix if it is taken).
     #[arg(long, value_name = "RUN")]
     pub name: Option<String>,
+    /// Do not ask this per-pod gate (repeatable); recorded in the history with your user,
+    /// host and --reason. Holds for this process: give it again to `engine resume`.
+    #[arg(long, value_name = "GATE")]
+    pub skip_gate: Vec<String>,
+    /// Why the gates are skipped; recorded in the history.
+    #[arg(long, requires = "skip_gate")]
+    pub reason: Option<String>,
     /// Serve Prometheus metrics on this address (e.g. 127.0.0.1:9464).
     #[arg(long)]
     pub metrics_addr: Option<std::net::SocketAddr>,
@@ -182,6 +189,13 @@ pub struct ResumeArgs {
     /// Continue after a safety stop.
     #[arg(long)]
     pub accept_risk: bool,
+    /// Do not ask this per-pod gate (repeatable); recorded in the history with your user,
+    /// host and --reason. Holds for this process: give it again to `engine resume`.
+    #[arg(long, value_name = "GATE")]
+    pub skip_gate: Vec<String>,
+    /// Why the gates are skipped; recorded in the history.
+    #[arg(long, requires = "skip_gate")]
+    pub reason: Option<String>,
     /// Serve Prometheus metrics on this address.
     #[arg(long)]
     pub metrics_addr: Option<std::net::SocketAddr>,

@@ -37,6 +37,39 @@ pub struct Finished {
     pub pods: Option<Vec<PodRow>>,
 }
 
+/// What a driving process offers besides the run: metrics, and the operator's gate overrides.
+#[derive(Debug, Default)]
+pub struct Serve {
+    pub metrics_addr: Option<std::net::SocketAddr>,
+    pub safety: baton_steps::gates::SafetyOptions,
+}
+
+/// The gate overrides of `engine run|resume --skip-gate`, checked against the plan: a name
+/// the plan does not have is a usage error (a typo would otherwise skip nothing, silently).
+pub fn safety_options(
+    plan: &ValidPlan,
+    skip: &[String],
+    reason: Option<&str>,
+) -> Result<baton_steps::gates::SafetyOptions, String> {
+    let known: Vec<&str> = plan.spec().gates.iter().map(|g| g.name.as_str()).collect();
+    if let Some(unknown) = skip.iter().find(|s| !known.contains(&s.as_str())) {
+        let have = if known.is_empty() {
+            "it has none".to_owned()
+        } else {
+            format!("it has {}", known.join(", "))
+        };
+        return Err(format!(
+            "error: --skip-gate {unknown}: the plan has no gate of that name ({have})"
+        ));
+    }
+    Ok(baton_steps::gates::SafetyOptions {
+        skip_gates: skip.iter().cloned().collect(),
+        by: crate::commands::who(),
+        reason: reason.map(str::to_owned),
+        ..Default::default()
+    })
+}
+
 /// Run (or resume) `plan` against the cluster `client` points at, to the end.
 pub async fn drive(
     client: kube::Client,
@@ -45,8 +78,12 @@ pub async fn drive(
     opts: &RunOptions,
     json: bool,
     verbose: bool,
-    metrics_addr: Option<std::net::SocketAddr>,
+    serve: Serve,
 ) -> anyhow::Result<Finished> {
+    let Serve {
+        metrics_addr,
+        safety,
+    } = serve;
     let spec = plan.spec();
     let holder = baton_steps::lease::holder_identity(entry.run());
     let lease = match acquire_lease(&client, plan, &holder, entry.run()).await {
@@ -67,7 +104,8 @@ pub async fn drive(
     let runner = Arc::new(
         baton_steps::runner::RolloutSteps::connect(plan, client.clone())
             .await
-            .context("cannot prepare the rollout steps")?,
+            .context("cannot prepare the rollout steps")?
+            .with_safety(safety),
     );
     let (events, receiver) = broadcast::channel(4096);
     let printer_task = tokio::spawn(crate::progress::follow(receiver, json, verbose));
@@ -190,6 +228,7 @@ pub async fn drive_and_report(
     opts: &RunOptions,
     global: &crate::args::GlobalArgs,
     metrics_addr: Option<std::net::SocketAddr>,
+    safety: baton_steps::gates::SafetyOptions,
 ) -> anyhow::Result<ExitStatus> {
     let json = printer::is_json(global);
     let finished = drive(
@@ -199,7 +238,10 @@ pub async fn drive_and_report(
         opts,
         json,
         global.verbose > 0,
-        metrics_addr,
+        Serve {
+            metrics_addr,
+            safety,
+        },
     )
     .await?;
     // `-q` keeps errors only: the table is a summary, not an error.

@@ -7,6 +7,10 @@
 
 #[path = "scenarios/harness.rs"]
 mod harness;
+#[path = "scenarios/safety.rs"]
+mod safety;
+#[path = "scenarios/stub.rs"]
+mod stub;
 
 use std::time::{Duration, Instant};
 
@@ -755,4 +759,22 @@ scenario!(
     unready_before_the_run,
     sim_unready_before_the_run,
     real_unready_before_the_run
+);
+
+// Issue #15: application-aware safety (scenarios/safety.rs).
+use safety::{analysis_freezes_mid_wave, gate_holds_one_pod, skip_gate_is_recorded};
+scenario!(
+    gate_holds_one_pod,
+    sim_gate_holds_one_pod,
+    real_gate_holds_one_pod
+);
+scenario!(
+    skip_gate_is_recorded,
+    sim_skip_gate_is_recorded,
+    real_skip_gate_is_recorded
+);
+scenario!(
+    analysis_freezes_mid_wave,
+    sim_analysis_freezes_mid_wave,
+    real_analysis_freezes_mid_wave
 );

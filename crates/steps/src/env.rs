@@ -31,6 +31,8 @@ pub struct Env {
     pub recorder: Recorder,
     /// The run's watch-fed view of the ASTS and its pods, started by the first step.
     pub view: OnceLock<ClusterView>,
+    /// Gate overrides and the clock of maintenance windows (issue #15).
+    pub safety: crate::gates::SafetyOptions,
 }
 
 impl Env {
@@ -46,6 +48,7 @@ impl Env {
             arbiter,
             recorder,
             view: OnceLock::new(),
+            safety: crate::gates::SafetyOptions::default(),
         }
     }
 
@@ -319,6 +322,12 @@ pub struct SelectOutput {
     pub decision: WaveDecision,
     pub select: Vec<String>,
     pub partition: u32,
+    /// What the per-pod gates answered before the wave chose its pods (issue #15).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gates: Vec<baton_engine::decide::GateAnswer>,
+    /// Gates the operator skipped for this wave (`--skip-gate`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skipped_gates: Vec<String>,
 }
 
 /// Output of `handover`.

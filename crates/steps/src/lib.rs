@@ -13,14 +13,17 @@
 
 #![warn(clippy::print_stdout, clippy::print_stderr, clippy::exit)]
 
+pub mod analysis;
 pub mod arbiter;
 pub mod baseline;
 pub mod env;
 pub mod events;
+pub mod gates;
 pub mod k8s;
 pub mod lease;
 pub mod patch;
 pub mod pods;
+pub mod prometheus;
 pub mod runner;
 pub mod steps;
 pub mod view;

@@ -32,6 +32,15 @@ impl RolloutSteps {
         })
     }
 
+    /// Gate overrides and the windows' clock for this process. Call before the run starts
+    /// (while nothing else holds the steps).
+    pub fn with_safety(mut self, safety: crate::gates::SafetyOptions) -> Self {
+        if let Some(env) = Arc::get_mut(&mut self.env) {
+            env.safety = safety;
+        }
+        self
+    }
+
     pub fn env(&self) -> &Env {
         &self.env
     }
@@ -55,7 +64,9 @@ pub async fn dispatch(env: &Env, ctx: &StepContext) -> Result<StepOutput, StepEr
         StepKind::SetPartition => steps::set_partition::run(env, ctx).await,
         StepKind::WaitUpdated => steps::wait_updated::run(env, ctx).await,
         StepKind::Verify => steps::verify::run(env, ctx).await,
-        StepKind::Settle => steps::hooks::sleep(ctx, env.plan.spec().waves.settle.as_std()).await,
+        StepKind::Settle => {
+            crate::analysis::settle(env, ctx, env.plan.spec().waves.settle.as_std()).await
+        }
         StepKind::Approval => steps::hooks::approval(ctx).await,
         StepKind::Handover => steps::handover::run(env, ctx).await,
         StepKind::Finalize => steps::finalize::run(env, ctx).await,

@@ -74,7 +74,7 @@ pub fn run(global: &GlobalArgs, args: &DemoArgs) -> anyhow::Result<ExitStatus> {
             &opts,
             printer::is_json(global),
             global.verbose > 0,
-            None,
+            rollout::Serve::default(),
         )
         .await?;
         printer::err("\nafter:");

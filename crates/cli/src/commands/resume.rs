@@ -54,13 +54,29 @@ pub fn run(global: &GlobalArgs, args: &ResumeArgs) -> anyhow::Result<ExitStatus>
         return Ok(ExitStatus::Usage);
     }
     let plan = override_plan.clone().unwrap_or(stored);
+    let safety = match rollout::safety_options(&plan, &args.skip_gate, args.reason.as_deref()) {
+        Ok(safety) => safety,
+        Err(message) => {
+            printer::err(message);
+            return Ok(ExitStatus::Usage);
+        }
+    };
     cluster::runtime()?.block_on(async {
         let client = cluster::client(global).await?;
         let entry = Entry::Resume {
             run: &run,
             plan_override: override_plan.as_ref(),
         };
-        rollout::drive_and_report(client, &plan, entry, &opts, global, args.metrics_addr).await
+        rollout::drive_and_report(
+            client,
+            &plan,
+            entry,
+            &opts,
+            global,
+            args.metrics_addr,
+            safety,
+        )
+        .await
     })
 }
 

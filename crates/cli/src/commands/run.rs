@@ -16,6 +16,13 @@ pub fn run(global: &GlobalArgs, args: &RunArgs) -> anyhow::Result<ExitStatus> {
             return Ok(ExitStatus::Usage);
         }
     };
+    let safety = match rollout::safety_options(&plan, &args.skip_gate, args.reason.as_deref()) {
+        Ok(safety) => safety,
+        Err(message) => {
+            printer::err(message);
+            return Ok(ExitStatus::Usage);
+        }
+    };
     let opts = state::run_options(global, false, false)?;
     let run = match executor::name_new_run(&opts.state_dir, &plan, args.name.as_deref()) {
         Ok(run) => run,
@@ -33,6 +40,7 @@ pub fn run(global: &GlobalArgs, args: &RunArgs) -> anyhow::Result<ExitStatus> {
             &opts,
             global,
             args.metrics_addr,
+            safety,
         )
         .await
     })

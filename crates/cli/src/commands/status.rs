@@ -64,6 +64,37 @@ pub fn state_dir(global: &GlobalArgs) -> anyhow::Result<std::path::PathBuf> {
     }
 }
 
+/// The pods the latest wave's gates held back, each with the gate and its answer (the
+/// `select` step's output keeps them).
+fn held_lines(view: &RunView) -> Vec<String> {
+    let Some((wave, output)) = view
+        .nodes
+        .iter()
+        .filter(|n| n.step.kind == baton_engine::dag::StepKind::Select)
+        .filter_map(|n| Some((n.step.wave?, n.output.as_ref()?)))
+        .max_by_key(|(wave, _)| *wave)
+    else {
+        return Vec::new();
+    };
+    let answers: Vec<baton_engine::decide::GateAnswer> = output
+        .get("gates")
+        .and_then(|g| serde_json::from_value(g.clone()).ok())
+        .unwrap_or_default();
+    answers
+        .iter()
+        .filter(|a| !a.passed)
+        .map(|a| {
+            format!(
+                "held:    wave {wave}: {} by gate {} ({}): {}",
+                a.pod,
+                a.gate,
+                a.moment.as_str(),
+                a.answer
+            )
+        })
+        .collect()
+}
+
 /// Whether run `run` is marked `running` while no process drives it: the process that did
 /// was killed (`kill -9`, a crash, the machine went down) before it could record how it
 /// stopped. `Some` then, with the pid it last published when that is known.
@@ -138,6 +169,9 @@ fn render(view: &RunView, gone: Option<Option<u32>>) -> String {
     }
     for w in &view.waiting {
         let _ = writeln!(s, "waiting: {}: {}", w.step, w.what);
+    }
+    for line in held_lines(view) {
+        let _ = writeln!(s, "{line}");
     }
     if !view.vars.is_empty() {
         let vars: Vec<String> = view.vars.iter().map(|(k, v)| format!("{k}={v}")).collect();

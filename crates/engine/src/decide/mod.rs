@@ -10,6 +10,8 @@
 //! - [`plan_wave`] / [`plan_handover`]: the next wave and the handover after it.
 //! - [`finalize_partition`]: the partition that ends a run without touching protected pods.
 //! - [`partition_for`] / [`freeze_partition`]: the one partition arithmetic (`|P| - |U ∪ S|`).
+//! - [`plan_gated_wave`] / [`plan_gated_handover`]: the same, leaving out pods whose per-pod
+//!   gates failed ([`Held`]).
 //! - [`judge_wave`]: did a wave disturb a working pod?
 //! - [`forecast`]: every wave, assuming each succeeds (`engine plan`); [`forecast_run`] adds
 //!   how the run ends, [`estimate`] how long it may take.
@@ -18,6 +20,7 @@ use serde::{Deserialize, Serialize};
 
 mod estimate;
 mod forecast;
+mod gates;
 mod judge;
 mod partition;
 mod sets;
@@ -25,6 +28,10 @@ mod wave;
 
 pub use estimate::{Estimate, Timing, WaveTiming, estimate, typical_ready};
 pub use forecast::{forecast, forecast_run};
+pub use gates::{
+    GateAnswer, Held, gates_at, plan_gated_handover, plan_gated_wave, promote_candidates,
+    select_candidates,
+};
 pub use judge::judge_wave;
 pub use partition::{freeze_partition, partition_for};
 pub use wave::{check_preconditions, finalize_partition, plan_handover, plan_wave};
@@ -96,6 +103,11 @@ pub enum Refusal {
     RevisionNotObserved,
     #[error("the update revision changed under the run: expected {expected}, found {found}")]
     UpdateRevisionChanged { expected: String, found: String },
+    #[error(
+        "gates hold every pod this wave could take: {}",
+        pods.join(", ")
+    )]
+    GatesHold { pods: Vec<String> },
 }
 
 /// A non-fatal observation to report to the operator.

@@ -7,8 +7,11 @@
 //! `|U| + |S|`, and `|done| >= |U|`, so at most `|S|` waiting pods are updated: the
 //! selected ones, which are idle.
 
+use std::collections::BTreeMap;
+
 use crate::snapshot::{PodManagementPolicy, PodView, Snapshot, UpdateStrategyType};
 
+use super::gates::Held;
 use super::partition::partition_for;
 use super::sets::{Sets, cap, count, names};
 use super::{Handover, Policy, Refusal, Warning, WaveDecision};
@@ -58,6 +61,17 @@ pub fn check_preconditions(s: &Snapshot) -> Result<Vec<Warning>, Refusal> {
 /// `partition = |P| - |U| - |S|`; when `I ∩ O` is empty but `W ∩ O` is not, the handover
 /// that must come first.
 pub fn plan_wave(s: &Snapshot, policy: &Policy) -> Result<WaveDecision, Refusal> {
+    plan_wave_held(s, policy, &Held::default())
+}
+
+/// [`plan_wave`] with pods that per-pod gates hold back (see `decide::gates`): a pod in
+/// `held.select` is not selected, one in `held.promote` not promoted. When gates hold every
+/// pod the wave could take, the refusal says so.
+pub(super) fn plan_wave_held(
+    s: &Snapshot,
+    policy: &Policy,
+    held: &Held,
+) -> Result<WaveDecision, Refusal> {
     check_preconditions(s)?;
     let sets = Sets::of(s, policy)?;
     let working = count(sets.working);
@@ -67,9 +81,14 @@ pub fn plan_wave(s: &Snapshot, policy: &Policy) -> Result<WaveDecision, Refusal>
             min: policy.min_working,
         });
     }
-    if !sets.idle_old.is_empty() {
-        let select: Vec<&PodView> = sets
-            .idle_old
+    let free: Vec<&PodView> = sets
+        .idle_old
+        .iter()
+        .copied()
+        .filter(|p| !held.select.contains_key(&p.name))
+        .collect();
+    if !free.is_empty() {
+        let select: Vec<&PodView> = free
             .iter()
             .copied()
             .take(cap(policy.max_per_wave))
@@ -82,7 +101,13 @@ pub fn plan_wave(s: &Snapshot, policy: &Policy) -> Result<WaveDecision, Refusal>
         if sets.idle == 0 {
             return Err(Refusal::AllWorking);
         }
-        return handover(&sets, policy).map(WaveDecision::HandoverFirst);
+        return match handover(&sets, policy, &held.promote) {
+            Ok(h) => Ok(WaveDecision::HandoverFirst(h)),
+            Err(refusal) => Err(held.explain(&sets, refusal)),
+        };
+    }
+    if !sets.idle_old.is_empty() {
+        return Err(held.explain(&sets, Refusal::AllWorking));
     }
     Ok(WaveDecision::Done)
 }
@@ -102,20 +127,42 @@ pub fn finalize_partition(s: &Snapshot, policy: &Policy) -> Result<u32, Refusal>
 /// settled pods of `I ∩ U` and demote `m` pods of `W ∩ O`, lowest ordinals first, with
 /// `m = min(|settled I ∩ U|, |W ∩ O|, maxPerWave)`, so the working count stays the same.
 pub fn plan_handover(s: &Snapshot, policy: &Policy) -> Result<Option<Handover>, Refusal> {
+    plan_handover_held(s, policy, &Held::default())
+}
+
+/// [`plan_handover`] without promoting the pods `held.promote` names (their promote gates failed).
+pub(super) fn plan_handover_held(
+    s: &Snapshot,
+    policy: &Policy,
+    held: &Held,
+) -> Result<Option<Handover>, Refusal> {
     check_preconditions(s)?;
     let sets = Sets::of(s, policy)?;
     if sets.working_old.is_empty() {
         return Ok(None);
     }
-    handover(&sets, policy).map(Some)
+    handover(&sets, policy, &held.promote)
+        .map(Some)
+        .map_err(|refusal| held.explain(&sets, refusal))
 }
 
-fn handover(sets: &Sets<'_>, policy: &Policy) -> Result<Handover, Refusal> {
-    let ready: Vec<&PodView> = sets
-        .idle_updated
+/// The settled pods of `I ∩ U`: the only pods a handover may promote.
+pub(super) fn promotable<'a>(sets: &Sets<'a>) -> Vec<&'a PodView> {
+    sets.idle_updated
         .iter()
         .copied()
         .filter(|p| p.is_settled())
+        .collect()
+}
+
+fn handover(
+    sets: &Sets<'_>,
+    policy: &Policy,
+    held: &BTreeMap<String, String>,
+) -> Result<Handover, Refusal> {
+    let ready: Vec<&PodView> = promotable(sets)
+        .into_iter()
+        .filter(|p| !held.contains_key(&p.name))
         .collect();
     let m = ready
         .len()

@@ -3,6 +3,8 @@
 
 /// The step DAG: growth across waves, readiness, hooks, errors, rendering.
 mod dag_graph;
+/// Per-pod gates in the decision core, as tables.
+mod decide_gates;
 /// The one partition arithmetic, by table.
 mod decide_partition;
 /// Properties of the decision core over random clusters and arbiter states.

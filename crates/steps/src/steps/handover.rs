@@ -3,7 +3,7 @@
 //! means someone else changed roles: re-read, re-plan, retry. A 202 is polled until the
 //! arbiter shows the roles. Then the role labels follow.
 
-use baton_engine::decide::{Refusal, plan_handover};
+use baton_engine::decide::{Refusal, plan_gated_handover};
 use baton_engine::event::RunEvent;
 use baton_engine::step::{AuditWrite, StepContext, StepError, StepOutput, WriteOutcome};
 use serde_json::json;
@@ -23,12 +23,13 @@ pub async fn run(env: &Env, ctx: &StepContext) -> Result<StepOutput, StepError> 
     let policy = env.policy(ctx);
     for _ in 0..MAX_STALE {
         let live = env.live().await?;
-        let planned = match plan_handover(&live.snapshot, &policy) {
+        let held = crate::gates::promote_held(env, ctx, &live.snapshot, &policy, wave).await;
+        let planned = match plan_gated_handover(&live.snapshot, &policy, &held) {
             Ok(Some(h)) if !h.promote.is_empty() => h,
             Ok(_) => {
                 return skipped(env, ctx, "no working pod runs the old revision".to_owned()).await;
             }
-            Err(r @ Refusal::NoIdleToHandOver { .. }) => {
+            Err(r @ (Refusal::NoIdleToHandOver { .. } | Refusal::GatesHold { .. })) => {
                 return skipped(env, ctx, r.to_string()).await;
             }
             Err(r) => return Err(refusal(r)),

@@ -56,7 +56,8 @@ pub async fn run(env: &Env, ctx: &StepContext) -> Result<StepOutput, StepError> 
         pods: Vec::new(),
         arbiter: ArbiterView::default(),
     };
-    let outcome = watch_until(
+    // The plan's analysis races the watch: a failed check stops the wave mid-way.
+    let watched = watch_until(
         env,
         ctx,
         true,
@@ -104,8 +105,23 @@ pub async fn run(env: &Env, ctx: &StepContext) -> Result<StepOutput, StepError> 
             let (sts, pods) = w.views();
             progress(&sts, &pods, &select.select).explain()
         },
-    )
-    .await?;
+    );
+    let outcome = tokio::select! {
+        outcome = watched => outcome?,
+        failed = crate::analysis::until_failing(env.plan.spec()) => Outcome::Unsafe(failed),
+    };
+    // And once more when the wave is ready.
+    let outcome = match outcome {
+        Outcome::Done(revision) => {
+            let failed = crate::analysis::failing_checks(env.plan.spec()).await;
+            if failed.is_empty() {
+                Outcome::Done(revision)
+            } else {
+                Outcome::Unsafe(failed)
+            }
+        }
+        unsafe_ => unsafe_,
+    };
     let revision = match outcome {
         Outcome::Done(revision) => revision,
         Outcome::Unsafe(reasons) => return Err(safety_stop(env, ctx, &reasons).await),

@@ -1,0 +1,147 @@
+//! Issue #15's scenarios: per-pod gates and analysis, through the real `engine` binary on
+//! both backends, judged from outside (the observer's pod updates and roles) and by the
+//! run's own output and history.
+
+use super::harness::{
+    NEW_IMAGE, all_output, assert_exit, bed, describe, path_str, seed, wave_partitions,
+};
+use super::stub::Stub;
+use baton_testbed::backend::{BackendKind, Seed};
+use std::time::Duration;
+
+fn gate(stub: &Stub) -> serde_yaml::Value {
+    serde_yaml::from_str(&format!(
+        "[{{name: caught-up, http: {{url: \"{}/gate/{{{{pod}}}}\", timeout: 2s}}}}]",
+        stub.url
+    ))
+    .unwrap()
+}
+
+/// A gate failing for one idle pod leaves that pod out of the wave and names it; the wave
+/// takes the other idle pod, and the run completes (the pod passes when asked again).
+pub async fn gate_holds_one_pod(kind: BackendKind) {
+    let Some(bed) = bed(kind, seed()).await else {
+        return;
+    };
+    let stub = Stub::start().await;
+    stub.fail("sample-3", 1);
+    let plan = bed.plan("gated", |doc| doc["spec"]["gates"] = gate(&stub));
+    let out = bed.engine(&["run", path_str(&plan)]).await;
+    assert_exit(&out, 0);
+    let text = all_output(&out);
+    assert!(
+        text.contains("wave 1: sample-3 left out: gate caught-up: HTTP 503, expected 200"),
+        "{}",
+        describe(&out)
+    );
+    bed.assert_finished(5, NEW_IMAGE, 0).await;
+    // Wave 1 took sample-1 alone (partition 4); sample-3 went with wave 2.
+    assert_eq!(
+        wave_partitions(&bed.history("gated").await),
+        [4, 2, 0],
+        "{}",
+        describe(&out)
+    );
+    let v = bed.assert_safe();
+    assert_eq!(v.updated_pods()[0], "sample-1", "{:#?}", v.updates);
+    assert!(stub.asked("sample-3") >= 2, "asked again in wave 2");
+    // Promotion asks the gate too.
+    assert!(
+        stub.asked("sample-1") >= 2,
+        "asked before select and promote"
+    );
+}
+
+/// `--skip-gate` overrides the gate for the run and the history says who and why.
+pub async fn skip_gate_is_recorded(kind: BackendKind) {
+    let Some(bed) = bed(kind, seed()).await else {
+        return;
+    };
+    let stub = Stub::start().await;
+    stub.fail("sample-3", 1000);
+    let plan = bed.plan("skipped", |doc| doc["spec"]["gates"] = gate(&stub));
+    let out = bed
+        .engine(&[
+            "run",
+            path_str(&plan),
+            "--skip-gate",
+            "caught-up",
+            "--reason",
+            "endpoint broken, checked by hand",
+        ])
+        .await;
+    assert_exit(&out, 0);
+    bed.assert_finished(5, NEW_IMAGE, 0).await;
+    assert_eq!(stub.asked("sample-3"), 0, "a skipped gate is not asked");
+    let history = bed.engine(&["history", "skipped"]).await;
+    let table = super::harness::text(&history.stdout);
+    let row = table
+        .lines()
+        .find(|l| l.contains("gate caught-up"))
+        .unwrap_or_else(|| panic!("no skip in the history:\n{table}"));
+    assert!(
+        row.contains("skip gate") && row.contains("endpoint broken, checked by hand"),
+        "{row}"
+    );
+    // A gate the plan does not have is a usage error, before anything is written.
+    let out = bed
+        .engine(&["run", path_str(&plan), "--skip-gate", "caugth-up"])
+        .await;
+    assert_exit(&out, 2);
+    assert!(
+        all_output(&out).contains("the plan has no gate of that name (it has caught-up)"),
+        "{}",
+        describe(&out)
+    );
+}
+
+/// A failing analysis check mid-wave freezes the partition at once, with no working pod
+/// touched; the run stops as a safety stop (exit 1).
+pub async fn analysis_freezes_mid_wave(kind: BackendKind) {
+    let Some(bed) = bed(
+        kind,
+        Seed {
+            ready_delay: Duration::from_millis(1500),
+            ..seed()
+        },
+    )
+    .await
+    else {
+        return;
+    };
+    let stub = Stub::start().await;
+    let plan = bed.plan("analysed", |doc| {
+        doc["spec"]["analysis"] = serde_yaml::from_str(&format!(
+            "{{interval: 200ms, checks: [{{name: error-rate, prometheus: {{url: \"{}\", query: \"sum(rate(errors_total[1m]))\", max: 0.01}}}}]}}",
+            stub.url
+        ))
+        .unwrap();
+    });
+    let run = bed.spawn(&["run", path_str(&plan)]);
+    bed.observer
+        .until(Duration::from_secs(60), |v| !v.updates.is_empty())
+        .await
+        .unwrap_or_else(|v| panic!("no update began: {v:#?}"));
+    stub.set_value(0.5);
+    let out = super::harness::finish(run, &["run", "analysed"]).await;
+    assert_exit(&out, 1);
+    let text = all_output(&out);
+    assert!(
+        text.contains("analysis check error-rate failed: 0.5 > 0.01 (max)"),
+        "{}",
+        describe(&out)
+    );
+    assert!(text.contains("SAFETY STOP"), "{}", describe(&out));
+    assert_eq!(
+        bed.partition().await,
+        Some(5),
+        "frozen: partition = replicas"
+    );
+    let v = bed.assert_safe();
+    assert!(
+        v.updated_pods().len() < 5,
+        "the run stopped: {:#?}",
+        v.updates
+    );
+    assert!(stub.queries() > 0);
+}
