@@ -2,7 +2,7 @@
 //! as read at one moment. Built by `baton-steps` from the live cluster; built by hand in tests.
 //! Nothing here knows about Kubernetes client types.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
@@ -129,10 +129,40 @@ impl ArbiterView {
     }
 }
 
+/// The pods of one snapshot by name. Decisions that look many pods up by name (the judgement
+/// of a wave, the arbiter's members against the set) build one of these: a search of the pod
+/// list per name was quadratic, and at 1000 pods it was the engine's largest cost between a
+/// wave's last pod becoming Ready and the handover.
+#[derive(Debug)]
+pub struct PodIndex<'a> {
+    by_name: HashMap<&'a str, &'a PodView>,
+}
+
+impl<'a> PodIndex<'a> {
+    /// The pod with this name, if it exists. With duplicate names (never on a real set) the
+    /// first pod of the snapshot wins, as [`Snapshot::pod`] finds it.
+    pub fn get(&self, name: &str) -> Option<&'a PodView> {
+        self.by_name.get(name).copied()
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.by_name.contains_key(name)
+    }
+}
+
 impl Snapshot {
-    /// The pod with this name, if it exists.
+    /// The pod with this name, if it exists. For many look-ups, [`Snapshot::index`].
     pub fn pod(&self, name: &str) -> Option<&PodView> {
         self.pods.iter().find(|p| p.name == name)
+    }
+
+    /// The pods by name, for many look-ups in one decision.
+    pub fn index(&self) -> PodIndex<'_> {
+        let mut by_name = HashMap::with_capacity(self.pods.len());
+        for p in &self.pods {
+            by_name.entry(p.name.as_str()).or_insert(p);
+        }
+        PodIndex { by_name }
     }
 
     /// Pods by ascending ordinal (name breaks ties), whatever order the snapshot holds them in.
@@ -161,10 +191,11 @@ impl Snapshot {
 
     /// Names the arbiter lists that are not pods of the set, in name order.
     pub fn unknown_members(&self) -> Vec<&str> {
+        let pods = self.index();
         self.arbiter
             .members
             .keys()
-            .filter(|name| self.pod(name).is_none())
+            .filter(|name| !pods.contains(name))
             .map(String::as_str)
             .collect()
     }

@@ -73,7 +73,12 @@ fn play(s: &Snapshot, policy: &Policy) -> Result<(Vec<WaveForecast>, Snapshot), 
 fn update(cluster: &mut Snapshot, select: &[String], partition: u32) {
     let revision = cluster.sts.update_revision.clone();
     cluster.sts.partition = Some(partition);
-    for pod in cluster.pods.iter_mut().filter(|p| select.contains(&p.name)) {
+    let select: std::collections::HashSet<&str> = select.iter().map(String::as_str).collect();
+    for pod in cluster
+        .pods
+        .iter_mut()
+        .filter(|p| select.contains(p.name.as_str()))
+    {
         pod.revision = revision.clone();
         pod.ready = true;
         pod.terminating = false;

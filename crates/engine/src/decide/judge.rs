@@ -15,12 +15,13 @@ use super::{Violation, WaveVerdict};
 /// Both of those can hold at once and are then both reported.
 pub fn judge_wave(before: &Snapshot, after: &Snapshot) -> WaveVerdict {
     let mut violations = Vec::new();
+    let now = after.index();
     let working = before
         .pods_by_ordinal()
         .into_iter()
         .filter(|p| before.arbiter.role_of(&p.name) == Some(Role::Working));
     for old in working {
-        let Some(new) = after.pod(&old.name) else {
+        let Some(new) = now.get(&old.name) else {
             violations.push(Violation::Recreated {
                 pod: old.name.clone(),
                 external: !old.selected,

@@ -32,13 +32,12 @@ use crate::snapshot::Snapshot;
 /// that no longer exist; both are handled as described in the module doc.
 pub fn partition_for(s: &Snapshot, selected: &[String]) -> Option<u32> {
     let want = s.sts.trusted_update_revision()?;
+    let selected: BTreeSet<&str> = selected.iter().map(String::as_str).collect();
     let moving: BTreeSet<&str> = s
         .pods
         .iter()
         .filter(|p| s.in_range(p))
-        .filter(|p| {
-            p.revision.as_deref() == Some(want) || selected.iter().any(|name| name == &p.name)
-        })
+        .filter(|p| p.revision.as_deref() == Some(want) || selected.contains(p.name.as_str()))
         .map(|p| p.name.as_str())
         .collect();
     Some(

@@ -62,6 +62,18 @@ fn the_partition_counts_only_present_counted_pods_updated_or_selected() {
             want: Some(4),
         },
         Case {
+            what: "a pod selected twice is counted once",
+            cluster: seed(),
+            selected: names(&[1, 3, 1]),
+            want: Some(3),
+        },
+        Case {
+            what: "a selected name that is no pod of the set is not counted",
+            cluster: seed(),
+            selected: vec!["other-1".to_owned(), name(3)],
+            want: Some(4),
+        },
+        Case {
             what: "every pod updated",
             cluster: with(seed(), |s| set_revision(s, &[0, 1, 2, 3, 4], NEW)),
             selected: vec![],

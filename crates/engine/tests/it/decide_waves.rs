@@ -503,6 +503,32 @@ mod judge {
                 |s| pod_mut(s, 1).restarts = 5,
                 vec![],
             ),
+            (
+                "listed in another order, nothing disturbed",
+                |s| s.pods.reverse(),
+                vec![],
+            ),
+            (
+                "listed in another order, one working pod restarted",
+                |s| {
+                    s.pods.reverse();
+                    pod_mut(s, 2).restarts = 1;
+                },
+                vec![Violation::Restarted {
+                    pod: name(2),
+                    before: 0,
+                    after: 1,
+                }],
+            ),
+            (
+                "a working pod's slot taken by a pod of another name",
+                |s| pod_mut(s, 4).name = "sample-40".to_owned(),
+                vec![Violation::Recreated {
+                    pod: name(4),
+                    external: true,
+                    revision: None,
+                }],
+            ),
         ];
         for (what, edit, expected) in cases {
             let (before, mut after) = after_wave();
@@ -535,5 +561,82 @@ mod judge {
         set_roles(&mut after, &[1, 3, 4]);
         set_revision(&mut after, &[0], NEW);
         assert_eq!(judge_wave(&before, &after).violations.len(), 1);
+    }
+}
+
+/// `Snapshot::index`, the by-name look-up decisions use instead of searching the pod list.
+mod index {
+    use super::*;
+    use baton_engine::snapshot::Role;
+
+    #[test]
+    fn the_index_finds_the_pods_the_list_holds_and_nothing_else() {
+        type Edit = fn(&mut Snapshot);
+        let cases: Vec<(&str, Edit, &str, Option<u32>)> = vec![
+            ("in ordinal order", |_| {}, "sample-3", Some(3)),
+            (
+                "in reverse order",
+                |s| s.pods.reverse(),
+                "sample-3",
+                Some(3),
+            ),
+            ("absent", |_| {}, "sample-9", None),
+            ("a prefix of a name", |_| {}, "sample-", None),
+            (
+                "removed",
+                |s| s.pods.retain(|p| p.ordinal != 3),
+                "sample-3",
+                None,
+            ),
+            (
+                "two pods of one name: the first, as Snapshot::pod finds it",
+                |s| {
+                    let mut twin = pod(7, NEW);
+                    twin.name = name(3);
+                    s.pods.insert(0, twin);
+                },
+                "sample-3",
+                Some(7),
+            ),
+            ("no pods", |s| s.pods.clear(), "sample-0", None),
+        ];
+        for (what, edit, look_up, want) in cases {
+            let mut s = seed();
+            edit(&mut s);
+            let index = s.index();
+            assert_eq!(index.get(look_up).map(|p| p.ordinal), want, "{what}");
+            assert_eq!(index.contains(look_up), want.is_some(), "{what}");
+            assert_eq!(
+                index.get(look_up).map(|p| p.ordinal),
+                s.pod(look_up).map(|p| p.ordinal),
+                "{what}: the index agrees with the list"
+            );
+        }
+    }
+
+    #[test]
+    fn members_without_a_pod_are_unknown_in_name_order() {
+        type Edit = fn(&mut Snapshot);
+        let cases: Vec<(&str, Edit, Vec<&str>)> = vec![
+            ("every member a pod", |_| {}, vec![]),
+            ("pods listed in reverse", |s| s.pods.reverse(), vec![]),
+            (
+                "two members gone",
+                |s| s.pods.retain(|p| p.ordinal != 1 && p.ordinal != 4),
+                vec!["sample-1", "sample-4"],
+            ),
+            (
+                "a member of another set",
+                |s| {
+                    s.arbiter.members.insert("other-0".to_owned(), Role::Idle);
+                },
+                vec!["other-0"],
+            ),
+        ];
+        for (what, edit, want) in cases {
+            let mut s = seed();
+            edit(&mut s);
+            assert_eq!(s.unknown_members(), want, "{what}");
+        }
     }
 }
