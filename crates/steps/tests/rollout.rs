@@ -133,3 +133,67 @@ async fn a_set_with_a_single_idle_pod_rolls_through_it_one_wave_at_a_time() {
     assert_eq!(report["violations"], serde_json::json!([]), "{report}");
     assert_eq!(report["workingMin"], 4, "{report}");
 }
+
+/// A window closed when the wave is due makes it wait, saying for which window and how long,
+/// and the wave goes once the (injected, manual) clock reaches the window; then the rollout
+/// runs as always.
+#[tokio::test]
+async fn a_wave_waits_for_its_window_and_goes_when_it_opens() {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use baton_engine::clock::ManualClock;
+    use baton_steps::gates::SafetyOptions;
+
+    let mut h = common::seed(
+        "  schedule:\n    windows:\n      - {days: [Mon], start: \"01:00\", end: \"05:00\", timeZone: Europe/Berlin}\n",
+    )
+    .await;
+    // Sunday 2026-12-06 22:48 in Berlin: Monday 01:00 is 2h12m away.
+    let clock = Arc::new(ManualClock::new("2026-12-06T21:48:00Z".parse().unwrap()));
+    h.steps = baton_steps::RolloutSteps::connect(&h.plan, h.client.clone())
+        .await
+        .unwrap()
+        .with_safety(SafetyOptions {
+            clock: clock.clone(),
+            ..Default::default()
+        });
+    h.prepare().await;
+    let steps = h.steps.clone();
+    let ctx = h.ctx(StepId::in_wave(1, StepKind::Window));
+    let waiting = tokio::spawn(async move {
+        use baton_engine::step::StepRunner as _;
+        steps.run(ctx).await
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !waiting.is_finished(),
+        "the wave must wait outside its window"
+    );
+    let told: Vec<String> = h
+        .journal
+        .events()
+        .into_iter()
+        .filter_map(|e| match e {
+            RunEvent::Waiting { step, what } if step == "wave-1/window" => Some(what),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(told, ["window Mon 01:00 Europe/Berlin (in 2h12m)"]);
+    // Nothing moved while waiting.
+    assert_eq!(h.sts().await.partition(), Some(5));
+
+    clock.advance(Duration::from_secs(2 * 3600 + 12 * 60));
+    let out = tokio::time::timeout(Duration::from_secs(5), waiting)
+        .await
+        .expect("the wave goes once the window opens")
+        .unwrap()
+        .unwrap();
+    assert_eq!(out.value["opened"], "2026-12-07T00:00:00Z");
+    assert_eq!(out.value["waited"], true);
+    assert!(h.update_wave(1).await);
+    assert_eq!(
+        h.outputs[&StepId::in_wave(1, StepKind::SetPartition)]["partition"],
+        3
+    );
+}

@@ -16,6 +16,7 @@ mod graph;
 mod history;
 mod list;
 mod plan;
+mod plan_safety;
 mod resume;
 mod run;
 mod schema;

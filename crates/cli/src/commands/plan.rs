@@ -59,6 +59,7 @@ pub fn run(global: &GlobalArgs, args: &PlanArg) -> anyhow::Result<ExitStatus> {
                 .sum(),
         };
         let estimate = forecast.as_ref().ok().map(|f| decide::estimate(&f.waves, &timing));
+        let safety = super::plan_safety::report(&plan, &snapshot, jiff::Timestamp::now()).await;
         let images: Vec<serde_json::Value> = spec
             .update
             .images
@@ -91,6 +92,7 @@ pub fn run(global: &GlobalArgs, args: &PlanArg) -> anyhow::Result<ExitStatus> {
                     "serialisedWaves": e.waves.iter().filter(|w| w.serialised).map(|w| w.wave).collect::<Vec<_>>(),
                 })),
                 "refusal": forecast.as_ref().err(),
+                "safety": safety.json,
             });
             printer::out_json(&doc);
         } else {
@@ -122,6 +124,9 @@ pub fn run(global: &GlobalArgs, args: &PlanArg) -> anyhow::Result<ExitStatus> {
                         if pods.len() == 1 { "it is" } else { "they are" }
                     )),
                 }
+            }
+            for line in &safety.lines {
+                printer::out(line);
             }
             match &forecast {
                 Ok(f) if f.waves.is_empty() => printer::out("nothing to do: every pod runs the update revision"),

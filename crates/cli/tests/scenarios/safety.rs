@@ -24,8 +24,30 @@ pub async fn gate_holds_one_pod(kind: BackendKind) {
         return;
     };
     let stub = Stub::start().await;
-    stub.fail("sample-3", 1);
+    // Once for `engine plan`, once for the run's first wave.
+    stub.fail("sample-3", 2);
     let plan = bed.plan("gated", |doc| doc["spec"]["gates"] = gate(&stub));
+    // `engine plan` asks the gates now and shows each pod's answer; it writes nothing.
+    let before = (bed.partition().await, bed.generation().await);
+    let dry = bed.engine(&["plan", path_str(&plan)]).await;
+    assert_exit(&dry, 0);
+    let shown = super::harness::text(&dry.stdout);
+    assert!(
+        shown.contains(
+            "  sample-3: caught-up FAIL (HTTP 503, expected 200) -- held back while it fails"
+        ),
+        "{}",
+        describe(&dry)
+    );
+    assert!(
+        shown.contains("  sample-1: caught-up pass (HTTP 200)\n"),
+        "{shown}"
+    );
+    assert_eq!(
+        (bed.partition().await, bed.generation().await),
+        before,
+        "plan wrote nothing"
+    );
     let out = bed.engine(&["run", path_str(&plan)]).await;
     assert_exit(&out, 0);
     let text = all_output(&out);

@@ -72,7 +72,7 @@ pub fn prologue(plan: &ValidPlan) -> Vec<NodeSpec> {
     prologue_of(plan.spec())
 }
 
-/// Wave `k` (from 1), attached after `after`: `beforeWave` hooks, `query-arbiter`,
+/// Wave `k` (from 1), attached after `after`: `window` (with `schedule.windows`), `beforeWave` hooks, `query-arbiter`,
 /// `select`, `relabel`, `set-partition`, `wait-updated`, `verify`, `afterWaveReady` hooks,
 /// `settle` (when `waves.settle > 0`), `approval` (per `waves.approval`), `beforeHandover`
 /// hooks, `handover`, `afterHandover` hooks.
@@ -109,6 +109,10 @@ pub(super) fn prologue_of(spec: &Spec) -> Vec<NodeSpec> {
 
 pub(super) fn wave_of(spec: &Spec, k: u32, after: &[StepId]) -> Vec<NodeSpec> {
     let mut chain = Chain::new(Some(k), after);
+    // A wave starts only inside a window: before anything of the wave, its hooks included.
+    if !spec.schedule.windows.is_empty() {
+        chain.step(StepKind::Window);
+    }
     chain.hooks(spec, HookPoint::BeforeWave);
     for kind in [
         StepKind::QueryArbiter,

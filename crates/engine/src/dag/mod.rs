@@ -37,6 +37,8 @@ pub enum StepKind {
     Approval,
     Handover,
     Finalize,
+    /// Waits for a maintenance window (`schedule.windows`) before a wave starts.
+    Window,
     /// A plan hook.
     Hook {
         point: HookPoint,
@@ -79,6 +81,7 @@ impl fmt::Display for StepKind {
             StepKind::Approval => "approval",
             StepKind::Handover => "handover",
             StepKind::Finalize => "finalize",
+            StepKind::Window => "window",
             StepKind::Hook { point, name } => return write!(f, "hook/{}/{name}", point.as_str()),
         };
         f.write_str(s)

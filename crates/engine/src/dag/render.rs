@@ -93,6 +93,7 @@ fn dot_shape(kind: &StepKind) -> &'static str {
         StepKind::Hook { .. } => "ellipse",
         StepKind::Approval => "octagon",
         StepKind::Settle => "hexagon",
+        StepKind::Window => "hexagon",
         _ => "box",
     }
 }

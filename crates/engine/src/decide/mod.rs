@@ -12,6 +12,7 @@
 //! - [`partition_for`] / [`freeze_partition`]: the one partition arithmetic (`|P| - |U ∪ S|`).
 //! - [`plan_gated_wave`] / [`plan_gated_handover`]: the same, leaving out pods whose per-pod
 //!   gates failed ([`Held`]).
+//! - [`window_state`]: may a wave start now (maintenance windows), else when.
 //! - [`judge_wave`]: did a wave disturb a working pod?
 //! - [`forecast`]: every wave, assuming each succeeds (`engine plan`); [`forecast_run`] adds
 //!   how the run ends, [`estimate`] how long it may take.
@@ -25,6 +26,7 @@ mod judge;
 mod partition;
 mod sets;
 mod wave;
+mod window;
 
 pub use estimate::{Estimate, Timing, WaveTiming, estimate, typical_ready};
 pub use forecast::{forecast, forecast_run};
@@ -35,6 +37,7 @@ pub use gates::{
 pub use judge::judge_wave;
 pub use partition::{freeze_partition, partition_for};
 pub use wave::{check_preconditions, finalize_partition, plan_handover, plan_wave};
+pub use window::{Opening, WindowState, window_state};
 
 /// The knobs of the plan that decisions depend on.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]

@@ -13,6 +13,8 @@ mod decide_properties;
 mod decide_support;
 /// The decision core wave by wave, as tables.
 mod decide_waves;
+/// Maintenance windows, as tables.
+mod decide_window;
 /// Crash-resume in child processes killed at every failpoint and at random.
 mod exec_crash;
 /// The executor against sled in one process: restarts, approvals, retries, damage.

@@ -14,6 +14,7 @@ pub mod set_partition;
 pub mod verify;
 pub mod wait;
 pub mod wait_updated;
+pub mod window;
 
 use std::collections::BTreeMap;
 
