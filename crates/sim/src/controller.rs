@@ -271,6 +271,14 @@ impl Driver {
         let mut pods = Vec::with_capacity(listed.len());
         let mut wake = None;
         for obj in listed {
+            // The common case at scale: the pod is the very object the last pass saw and the
+            // kubelet had nothing to do for it. Both lists are in key order, so the next
+            // remembered pod is the one to compare; no field of the object is read (looking
+            // up its namespace, name and uid in the JSON was most of a pass at 1000 pods).
+            if let Some(s) = old.next_if(|s| s.idle && Arc::ptr_eq(&s.obj, &obj)) {
+                pods.push(s);
+                continue;
+            }
             let (ns, name, uid) = (
                 meta_str(&obj, "namespace"),
                 meta_str(&obj, "name"),
