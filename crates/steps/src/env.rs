@@ -111,8 +111,9 @@ impl Env {
 
     /// The one path of every Kubernetes write. The whole batch is logged as intents
     /// (one flushed checkpoint, which also carries every transition before it), then
-    /// sent, up to [`IN_FLIGHT`] at a time, then settled in the log. Crash tests rely on
-    /// the failpoints standing around every single write.
+    /// sent, up to [`IN_FLIGHT`] at a time, each settled in the log as its answer arrives:
+    /// the log tells when each write was acknowledged, not when the last of its batch was.
+    /// Crash tests rely on the failpoints standing around every single write.
     pub async fn write_all(&self, ctx: &StepContext, writes: Vec<Write>) -> Result<(), StepError> {
         if writes.is_empty() {
             return Ok(());
@@ -134,39 +135,28 @@ impl Env {
             sends.push((w.object, w.action, json));
         }
         let intents = ctx.journal.intend(&ctx.step, audit).map_err(journal_err)?;
-        let results: Vec<Result<Option<Written>, KubeError>> = futures::stream::iter(sends)
-            .map(|(object, action, json)| async move {
-                failpoint(&ctx.step);
-                let written = match object {
-                    Object::Sts => {
-                        let sts = self.target.patch_sts(&action, json).await?;
-                        sts.metadata.resource_version.map(|rv| Written {
-                            kind: Kind::Sts,
-                            name: self.target.name.clone(),
-                            resource_version: rv,
-                        })
+        let results: Vec<(Sent, Result<(), JournalError>)> =
+            futures::stream::iter(intents.into_iter().zip(sends))
+                .map(|(intent, (object, action, json))| async move {
+                    failpoint(&ctx.step);
+                    let written = self.send(object, &action, json).await;
+                    if written.is_ok() {
+                        failpoint_after(&ctx.step);
                     }
-                    Object::Pod(pod) => {
-                        let answer = self.target.patch_pod(&pod, &action, json).await?;
-                        answer.metadata.resource_version.map(|rv| Written {
-                            kind: Kind::Pod,
-                            name: pod,
-                            resource_version: rv,
-                        })
-                    }
-                };
-                failpoint_after(&ctx.step);
-                Ok(written)
-            })
-            .buffered(IN_FLIGHT)
-            .collect()
-            .await;
-        let outcomes = intents
+                    let settled = match outcome_of(&written, KubeError::surely_not_applied) {
+                        Some(outcome) => ctx.journal.settle(vec![(intent, outcome)]),
+                        None => Ok(()),
+                    };
+                    (written, settled)
+                })
+                .buffered(IN_FLIGHT)
+                .collect()
+                .await;
+        let (results, settled): (Vec<_>, Vec<_>) = results.into_iter().unzip();
+        settled
             .into_iter()
-            .zip(&results)
-            .filter_map(|(id, r)| outcome_of(r, KubeError::surely_not_applied).map(|o| (id, o)))
-            .collect();
-        ctx.journal.settle(outcomes).map_err(journal_err)?;
+            .find_map(Result::err)
+            .map_or(Ok(()), |e| Err(journal_err(e)))?;
         // Read-your-writes: whoever reads next sees these writes (or later) in the view.
         let written: Vec<Written> = results
             .iter()
@@ -177,6 +167,28 @@ impl Env {
             Some(e) => Err(e.into()),
             None => Ok(seen?),
         }
+    }
+
+    /// Sends one patch; the resourceVersion the API server answered with, for read-your-writes.
+    async fn send(&self, object: Object, action: &str, json: json_patch::Patch) -> Sent {
+        Ok(match object {
+            Object::Sts => {
+                let sts = self.target.patch_sts(action, json).await?;
+                sts.metadata.resource_version.map(|rv| Written {
+                    kind: Kind::Sts,
+                    name: self.target.name.clone(),
+                    resource_version: rv,
+                })
+            }
+            Object::Pod(pod) => {
+                let answer = self.target.patch_pod(&pod, action, json).await?;
+                answer.metadata.resource_version.map(|rv| Written {
+                    kind: Kind::Pod,
+                    name: pod,
+                    resource_version: rv,
+                })
+            }
+        })
     }
 }
 
@@ -207,6 +219,9 @@ pub async fn write_ahead<T>(
     }
     Ok(answer)
 }
+
+/// One write's answer: the version to wait for in the view, or why it failed.
+type Sent = Result<Option<Written>, KubeError>;
 
 /// How many patches one step keeps in flight. Enough to hide the API server's latency
 /// for a wave of a hundred pods, few enough not to look like a storm to it.
