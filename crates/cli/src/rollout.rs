@@ -62,12 +62,18 @@ pub fn safety_options(
             "error: --skip-gate {unknown}: the plan has no gate of that name ({have})"
         ));
     }
-    Ok(baton_steps::gates::SafetyOptions {
+    let mut safety = baton_steps::gates::SafetyOptions {
         skip_gates: skip.iter().cloned().collect(),
         by: crate::commands::who(),
         reason: reason.map(str::to_owned),
         ..Default::default()
-    })
+    };
+    if let Some(clock) =
+        baton_steps::gates::ShiftedClock::from_env().map_err(|e| format!("error: {e}"))?
+    {
+        safety.clock = std::sync::Arc::new(clock);
+    }
+    Ok(safety)
 }
 
 /// Run (or resume) `plan` against the cluster `client` points at, to the end.

@@ -762,7 +762,9 @@ scenario!(
 );
 
 // Issue #15: application-aware safety (scenarios/safety.rs).
-use safety::{analysis_freezes_mid_wave, gate_holds_one_pod, skip_gate_is_recorded};
+use safety::{
+    analysis_freezes_mid_wave, gate_holds_one_pod, skip_gate_is_recorded, window_waits_then_goes,
+};
 scenario!(
     gate_holds_one_pod,
     sim_gate_holds_one_pod,
@@ -777,4 +779,9 @@ scenario!(
     analysis_freezes_mid_wave,
     sim_analysis_freezes_mid_wave,
     real_analysis_freezes_mid_wave
+);
+scenario!(
+    window_waits_then_goes,
+    sim_window_waits_then_goes,
+    real_window_waits_then_goes
 );

@@ -54,6 +54,44 @@ impl std::fmt::Debug for SafetyOptions {
     }
 }
 
+/// `BATON_TEST_CLOCK=2026-12-06T23:59:58+01:00`: the run's windows read a clock that starts
+/// at that instant and runs at the wall clock's pace. A test hook, like `BATON_FAILPOINTS`,
+/// so the `engine` binary's window waits can be tested without waiting for a real window.
+pub const TEST_CLOCK_ENV: &str = "BATON_TEST_CLOCK";
+
+/// A clock shifted by a fixed offset from the system's.
+#[derive(Debug, Clone, Copy)]
+pub struct ShiftedClock {
+    offset: jiff::SignedDuration,
+}
+
+impl ShiftedClock {
+    /// A clock that reads `start` now.
+    pub fn starting_at(start: jiff::Timestamp) -> Self {
+        ShiftedClock {
+            offset: start.duration_since(jiff::Timestamp::now()),
+        }
+    }
+
+    /// From [`TEST_CLOCK_ENV`], when it is set; an unreadable value is an error.
+    pub fn from_env() -> Result<Option<Self>, String> {
+        let Ok(text) = std::env::var(TEST_CLOCK_ENV) else {
+            return Ok(None);
+        };
+        let start: jiff::Timestamp = text
+            .parse()
+            .map_err(|e| format!("{TEST_CLOCK_ENV}={text:?} is not an RFC 3339 instant: {e}"))?;
+        Ok(Some(ShiftedClock::starting_at(start)))
+    }
+}
+
+impl Clock for ShiftedClock {
+    fn now(&self) -> jiff::Timestamp {
+        let now = jiff::Timestamp::now();
+        now.checked_add(self.offset).unwrap_or(now)
+    }
+}
+
 /// The values gate placeholders expand to.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct GateVars {

@@ -167,3 +167,43 @@ pub async fn analysis_freezes_mid_wave(kind: BackendKind) {
     );
     assert!(stub.queries() > 0);
 }
+
+/// A window closed at the start makes the run wait, saying for which window, and then go.
+/// The clock is injected (`BATON_TEST_CLOCK`): two seconds before Monday 00:00 in Berlin.
+pub async fn window_waits_then_goes(kind: BackendKind) {
+    let Some(bed) = bed(kind, seed()).await else {
+        return;
+    };
+    let plan = bed.plan("windowed", |doc| {
+        doc["spec"]["schedule"] = serde_yaml::from_str(
+            "{windows: [{days: [Mon], start: \"00:00\", end: \"05:00\", timeZone: Europe/Berlin}]}",
+        )
+        .unwrap();
+    });
+    let mut cmd = bed.command(&["run", path_str(&plan), "--output", "json"]);
+    cmd.env(
+        "BATON_TEST_CLOCK",
+        "2026-12-06T23:59:58+01:00", // Sunday, Berlin
+    );
+    let out = super::harness::finish(cmd.spawn().unwrap(), &["run", "windowed"]).await;
+    assert_exit(&out, 0);
+    let waits: Vec<String> = super::harness::events(&out)
+        .iter()
+        .filter(|e| e["type"] == "waiting" && e["step"] == "wave-1/window")
+        .filter_map(|e| e["what"].as_str().map(str::to_owned))
+        .collect();
+    assert!(
+        waits
+            .first()
+            .is_some_and(|w| w.starts_with("window Mon 00:00 Europe/Berlin (in ")),
+        "{waits:?}\n{}",
+        describe(&out)
+    );
+    // Later waves start inside the window: no more waits.
+    let later = super::harness::events(&out)
+        .iter()
+        .filter(|e| e["type"] == "waiting" && e["step"] == "wave-2/window")
+        .count();
+    assert_eq!(later, 0);
+    bed.assert_finished(5, NEW_IMAGE, 0).await;
+}
