@@ -763,7 +763,8 @@ scenario!(
 
 // Issue #15: application-aware safety (scenarios/safety.rs).
 use safety::{
-    analysis_freezes_mid_wave, gate_holds_one_pod, skip_gate_is_recorded, window_waits_then_goes,
+    analysis_freezes_mid_wave, gate_holds_one_pod, gates_hold_every_pod, skip_gate_is_recorded,
+    window_waits_then_goes,
 };
 scenario!(
     gate_holds_one_pod,
@@ -784,4 +785,9 @@ scenario!(
     window_waits_then_goes,
     sim_window_waits_then_goes,
     real_window_waits_then_goes
+);
+scenario!(
+    gates_hold_every_pod,
+    sim_gates_hold_every_pod,
+    real_gates_hold_every_pod
 );

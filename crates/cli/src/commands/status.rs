@@ -64,26 +64,23 @@ pub fn state_dir(global: &GlobalArgs) -> anyhow::Result<std::path::PathBuf> {
     }
 }
 
-/// The pods the latest wave's gates held back, each with the gate and its answer (the
+/// The pods the gates held back, wave by wave, each with the gate and its answer (each
 /// `select` step's output keeps them).
 fn held_lines(view: &RunView) -> Vec<String> {
-    let Some((wave, output)) = view
+    let mut selects: Vec<(u32, &serde_json::Value)> = view
         .nodes
         .iter()
         .filter(|n| n.step.kind == baton_engine::dag::StepKind::Select)
-        .filter_map(|n| Some((n.step.wave?, n.output.as_ref()?)))
-        .max_by_key(|(wave, _)| *wave)
-    else {
-        return Vec::new();
-    };
-    let answers: Vec<baton_engine::decide::GateAnswer> = output
-        .get("gates")
-        .and_then(|g| serde_json::from_value(g.clone()).ok())
-        .unwrap_or_default();
-    answers
-        .iter()
-        .filter(|a| !a.passed)
-        .map(|a| {
+        .filter_map(|n| Some((n.step.wave?, &**n.output.as_ref()?)))
+        .collect();
+    selects.sort_by_key(|(wave, _)| *wave);
+    let mut lines = Vec::new();
+    for (wave, output) in selects {
+        let answers: Vec<baton_engine::decide::GateAnswer> = output
+            .get("gates")
+            .and_then(|g| serde_json::from_value(g.clone()).ok())
+            .unwrap_or_default();
+        lines.extend(answers.iter().filter(|a| !a.passed).map(|a| {
             format!(
                 "held:    wave {wave}: {} by gate {} ({}): {}",
                 a.pod,
@@ -91,8 +88,9 @@ fn held_lines(view: &RunView) -> Vec<String> {
                 a.moment.as_str(),
                 a.answer
             )
-        })
-        .collect()
+        }));
+    }
+    lines
 }
 
 /// Whether run `run` is marked `running` while no process drives it: the process that did

@@ -64,6 +64,14 @@ pub async fn gate_holds_one_pod(kind: BackendKind) {
         "{}",
         describe(&out)
     );
+    let status = bed.engine(&["status", "gated"]).await;
+    assert!(
+        super::harness::text(&status.stdout).contains(
+            "held:    wave 1: sample-3 by gate caught-up (select): HTTP 503, expected 200"
+        ),
+        "{}",
+        describe(&status)
+    );
     let v = bed.assert_safe();
     assert_eq!(v.updated_pods()[0], "sample-1", "{:#?}", v.updates);
     assert!(stub.asked("sample-3") >= 2, "asked again in wave 2");
@@ -206,4 +214,54 @@ pub async fn window_waits_then_goes(kind: BackendKind) {
         .count();
     assert_eq!(later, 0);
     bed.assert_finished(5, NEW_IMAGE, 0).await;
+}
+
+/// Gates holding every idle pod: the wave waits, asking again, and says which pods and why
+/// (in the progress stream and in `engine status` from another process); at
+/// `waves.readyTimeout` the run fails, resumable, having updated nothing.
+pub async fn gates_hold_every_pod(kind: BackendKind) {
+    let Some(bed) = bed(kind, seed()).await else {
+        return;
+    };
+    let stub = Stub::start().await;
+    stub.fail("sample-1", 1000);
+    stub.fail("sample-3", 1000);
+    let plan = bed.plan("held", |doc| {
+        doc["spec"]["gates"] = gate(&stub);
+        doc["spec"]["waves"]["readyTimeout"] = "3s".into();
+    });
+    let run = bed.spawn(&["run", path_str(&plan)]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let waiting = loop {
+        let view = bed.status_in(&bed.state, "held").await;
+        let what = view.as_ref().and_then(|v| {
+            v["waiting"]
+                .as_array()?
+                .iter()
+                .find_map(|w| w["what"].as_str().map(str::to_owned))
+        });
+        if let Some(what) = what {
+            break what;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never waited for gates"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(
+        waiting,
+        "gates to pass: sample-1 (caught-up: HTTP 503, expected 200), \
+         sample-3 (caught-up: HTTP 503, expected 200)"
+    );
+    let out = super::harness::finish(run, &["run", "held"]).await;
+    assert_exit(&out, 1);
+    assert!(
+        all_output(&out).contains("gates hold every pod this wave could take: sample-1"),
+        "{}",
+        describe(&out)
+    );
+    assert!(stub.asked("sample-1") >= 2, "asked again while waiting");
+    let v = bed.assert_safe();
+    assert_eq!(v.updates, [], "nothing updated");
 }

@@ -19,7 +19,7 @@ use crate::events::{EventType, WAVE_STARTED};
 use crate::gates::ask_all;
 
 /// How long to wait before asking gates again while they hold every candidate.
-pub const GATE_RETRY: Duration = Duration::from_secs(5);
+pub const GATE_RETRY: Duration = Duration::from_secs(2);
 
 pub async fn run(env: &Env, ctx: &StepContext) -> Result<StepOutput, StepError> {
     let policy = env.policy(ctx);
