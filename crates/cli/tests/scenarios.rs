@@ -7,8 +7,6 @@
 
 #[path = "scenarios/harness.rs"]
 mod harness;
-#[path = "scenarios/safety.rs"]
-mod safety;
 #[path = "scenarios/stub.rs"]
 mod stub;
 
@@ -40,6 +38,10 @@ macro_rules! scenario {
         }
     };
 }
+
+// Issue #15: application-aware safety; its scenarios use the macro above.
+#[path = "scenarios/safety.rs"]
+mod safety;
 
 fn pod(i: u32) -> String {
     format!("sample-{i}")
@@ -759,35 +761,4 @@ scenario!(
     unready_before_the_run,
     sim_unready_before_the_run,
     real_unready_before_the_run
-);
-
-// Issue #15: application-aware safety (scenarios/safety.rs).
-use safety::{
-    analysis_freezes_mid_wave, gate_holds_one_pod, gates_hold_every_pod, skip_gate_is_recorded,
-    window_waits_then_goes,
-};
-scenario!(
-    gate_holds_one_pod,
-    sim_gate_holds_one_pod,
-    real_gate_holds_one_pod
-);
-scenario!(
-    skip_gate_is_recorded,
-    sim_skip_gate_is_recorded,
-    real_skip_gate_is_recorded
-);
-scenario!(
-    analysis_freezes_mid_wave,
-    sim_analysis_freezes_mid_wave,
-    real_analysis_freezes_mid_wave
-);
-scenario!(
-    window_waits_then_goes,
-    sim_window_waits_then_goes,
-    real_window_waits_then_goes
-);
-scenario!(
-    gates_hold_every_pod,
-    sim_gates_hold_every_pod,
-    real_gates_hold_every_pod
 );

@@ -19,7 +19,7 @@ fn gate(stub: &Stub) -> serde_yaml::Value {
 
 /// A gate failing for one idle pod leaves that pod out of the wave and names it; the wave
 /// takes the other idle pod, and the run completes (the pod passes when asked again).
-pub async fn gate_holds_one_pod(kind: BackendKind) {
+async fn gate_holds_one_pod(kind: BackendKind) {
     let Some(bed) = bed(kind, seed()).await else {
         return;
     };
@@ -83,7 +83,7 @@ pub async fn gate_holds_one_pod(kind: BackendKind) {
 }
 
 /// `--skip-gate` overrides the gate for the run and the history says who and why.
-pub async fn skip_gate_is_recorded(kind: BackendKind) {
+async fn skip_gate_is_recorded(kind: BackendKind) {
     let Some(bed) = bed(kind, seed()).await else {
         return;
     };
@@ -127,7 +127,7 @@ pub async fn skip_gate_is_recorded(kind: BackendKind) {
 
 /// A failing analysis check mid-wave freezes the partition at once, with no working pod
 /// touched; the run stops as a safety stop (exit 1).
-pub async fn analysis_freezes_mid_wave(kind: BackendKind) {
+async fn analysis_freezes_mid_wave(kind: BackendKind) {
     let Some(bed) = bed(
         kind,
         Seed {
@@ -178,7 +178,7 @@ pub async fn analysis_freezes_mid_wave(kind: BackendKind) {
 
 /// A window closed at the start makes the run wait, saying for which window, and then go.
 /// The clock is injected (`BATON_TEST_CLOCK`): two seconds before Monday 00:00 in Berlin.
-pub async fn window_waits_then_goes(kind: BackendKind) {
+async fn window_waits_then_goes(kind: BackendKind) {
     let Some(bed) = bed(kind, seed()).await else {
         return;
     };
@@ -219,7 +219,7 @@ pub async fn window_waits_then_goes(kind: BackendKind) {
 /// Gates holding every idle pod: the wave waits, asking again, and says which pods and why
 /// (in the progress stream and in `engine status` from another process); at
 /// `waves.readyTimeout` the run fails, resumable, having updated nothing.
-pub async fn gates_hold_every_pod(kind: BackendKind) {
+async fn gates_hold_every_pod(kind: BackendKind) {
     let Some(bed) = bed(kind, seed()).await else {
         return;
     };
@@ -265,3 +265,29 @@ pub async fn gates_hold_every_pod(kind: BackendKind) {
     let v = bed.assert_safe();
     assert_eq!(v.updates, [], "nothing updated");
 }
+
+scenario!(
+    gate_holds_one_pod,
+    sim_gate_holds_one_pod,
+    real_gate_holds_one_pod
+);
+scenario!(
+    gates_hold_every_pod,
+    sim_gates_hold_every_pod,
+    real_gates_hold_every_pod
+);
+scenario!(
+    skip_gate_is_recorded,
+    sim_skip_gate_is_recorded,
+    real_skip_gate_is_recorded
+);
+scenario!(
+    window_waits_then_goes,
+    sim_window_waits_then_goes,
+    real_window_waits_then_goes
+);
+scenario!(
+    analysis_freezes_mid_wave,
+    sim_analysis_freezes_mid_wave,
+    real_analysis_freezes_mid_wave
+);
