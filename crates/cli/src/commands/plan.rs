@@ -59,7 +59,16 @@ pub fn run(global: &GlobalArgs, args: &PlanArg) -> anyhow::Result<ExitStatus> {
                 .sum(),
         };
         let estimate = forecast.as_ref().ok().map(|f| decide::estimate(&f.waves, &timing));
-        let safety = super::plan_safety::report(&plan, &snapshot, jiff::Timestamp::now()).await;
+        // The windows' clock, as a run would read it (`BATON_TEST_CLOCK` in tests).
+        let now = match baton_steps::gates::ShiftedClock::from_env() {
+            Ok(Some(clock)) => baton_engine::clock::Clock::now(&clock),
+            _ => jiff::Timestamp::now(),
+        };
+        let safety = super::plan_safety::report(&plan, &snapshot, now).await;
+        let starts = forecast.as_ref().map_or_else(
+            |_| Default::default(),
+            |f| super::plan_safety::wave_start_lines(spec, &f.waves, estimate.as_ref(), now),
+        );
         let images: Vec<serde_json::Value> = spec
             .update
             .images
@@ -131,7 +140,7 @@ pub fn run(global: &GlobalArgs, args: &PlanArg) -> anyhow::Result<ExitStatus> {
             match &forecast {
                 Ok(f) if f.waves.is_empty() => printer::out("nothing to do: every pod runs the update revision"),
                 Ok(f) => {
-                    for line in describe(spec, f, estimate.as_ref(), &timing, observed.ready.len(), snapshot.sts.max_unavailable) {
+                    for line in describe(spec, f, estimate.as_ref(), &timing, observed.ready.len(), snapshot.sts.max_unavailable, &starts) {
                         printer::out(line);
                     }
                 }
@@ -150,6 +159,7 @@ fn describe(
     timing: &Timing,
     observed: usize,
     max_unavailable: u32,
+    starts: &std::collections::BTreeMap<u32, String>,
 ) -> Vec<String> {
     const IN_WAVE: &str = "        ";
     let mut out = Vec::new();
@@ -166,6 +176,9 @@ fn describe(
             "wave {}: update {pods} (partition {})",
             wave.wave, wave.partition
         ));
+        if let Some(start) = starts.get(&wave.wave) {
+            out.push(format!("{IN_WAVE}{start}"));
+        }
         out.extend(hook_lines(IN_WAVE, spec, HookPoint::BeforeWave));
         if let Some(t) = timing.filter(|t| t.serialised) {
             out.push(format!(

@@ -152,3 +152,49 @@ fn bounds(q: &PrometheusQuery) -> String {
         (None, None) => q.query.clone(),
     }
 }
+
+/// With windows, when each projected wave can start (by wave number): `now`, or the day and
+/// time in the first window's time zone, with how long until then. Empty without windows.
+pub fn wave_start_lines(
+    spec: &baton_engine::plan::Spec,
+    waves: &[baton_engine::decide::WaveForecast],
+    estimate: Option<&baton_engine::decide::Estimate>,
+    now: Timestamp,
+) -> BTreeMap<u32, String> {
+    let windows = &spec.schedule.windows;
+    let Some(first) = windows.first() else {
+        return BTreeMap::new();
+    };
+    let durations: Vec<Option<std::time::Duration>> = waves
+        .iter()
+        .map(|w| {
+            estimate
+                .and_then(|e| e.waves.iter().find(|t| t.wave == w.wave))
+                .and_then(|t| t.time)
+        })
+        .collect();
+    let starts = baton_engine::decide::wave_starts(windows, now, &durations);
+    let tz = jiff::tz::TimeZone::get(&first.time_zone).unwrap_or(jiff::tz::TimeZone::UTC);
+    waves
+        .iter()
+        .zip(starts)
+        .map(|(w, start)| {
+            let told = match start {
+                Some(at) if at <= now => "starts: now (inside a window)".to_owned(),
+                Some(at) => {
+                    let left =
+                        std::time::Duration::try_from(at.duration_since(now)).unwrap_or_default();
+                    format!(
+                        "starts: {} {} (in {})",
+                        at.to_zoned(tz.clone()).strftime("%a %H:%M"),
+                        first.time_zone,
+                        baton_engine::text::span(left)
+                    )
+                }
+                None => "starts: inside the next window after the wave before it (no estimate)"
+                    .to_owned(),
+            };
+            (w.wave, told)
+        })
+        .collect()
+}

@@ -188,6 +188,19 @@ async fn window_waits_then_goes(kind: BackendKind) {
         )
         .unwrap();
     });
+    // `engine plan` tells when each wave can start, on the same injected clock.
+    let mut cmd = bed.command(&["plan", path_str(&plan)]);
+    cmd.env("BATON_TEST_CLOCK", "2026-12-06T22:00:30+01:00");
+    let dry = super::harness::finish(cmd.spawn().unwrap(), &["plan", "windowed"]).await;
+    assert_exit(&dry, 0);
+    let shown = super::harness::text(&dry.stdout);
+    for line in [
+        "window: Mon 00:00-05:00 Europe/Berlin\n",
+        "wave 1 waits for window Mon 00:00 Europe/Berlin (in 1h59m); each later wave starts only inside a window\n",
+        "wave 1: update sample-1, sample-3 (partition 3)\n        starts: Mon 00:00 Europe/Berlin (in 1h59m)\n",
+    ] {
+        assert!(shown.contains(line), "{line:?} in\n{shown}");
+    }
     let mut cmd = bed.command(&["run", path_str(&plan), "--output", "json"]);
     cmd.env(
         "BATON_TEST_CLOCK",

@@ -37,7 +37,7 @@ pub use gates::{
 pub use judge::judge_wave;
 pub use partition::{freeze_partition, partition_for};
 pub use wave::{check_preconditions, finalize_partition, plan_handover, plan_wave};
-pub use window::{Opening, WindowState, window_state};
+pub use window::{Opening, WindowState, wave_starts, window_state};
 
 /// The knobs of the plan that decisions depend on.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]

@@ -109,3 +109,29 @@ fn next_opening(w: &Window, now: Timestamp) -> Option<Opening> {
         })
     })
 }
+
+/// When each wave of a projected run can start under `windows`, from `now`: a wave starts as
+/// soon as the one before it ends (its duration from the estimate) if that is inside a
+/// window, else when the next window opens. `None` from the first wave whose start cannot be
+/// told (an earlier wave has no estimate, or no window can open).
+pub fn wave_starts(
+    windows: &[Window],
+    now: Timestamp,
+    durations: &[Option<std::time::Duration>],
+) -> Vec<Option<Timestamp>> {
+    let mut at = Some(now);
+    durations
+        .iter()
+        .map(|duration| {
+            let start = at.and_then(|t| match window_state(windows, t) {
+                WindowState::Open => Some(t),
+                WindowState::Closed { next } => next.map(|n| n.at),
+            });
+            at = start.zip(*duration).and_then(|(s, d)| {
+                let d = jiff::SignedDuration::try_from(d).ok()?;
+                s.checked_add(d).ok()
+            });
+            start
+        })
+        .collect()
+}

@@ -1,7 +1,7 @@
 //! Maintenance windows as a table: instants inside and outside weekly windows in their time
 //! zones, overnight windows, `24:00`, a daylight-saving gap, and the words the run waits with.
 
-use baton_engine::decide::{Opening, WindowState, window_state};
+use baton_engine::decide::{Opening, WindowState, wave_starts, window_state};
 use baton_engine::plan::{Weekday, Window};
 use jiff::Timestamp;
 
@@ -161,5 +161,38 @@ fn with_windows_each_wave_begins_with_the_window_step() {
     assert!(
         w.iter().all(|n| n.id.kind != StepKind::Window),
         "no windows, no step"
+    );
+}
+
+#[test]
+fn each_wave_starts_when_the_last_ended_if_a_window_is_open_else_at_the_next_opening() {
+    use Weekday::*;
+    use std::time::Duration;
+    let w = [window(&[Mon, Tue], "01:00", "02:00", "UTC")];
+    let min = |m: u64| Some(Duration::from_secs(60 * m));
+    // Sunday 23:00: wave 1 at Mon 01:00; 40 min later wave 2 still inside; wave 3 would
+    // start 02:20, outside: Tuesday 01:00; wave 4 after an unknown duration cannot be told.
+    let starts = wave_starts(
+        &w,
+        t("2026-12-06T23:00:00Z"),
+        &[min(40), min(40), None, min(1)],
+    );
+    assert_eq!(
+        starts,
+        [
+            Some(t("2026-12-07T01:00:00Z")),
+            Some(t("2026-12-07T01:40:00Z")),
+            Some(t("2026-12-08T01:00:00Z")),
+            None,
+        ]
+    );
+    // Without windows every wave follows the last.
+    let starts = wave_starts(&[], t("2026-12-06T23:00:00Z"), &[min(5), min(5)]);
+    assert_eq!(
+        starts,
+        [
+            Some(t("2026-12-06T23:00:00Z")),
+            Some(t("2026-12-06T23:05:00Z"))
+        ]
     );
 }
