@@ -8,7 +8,7 @@ use std::sync::{Arc, OnceLock};
 use baton_engine::dag::{StepId, StepKind};
 use baton_engine::decide::{Policy, Refusal, WaveDecision};
 use baton_engine::plan::ValidPlan;
-use baton_engine::snapshot::{Role, Snapshot};
+use baton_engine::snapshot::{ArbiterView, Role, Snapshot};
 use baton_engine::step::{
     AuditWrite, JournalError, StepContext, StepError, StepErrorKind, WriteOutcome,
 };
@@ -19,7 +19,7 @@ use serde_json::Value;
 use crate::arbiter::{ArbiterClient, ArbiterError};
 use crate::baseline::Baseline;
 use crate::events::Recorder;
-use crate::k8s::{KubeError, Live, Target, read_view};
+use crate::k8s::{KubeError, Live, Target, read_view, snapshot_of};
 use crate::patch::{JsonPatch, PatchError};
 use crate::view::{ClusterView, Kind, Written};
 
@@ -61,6 +61,20 @@ impl Env {
     /// run in it), and the arbiter asked now.
     pub async fn live(&self) -> Result<Live, StepError> {
         Ok(read_view(self.view(), &self.plan.spec().roles, &self.arbiter).await?)
+    }
+
+    /// The ASTS and its pods as the run's view shows them now, without asking the arbiter
+    /// (the snapshot's arbiter part is empty). For judgements that take roles from the
+    /// wave's baseline, not from the arbiter now (`verify`): the arbiter's 1000 members were
+    /// a request and a decode on the way from a wave's last Ready pod to its handover.
+    pub async fn pods_now(&self) -> Result<Snapshot, StepError> {
+        let objects = self.view().read().await?;
+        Ok(snapshot_of(
+            &objects.sts,
+            objects.pods.iter().map(|p| &**p),
+            ArbiterView::default(),
+            &self.plan.spec().roles,
+        ))
     }
 
     /// The role label value that mirrors an arbiter role.

@@ -534,14 +534,18 @@ pub fn pod_rows(
     images: &BTreeMap<String, String>,
 ) -> Vec<baton_engine::event::PodRow> {
     let update = live.snapshot.sts.trusted_update_revision();
+    // By name: a search of the pod list per row was quadratic (1000 pods, every wave).
+    let by_name: std::collections::HashMap<&str, &SlimPod> = live
+        .pods
+        .iter()
+        .filter_map(|p| Some((p.name()?, &**p)))
+        .collect();
     live.snapshot
         .pods
         .iter()
         .map(|v| {
-            let image = live
-                .pods
-                .iter()
-                .find(|p| p.name() == Some(v.name.as_str()))
+            let image = by_name
+                .get(v.name.as_str())
                 .and_then(|p| p.image_for(images));
             baton_engine::event::PodRow {
                 name: v.name.clone(),

@@ -146,3 +146,36 @@ async fn an_arbiter_outage_fails_query_arbiter_as_retryable() {
     h.sim.arbiter().outage(std::time::Duration::ZERO);
     h.wave(1, StepKind::QueryArbiter).await;
 }
+
+/// `verify` judges the pods against the wave's baseline and does not ask the arbiter: an
+/// outage after the wave does not hold the judgement up, and the handover, which needs the
+/// arbiter now, waits for it as a retryable failure (issue 13: one request less between a
+/// wave's last Ready pod and its handover).
+#[tokio::test]
+async fn an_arbiter_outage_after_a_wave_leaves_verify_to_judge_and_holds_the_handover() {
+    let mut h = common::seed("").await;
+    h.prepare().await;
+    assert!(h.update_wave(1).await);
+    h.sim.arbiter().outage(std::time::Duration::from_secs(60));
+    let verdict = h.wave(1, StepKind::Verify).await;
+    assert_eq!(verdict.value["safe"], true, "{:?}", verdict.value);
+    let err = h
+        .run(StepId::in_wave(1, StepKind::Handover))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, StepErrorKind::Retryable, "{}", err.message);
+    assert!(err.message.contains("503"), "{}", err.message);
+    h.sim.arbiter().outage(std::time::Duration::ZERO);
+    let out = h.wave(1, StepKind::Handover).await;
+    assert_eq!(
+        out.value["promote"],
+        serde_json::json!(["sample-1", "sample-3"])
+    );
+    let members = h.steps.env().arbiter.members().await.unwrap().members;
+    let working: Vec<&str> = members
+        .iter()
+        .filter(|(_, r)| **r == baton_engine::snapshot::Role::Working)
+        .map(|(n, _)| n.as_str())
+        .collect();
+    assert_eq!(working, ["sample-1", "sample-3", "sample-4"]);
+}

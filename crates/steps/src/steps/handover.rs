@@ -12,7 +12,7 @@ use super::{Selection, relabel_pods};
 use crate::arbiter::{HandoverOutcome, HandoverRequest, shows_handover};
 use crate::env::{Env, HandoverOutput, chain, refusal, to_value, write_ahead};
 use crate::events::{EventType, HANDOVER};
-use crate::k8s::pod_rows;
+use crate::k8s::{Live, pod_rows};
 
 /// How many stale-epoch answers in a row before giving up for this attempt.
 const MAX_STALE: u32 = 5;
@@ -27,10 +27,11 @@ pub async fn run(env: &Env, ctx: &StepContext) -> Result<StepOutput, StepError> 
         let planned = match plan_gated_handover(&live.snapshot, &policy, &held) {
             Ok(Some(h)) if !h.promote.is_empty() => h,
             Ok(_) => {
-                return skipped(env, ctx, "no working pod runs the old revision".to_owned()).await;
+                let why = "no working pod runs the old revision".to_owned();
+                return skipped(env, ctx, &live, why).await;
             }
             Err(r @ (Refusal::NoIdleToHandOver { .. } | Refusal::GatesHold { .. })) => {
-                return skipped(env, ctx, r.to_string()).await;
+                return skipped(env, ctx, &live, r.to_string()).await;
             }
             Err(r) => return Err(refusal(r)),
         };
@@ -144,9 +145,15 @@ fn working(view: &baton_engine::snapshot::ArbiterView) -> Vec<&String> {
         .collect()
 }
 
-async fn skipped(env: &Env, ctx: &StepContext, why: String) -> Result<StepOutput, StepError> {
-    let live = env.live().await?;
-    relabel_pods(env, ctx, &live, Selection::Keep).await?;
+/// Nothing to hand over: the role labels still follow the arbiter, from the same read the
+/// decision was taken on (nothing was written since).
+async fn skipped(
+    env: &Env,
+    ctx: &StepContext,
+    live: &Live,
+    why: String,
+) -> Result<StepOutput, StepError> {
+    relabel_pods(env, ctx, live, Selection::Keep).await?;
     let out = HandoverOutput {
         epoch: live.snapshot.arbiter.epoch,
         skipped: Some(why),

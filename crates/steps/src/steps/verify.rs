@@ -12,10 +12,13 @@ use crate::env::{Env, wave_baseline};
 use crate::events::{EventType, SAFETY_STOP};
 
 pub async fn run(env: &Env, ctx: &StepContext) -> Result<StepOutput, StepError> {
-    let live = env.live().await?;
-    let before = wave_baseline(ctx, &live.snapshot.sts)?;
+    // The pods and the ASTS as the view shows them now (every write of this run in it).
+    // The arbiter is not asked: the judgement takes roles from the wave's baseline, and
+    // `handover` asks the arbiter itself, with the epoch guarding its write.
+    let now = env.pods_now().await?;
+    let before = wave_baseline(ctx, &now.sts)?;
     let expected = env.policy(ctx).expected_update_revision;
-    let reasons = unsafe_reasons(&before, &live.snapshot, expected.as_deref());
+    let reasons = unsafe_reasons(&before, &now, expected.as_deref());
     if reasons.is_empty() {
         return Ok(StepOutput::new(json!({"safe": true})));
     }
