@@ -16,7 +16,7 @@ use baton_engine::step::{StepContext, StepError, StepOutput};
 use serde_json::json;
 
 use super::verify::{safety_stop, unsafe_reasons};
-use super::wait::{Progress, progress, watch_until};
+use super::wait::{Progress, ViewCache, progress, watch_until};
 use crate::env::{Env, SelectOutput, wave_baseline, wave_output};
 use crate::k8s::{Asts, sts_view};
 
@@ -57,43 +57,41 @@ pub async fn run(env: &Env, ctx: &StepContext) -> Result<StepOutput, StepError> 
         arbiter: ArbiterView::default(),
     };
     // The plan's analysis races the watch: a failed check stops the wave mid-way.
+    let mut views = ViewCache::default();
     let watched = watch_until(
         env,
         ctx,
         true,
         |w| {
-            let (sts, pods) = w.views();
-            let now = Snapshot {
-                sts,
-                pods,
-                arbiter: before.arbiter.clone(),
-            };
-            // The judgement compares pod by pod by name (quadratic at 1000 pods, and asked
-            // at every change): when every working pod is exactly as the wave began, only
-            // the revision check can object, so the full judgement is skipped.
+            // Roles are the baseline's (`before`): the judgement never reads `now`'s arbiter.
+            let now = views.snapshot(w);
+            // The judgement is asked at every change: when every working pod is exactly as
+            // the wave began, only the revision check can object, so the pod-by-pod
+            // judgement is skipped.
             let reasons = if as_it_began(&baseline, &now.pods) {
-                unsafe_reasons(&no_pods, &now, expected.as_deref())
+                unsafe_reasons(&no_pods, now, expected.as_deref())
             } else {
-                unsafe_reasons(&before, &now, expected.as_deref())
+                unsafe_reasons(&before, now, expected.as_deref())
             };
             if !reasons.is_empty() {
                 return Some(Outcome::Unsafe(reasons));
             }
             let want = now.sts.trusted_update_revision()?;
-            for p in now
+            let mut settled: Vec<&PodView> = now
                 .pods
                 .iter()
                 .filter(|p| selected.contains(p.name.as_str()))
-            {
-                if p.revision.as_deref() == Some(want)
-                    && p.is_settled()
-                    && announced.insert(p.name.clone())
-                {
-                    ctx.journal.emit(RunEvent::PodUpdated {
-                        pod: p.name.clone(),
-                        revision: want.to_owned(),
-                    });
-                }
+                .filter(|p| p.revision.as_deref() == Some(want) && p.is_settled())
+                .filter(|p| !announced.contains(&p.name))
+                .collect();
+            // Told by ordinal, as the wave's pods were named.
+            settled.sort_by_key(|p| p.ordinal);
+            for p in settled {
+                announced.insert(p.name.clone());
+                ctx.journal.emit(RunEvent::PodUpdated {
+                    pod: p.name.clone(),
+                    revision: want.to_owned(),
+                });
             }
             matches!(
                 progress(&now.sts, &now.pods, &select.select),
