@@ -234,13 +234,14 @@ async fn exec(gate: &ExecHook, vars: &GateVars) -> (bool, String) {
 }
 
 /// The pods whose promote gates fail now, among those a handover could promote. Without
-/// promote gates, nobody.
+/// promote gates, nobody. `tell`: announce each held pod in the progress stream.
 pub async fn promote_held(
     env: &crate::env::Env,
     ctx: &baton_engine::step::StepContext,
     s: &baton_engine::snapshot::Snapshot,
     policy: &baton_engine::decide::Policy,
     wave: u32,
+    tell: bool,
 ) -> baton_engine::decide::Held {
     let spec = env.plan.spec();
     let skipped = &env.safety.skip_gates;
@@ -251,7 +252,7 @@ pub async fn promote_held(
         return baton_engine::decide::Held::default();
     };
     let answers = ask_all(spec, GateMoment::Promote, skipped, &pods, &ctx.run_id, wave).await;
-    for a in answers.iter().filter(|a| !a.passed) {
+    for a in answers.iter().filter(|a| tell && !a.passed) {
         ctx.journal.emit(baton_engine::event::RunEvent::Warning {
             message: format!(
                 "wave {wave}: {} not promoted: gate {}: {}",

@@ -279,6 +279,48 @@ async fn gates_hold_every_pod(kind: BackendKind) {
     assert_eq!(v.updates, [], "nothing updated");
 }
 
+/// A promote gate failing for one updated pod: the handover promotes the others (and the
+/// `beforeHandover` hooks see that handover in `{{promote}}`); the pod is promoted later.
+async fn promote_gate_holds_one_pod(kind: BackendKind) {
+    let Some(bed) = bed(kind, seed()).await else {
+        return;
+    };
+    let stub = Stub::start().await;
+    // Asked by the beforeHandover hook's placeholders and by the handover of wave 1.
+    stub.fail("promote-sample-1", 2);
+    let log = bed.dir.path().join("promote.log");
+    let plan = bed.plan("promoted", |doc| {
+        doc["spec"]["gates"] = serde_yaml::from_str(&format!(
+            "[{{name: lag, http: {{url: \"{}/gate/promote-{{{{pod}}}}\"}}, when: [promote]}}]",
+            stub.url
+        ))
+        .unwrap();
+        doc["spec"]["hooks"] = serde_yaml::from_str(&format!(
+            "{{beforeHandover: [{{name: note, exec: {{command: [sh, -c, \"echo {{{{promote}}}} >> {}\"]}}}}]}}",
+            log.display()
+        ))
+        .unwrap();
+    });
+    let out = bed.engine(&["run", path_str(&plan)]).await;
+    assert_exit(&out, 0);
+    assert!(
+        all_output(&out)
+            .contains("wave 1: sample-1 not promoted: gate lag: HTTP 503, expected 200"),
+        "{}",
+        describe(&out)
+    );
+    bed.assert_finished(5, NEW_IMAGE, 0).await;
+    let promoted = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(promoted.lines().next(), Some("sample-3"), "{promoted}");
+    assert_eq!(
+        wave_partitions(&bed.history("promoted").await),
+        [3, 2, 0],
+        "{}",
+        describe(&out)
+    );
+    bed.assert_safe();
+}
+
 scenario!(
     gate_holds_one_pod,
     sim_gate_holds_one_pod,
@@ -303,4 +345,9 @@ scenario!(
     analysis_freezes_mid_wave,
     sim_analysis_freezes_mid_wave,
     real_analysis_freezes_mid_wave
+);
+scenario!(
+    promote_gate_holds_one_pod,
+    sim_promote_gate_holds_one_pod,
+    real_promote_gate_holds_one_pod
 );

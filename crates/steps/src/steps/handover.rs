@@ -23,7 +23,7 @@ pub async fn run(env: &Env, ctx: &StepContext) -> Result<StepOutput, StepError> 
     let policy = env.policy(ctx);
     for _ in 0..MAX_STALE {
         let live = env.live().await?;
-        let held = crate::gates::promote_held(env, ctx, &live.snapshot, &policy, wave).await;
+        let held = crate::gates::promote_held(env, ctx, &live.snapshot, &policy, wave, true).await;
         let planned = match plan_gated_handover(&live.snapshot, &policy, &held) {
             Ok(Some(h)) if !h.promote.is_empty() => h,
             Ok(_) => {

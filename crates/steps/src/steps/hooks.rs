@@ -6,7 +6,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use baton_engine::dag::StepKind;
-use baton_engine::decide::plan_handover;
+use baton_engine::decide::plan_gated_handover;
 use baton_engine::plan::{ExecHook, HookAction, HookPoint, HttpHook};
 use baton_engine::step::{
     AuditWrite, StepContext, StepError, StepErrorKind, StepOutput, WriteOutcome,
@@ -60,8 +60,13 @@ async fn vars(env: &Env, ctx: &StepContext, point: HookPoint) -> Result<Vars, St
             h.map(|h| (h.promote, h.demote)).unwrap_or_default()
         }
         HookPoint::BeforeHandover => {
+            // The handover that follows, as it will be: without pods whose promote gates fail.
             let live = env.live().await?;
-            match plan_handover(&live.snapshot, &env.policy(ctx)) {
+            let policy = env.policy(ctx);
+            let wave = ctx.step.wave.unwrap_or(0);
+            let held =
+                crate::gates::promote_held(env, ctx, &live.snapshot, &policy, wave, false).await;
+            match plan_gated_handover(&live.snapshot, &policy, &held) {
                 Ok(Some(h)) => (h.promote, h.demote),
                 _ => Default::default(),
             }
