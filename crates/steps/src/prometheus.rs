@@ -201,6 +201,80 @@ mod tests {
         }
     }
 
+    /// A one-shot HTTP server answering `status` and `body`; returns its base URL and the
+    /// request line it saw.
+    async fn answer_once(
+        status: &'static str,
+        body: &'static str,
+    ) -> (String, tokio::task::JoinHandle<String>) {
+        use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let seen = tokio::spawn(async move {
+            let (stream, _) = listener.accept().await.unwrap();
+            let (read, mut write) = stream.into_split();
+            let mut lines = tokio::io::BufReader::new(read).lines();
+            let request = lines.next_line().await.unwrap().unwrap_or_default();
+            while let Ok(Some(line)) = lines.next_line().await {
+                if line.is_empty() {
+                    break;
+                }
+            }
+            let reply = format!(
+                "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            write.write_all(reply.as_bytes()).await.unwrap();
+            request
+        });
+        (url, seen)
+    }
+
+    #[tokio::test]
+    async fn the_client_asks_the_query_api_and_tells_its_errors() {
+        let (url, seen) = answer_once(
+            "200 OK",
+            r#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1,"0.004"]}]}}"#,
+        )
+        .await;
+        let mut query = q(None, Some(0.01));
+        query.url = format!("{url}/");
+        assert_eq!(
+            query_value(&query, "sum(rate(e[1m]))").await.unwrap(),
+            0.004
+        );
+        let request = seen.await.unwrap();
+        assert!(
+            request.starts_with("GET /api/v1/query?query=sum%28rate%28e%5B1m%5D%29%29 "),
+            "{request}"
+        );
+
+        let (url, _) = answer_once(
+            "400 Bad Request",
+            r#"{"status":"error","errorType":"bad_data","error":"parse error at char 4"}"#,
+        )
+        .await;
+        query.url = url;
+        let err = query_value(&query, "sum(").await.unwrap_err().to_string();
+        assert!(
+            err.ends_with("answered HTTP 400: bad_data: parse error at char 4"),
+            "{err}"
+        );
+
+        let (url, _) = answer_once("502 Bad Gateway", "upstream down").await;
+        query.url = url;
+        let err = query_value(&query, "up").await.unwrap_err().to_string();
+        assert!(err.ends_with("answered HTTP 502: upstream down"), "{err}");
+
+        // Nobody listens: a transport error, named.
+        query.url = "http://127.0.0.1:9".into();
+        let err = query_value(&query, "up").await.unwrap_err().to_string();
+        assert!(
+            err.starts_with("no answer from http://127.0.0.1:9/api/v1/query"),
+            "{err}"
+        );
+    }
+
     #[test]
     fn bounds_are_inclusive_and_nan_fails() {
         let table = [
