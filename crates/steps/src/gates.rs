@@ -267,6 +267,56 @@ pub async fn promote_held(
 mod tests {
     use super::*;
 
+    fn gate(yaml: &str) -> Gate {
+        let text = format!(
+            "apiVersion: baton.dev/v1alpha1\nkind: UpgradePlan\nmetadata: {{name: g}}\nspec:\n  \
+             target: {{name: sample}}\n  update: {{images: {{main: alpine:3.18.0}}}}\n  \
+             arbiter: {{url: \"http://127.0.0.1:1\"}}\n  gates:\n    - {yaml}\n"
+        );
+        let plan = baton_engine::plan::ValidPlan::parse("g.yaml", &text).unwrap();
+        plan.spec().gates[0].clone()
+    }
+
+    fn vars(pod: &str) -> GateVars {
+        GateVars {
+            pod: pod.into(),
+            run: "r".into(),
+            wave: "1".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn exec_and_http_gates_answer_in_words() {
+        let by_env =
+            gate(r#"{name: env, exec: {command: [sh, -c, 'test "$BATON_POD" = sample-1']}}"#);
+        assert_eq!(
+            ask(&by_env, &vars("sample-1")).await,
+            (true, "exit 0".to_owned())
+        );
+        assert_eq!(
+            ask(&by_env, &vars("sample-3")).await,
+            (false, "exit 1".to_owned())
+        );
+
+        let told = gate(
+            r#"{name: lag, exec: {command: [sh, -c, 'echo "{{pod}} is 7s behind" >&2; exit 3']}}"#,
+        );
+        assert_eq!(
+            ask(&told, &vars("sample-3")).await,
+            (false, "exit 3: sample-3 is 7s behind".to_owned())
+        );
+
+        let slow = gate(r#"{name: slow, exec: {command: [sleep, "5"], timeout: 100ms}}"#);
+        assert_eq!(
+            ask(&slow, &vars("sample-3")).await,
+            (false, "sleep timed out after 100ms".to_owned())
+        );
+
+        let nobody = gate(r#"{name: up, http: {url: "http://127.0.0.1:9/{{pod}}"}}"#);
+        let (passed, answer) = ask(&nobody, &vars("sample-3")).await;
+        assert!(!passed && answer.starts_with("no answer: "), "{answer}");
+    }
+
     #[test]
     fn gate_placeholders_expand_to_the_pod_run_and_wave() {
         let vars = GateVars {
