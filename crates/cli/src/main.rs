@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+mod alloc;
 mod args;
 mod cluster;
 mod commands;
@@ -15,8 +16,12 @@ mod rollout;
 mod state;
 
 fn main() -> ExitCode {
+    let refused = alloc::tune();
     let cli = args::Cli::parse();
     printer::init_tracing(&cli.global);
+    if !refused.is_empty() {
+        tracing::debug!(?refused, "malloc settings not applied");
+    }
     let status = commands::dispatch(cli);
     ExitCode::from(status as u8)
 }
