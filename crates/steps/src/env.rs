@@ -125,8 +125,9 @@ impl Env {
 
     /// The one path of every Kubernetes write. The whole batch is logged as intents
     /// (one flushed checkpoint, which also carries every transition before it), then
-    /// sent, up to [`IN_FLIGHT`] at a time, each settled in the log as its answer arrives:
-    /// the log tells when each write was acknowledged, not when the last of its batch was.
+    /// sent, up to [`IN_FLIGHT`] at a time, and settled in the log as the answers arrive
+    /// (those that arrived together in one commit): the log tells when each write was
+    /// acknowledged, not when the last of its batch was.
     /// Crash tests rely on the failpoints standing around every single write.
     pub async fn write_all(&self, ctx: &StepContext, writes: Vec<Write>) -> Result<(), StepError> {
         if writes.is_empty() {
@@ -149,28 +150,35 @@ impl Env {
             sends.push((w.object, w.action, json));
         }
         let intents = ctx.journal.intend(&ctx.step, audit).map_err(journal_err)?;
-        let results: Vec<(Sent, Result<(), JournalError>)> =
-            futures::stream::iter(intents.into_iter().zip(sends))
-                .map(|(intent, (object, action, json))| async move {
-                    failpoint(&ctx.step);
-                    let written = self.send(object, &action, json).await;
-                    if written.is_ok() {
-                        failpoint_after(&ctx.step);
-                    }
-                    let settled = match outcome_of(&written, KubeError::surely_not_applied) {
-                        Some(outcome) => ctx.journal.settle(vec![(intent, outcome)]),
-                        None => Ok(()),
-                    };
-                    (written, settled)
+        // Answers are settled as they arrive, those that arrived together in one commit.
+        let mut answers = futures::stream::iter(intents.into_iter().zip(sends))
+            .map(|(intent, (object, action, json))| async move {
+                failpoint(&ctx.step);
+                let written = self.send(object, &action, json).await;
+                if written.is_ok() {
+                    failpoint_after(&ctx.step);
+                }
+                (intent, written)
+            })
+            .buffered(IN_FLIGHT)
+            .ready_chunks(IN_FLIGHT);
+        let mut results: Vec<Sent> = Vec::new();
+        let mut settle_error = None;
+        while let Some(chunk) = answers.next().await {
+            let outcomes = chunk
+                .iter()
+                .filter_map(|(id, r)| {
+                    outcome_of(r, KubeError::surely_not_applied).map(|o| (*id, o))
                 })
-                .buffered(IN_FLIGHT)
-                .collect()
-                .await;
-        let (results, settled): (Vec<_>, Vec<_>) = results.into_iter().unzip();
-        settled
-            .into_iter()
-            .find_map(Result::err)
-            .map_or(Ok(()), |e| Err(journal_err(e)))?;
+                .collect();
+            if let Err(e) = ctx.journal.settle(outcomes) {
+                settle_error.get_or_insert(e);
+            }
+            results.extend(chunk.into_iter().map(|(_, r)| r));
+        }
+        if let Some(e) = settle_error {
+            return Err(journal_err(e));
+        }
         // Read-your-writes: whoever reads next sees these writes (or later) in the view.
         let written: Vec<Written> = results
             .iter()
