@@ -12,7 +12,9 @@
 //! - `db.seal`: the number and digest of the latest flushed checkpoint, so a database
 //!   that lost its newest records reads as damaged rather than as an older run ([`seal`]);
 //! - `status.json`: a [`RunView`] the driving process rewrites after transitions (at
-//!   most every 50 ms), so other processes can read a live run without the lock;
+//!   most every 50 ms), so other processes can read a live run without the lock; removed
+//!   when the process lets go of the run (readers then open the database), left by a
+//!   process that was killed;
 //! - `control.sock`: where that process takes `approve`/`abort` requests.
 
 use std::path::{Path, PathBuf};

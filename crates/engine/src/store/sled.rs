@@ -26,6 +26,17 @@ use crate::failpoint;
 /// sled's page cache for one run's database.
 const CACHE_BYTES: u64 = 4 * 1024 * 1024;
 
+/// sled's segment for a new database. sled's default (512 KiB) is sized for databases of
+/// gigabytes; a run's record is a few MB, rewritten a few KB at a time and flushed before
+/// every side effect, and with large segments the file held 2.5–3 times the record
+/// (10.6 MB for 3.7 MB at 400 waves; BENCHMARKS.md, issue 13). Smaller segments are
+/// reclaimed sooner, and each of sled's write buffers is one segment.
+const SEGMENT_BYTES: usize = 64 * 1024;
+
+/// The segment of databases created before [`SEGMENT_BYTES`] (sled's default), which sled
+/// refuses to open with any other.
+const SLED_DEFAULT_SEGMENT_BYTES: usize = 512 * 1024;
+
 const META_KEY: &[u8] = b"run";
 /// Where the number of the last commit is kept, in the `meta` tree beside the record.
 const COMMIT_KEY: &[u8] = b"commit";
@@ -424,16 +435,11 @@ impl RunStore for SledStore {
 
 /// sled's database at `path`, errors naming `shown` (the original of a copy).
 fn open_db(path: &Path, shown: &Path) -> Result<sled::Db, StoreError> {
-    let opened = catch_unwind(AssertUnwindSafe(|| {
-        sled::Config::new()
-            .path(path)
-            .flush_every_ms(None)
-            .mode(sled::Mode::LowSpace)
-            // The executor keeps the whole record in memory and reads the database
-            // only when it opens it: sled's 1 GiB default page cache buys nothing.
-            .cache_capacity(CACHE_BYTES)
-            .open()
-    }));
+    let config = config(path).map_err(|e| StoreError::Open {
+        path: shown.to_owned(),
+        source: sled::Error::Io(e),
+    })?;
+    let opened = catch_unwind(AssertUnwindSafe(|| config.open()));
     match opened {
         Ok(Ok(db)) => Ok(db),
         Ok(Err(e)) => Err(classify_open_error(shown, e)),
@@ -442,6 +448,40 @@ fn open_db(path: &Path, shown: &Path) -> Result<sled::Db, StoreError> {
             detail: panic_detail(&panic),
         }),
     }
+}
+
+/// How the store opens the sled database at `path`. Public for tools and tests that edit
+/// a run's database below the store: sled refuses to open it with its own defaults.
+pub fn config(path: &Path) -> std::io::Result<sled::Config> {
+    let conf = match std::fs::read(path.join("conf")) {
+        Ok(bytes) => Some(bytes),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(e),
+    };
+    Ok(sled::Config::new()
+        .path(path)
+        .segment_size(segment_bytes(conf.as_deref()))
+        .flush_every_ms(None)
+        .mode(sled::Mode::LowSpace)
+        // The executor keeps the whole record in memory and reads the database only when
+        // it opens it: sled's 1 GiB default page cache buys nothing.
+        .cache_capacity(CACHE_BYTES))
+}
+
+/// The segment size to open a database with, from its `conf` file (`None`: a new
+/// database): sled refuses to open a database with another segment than it was made with.
+/// A `conf` without a readable size is left to sled to report, with the size it had
+/// before this setting existed.
+fn segment_bytes(conf: Option<&[u8]>) -> usize {
+    let Some(conf) = conf else {
+        return SEGMENT_BYTES;
+    };
+    // sled's format: `key: value` lines, then a 4-byte checksum.
+    String::from_utf8_lossy(conf)
+        .lines()
+        .find_map(|line| line.strip_prefix("segment_size: "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(SLED_DEFAULT_SEGMENT_BYTES)
 }
 
 /// `<db>.lock` taken shared, for a reader: `None` when there is no lock file (no process
@@ -544,6 +584,43 @@ fn panic_detail(panic: &Box<dyn std::any::Any + Send>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_database_opens_with_the_segment_it_was_made_with() {
+        let cases: [(Option<&[u8]>, usize); 5] = [
+            (None, SEGMENT_BYTES),
+            (
+                Some(b"segment_size: 524288\nuse_compression: false\nversion: 0.34\n\x01\x02\x03\x04"),
+                524_288,
+            ),
+            (
+                Some(b"segment_size: 65536\nuse_compression: false\nversion: 0.34\n\xff\xfe\x00\x01"),
+                65_536,
+            ),
+            (Some(b"use_compression: false\n"), SLED_DEFAULT_SEGMENT_BYTES),
+            (Some(b"segment_size: lots\n"), SLED_DEFAULT_SEGMENT_BYTES),
+        ];
+        for (conf, want) in cases {
+            assert_eq!(segment_bytes(conf), want, "{conf:?}");
+        }
+    }
+
+    #[test]
+    fn a_database_made_with_sleds_default_segment_still_opens() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let old = sled::Config::new().path(&path).open().unwrap();
+        old.insert(b"k", b"v").unwrap();
+        old.flush().unwrap();
+        drop(old);
+        let store = SledStore::open(&path).unwrap();
+        assert_eq!(store.load().unwrap(), None);
+        drop(store);
+        let new = dir.path().join("new");
+        drop(SledStore::open(&new).unwrap());
+        let conf = std::fs::read(new.join("conf")).unwrap();
+        assert_eq!(segment_bytes(Some(&conf)), SEGMENT_BYTES);
+    }
 
     #[test]
     fn a_database_held_open_is_locked_and_free_again_once_closed() {

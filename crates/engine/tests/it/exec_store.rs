@@ -22,13 +22,13 @@ use tokio_util::sync::CancellationToken;
 
 const WAVES: u32 = 2;
 
-struct Fixture {
+pub(crate) struct Fixture {
     _tmp: tempfile::TempDir,
-    state: std::path::PathBuf,
+    pub(crate) state: std::path::PathBuf,
     world: std::path::PathBuf,
 }
 
-fn fixture() -> Fixture {
+pub(crate) fn fixture() -> Fixture {
     let tmp = tempfile::tempdir().unwrap();
     Fixture {
         state: tmp.path().join("state"),
@@ -499,7 +499,7 @@ fn unknown_runs_are_refused_with_the_list_of_known_ones() {
 }
 
 /// A finished run whose database we then damage in various ways.
-fn finished_run(f: &Fixture, name: &str) -> std::path::PathBuf {
+pub(crate) fn finished_run(f: &Fixture, name: &str) -> std::path::PathBuf {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -605,7 +605,10 @@ fn damaged_state_gives_a_clear_error_and_never_a_panic() {
     ];
     for (name, damage, edit) in edits {
         let db = finished_run(&f, name);
-        let opened = sled::open(&db).unwrap();
+        let opened = baton_engine::store::sled::config(&db)
+            .unwrap()
+            .open()
+            .unwrap();
         edit(&opened);
         opened.flush().unwrap();
         drop(opened);

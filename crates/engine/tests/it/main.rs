@@ -29,3 +29,5 @@ mod plan_rules;
 mod plan_safety;
 /// The plan's JSON Schema against the parser.
 mod plan_schema;
+/// What a run leaves in its directory at rest.
+mod store_files;
