@@ -26,14 +26,15 @@ mod glibc {
     }
 }
 
-/// The settings, as (parameter, value, name): one arena for all threads; blocks of 32 KiB
+/// The settings, as (parameter, value, name): one arena for all threads; blocks of 16 KiB
 /// and more mapped on their own and unmapped when freed; the heap's top given back once
-/// 64 KiB of it is free.
+/// 32 KiB of it is free. At 1000 pods, 32/64 KiB peaked ~1.5 MiB higher and 8/16 KiB no
+/// lower (BENCHMARKS.md, issue 13).
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 const SETTINGS: [(std::ffi::c_int, std::ffi::c_int, &str); 3] = [
     (glibc::M_ARENA_MAX, 1, "M_ARENA_MAX"),
-    (glibc::M_MMAP_THRESHOLD, 32 * 1024, "M_MMAP_THRESHOLD"),
-    (glibc::M_TRIM_THRESHOLD, 64 * 1024, "M_TRIM_THRESHOLD"),
+    (glibc::M_MMAP_THRESHOLD, 16 * 1024, "M_MMAP_THRESHOLD"),
+    (glibc::M_TRIM_THRESHOLD, 32 * 1024, "M_TRIM_THRESHOLD"),
 ];
 
 /// Apply the settings, first thing in `main` before any thread starts; returns the names
