@@ -605,10 +605,20 @@ fn damaged_state_gives_a_clear_error_and_never_a_panic() {
     ];
     for (name, damage, edit) in edits {
         let db = finished_run(&f, name);
-        let opened = baton_engine::store::sled::config(&db)
-            .unwrap()
-            .open()
-            .unwrap();
+        // sled's flusher thread lets go of the file lock a moment after the run's last
+        // handle is dropped: wait for it as the engine's own readers do.
+        let opened = (0..100)
+            .find_map(|_| {
+                let config = baton_engine::store::sled::config(&db).unwrap();
+                match config.open() {
+                    Ok(db) => Some(db),
+                    Err(_) => {
+                        std::thread::sleep(std::time::Duration::from_millis(50));
+                        None
+                    }
+                }
+            })
+            .expect("the finished run's database is still locked after 5 s");
         edit(&opened);
         opened.flush().unwrap();
         drop(opened);
