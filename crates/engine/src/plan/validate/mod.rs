@@ -182,29 +182,19 @@ fn check_hooks(base: &FieldPath, hooks: &[Hook], issues: &mut Vec<Issue>) {
                 )),
             );
         }
-        let kinds: Vec<&str> = [
-            hook.http.as_ref().map(|_| "http"),
-            hook.exec.as_ref().map(|_| "exec"),
-            hook.sleep.as_ref().map(|_| "sleep"),
-            hook.approval.as_ref().map(|_| "approval"),
-        ]
-        .into_iter()
-        .flatten()
-        .collect();
-        if kinds.len() != 1 {
-            let found = if kinds.is_empty() {
-                "no action".to_owned()
-            } else {
-                format!("{} actions ({})", kinds.len(), kinds.join(", "))
-            };
-            push(
-                at.clone(),
-                Err(format!(
-                    "hook {} has {found}: expected exactly one of http, exec, sleep, approval",
-                    quote(&hook.name)
-                )),
-            );
-        }
+        push(
+            at.clone(),
+            exactly_one(
+                &format!("hook {}", quote(&hook.name)),
+                "action",
+                &[
+                    ("http", hook.http.is_some()),
+                    ("exec", hook.exec.is_some()),
+                    ("sleep", hook.sleep.is_some()),
+                    ("approval", hook.approval.is_some()),
+                ],
+            ),
+        );
         if let Some(http) = &hook.http {
             let here = at.key("http");
             push(here.key("url"), hook_url(&http.url));

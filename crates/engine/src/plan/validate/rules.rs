@@ -218,3 +218,26 @@ pub(crate) fn placeholders(s: &str) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// `owner` (`hook "x"`, `gate "y"`) must set exactly one of `kinds`, each a kind's name and
+/// whether it is set; `noun` names one kind in the message ("action", "check").
+pub(super) fn exactly_one(owner: &str, noun: &str, kinds: &[(&str, bool)]) -> Result<(), String> {
+    let set: Vec<&str> = kinds
+        .iter()
+        .filter(|(_, on)| *on)
+        .map(|(k, _)| *k)
+        .collect();
+    if set.len() == 1 {
+        return Ok(());
+    }
+    let found = if set.is_empty() {
+        format!("no {noun}")
+    } else {
+        format!("{} {noun}s ({})", set.len(), set.join(", "))
+    };
+    let all: Vec<&str> = kinds.iter().map(|(k, _)| *k).collect();
+    Err(format!(
+        "{owner} has {found}: expected exactly one of {}",
+        all.join(", ")
+    ))
+}

@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 
 use super::Issue;
 use super::reference::parse_http_url;
-use super::rules::{expect_status, named_label, positive};
+use super::rules::{exactly_one, expect_status, named_label, positive};
 use crate::plan::error::quote;
 use crate::plan::path::FieldPath;
 use crate::plan::safety::{Analysis, Gate, PrometheusQuery, Window};
@@ -63,28 +63,18 @@ fn check_gate(
             )),
         );
     }
-    let kinds: Vec<&str> = [
-        gate.http.as_ref().map(|_| "http"),
-        gate.exec.as_ref().map(|_| "exec"),
-        gate.prometheus.as_ref().map(|_| "prometheus"),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
-    if kinds.len() != 1 {
-        let found = if kinds.is_empty() {
-            "no check".to_owned()
-        } else {
-            format!("{} checks ({})", kinds.len(), kinds.join(", "))
-        };
-        push(
-            at.clone(),
-            Err(format!(
-                "gate {} has {found}: expected exactly one of http, exec, prometheus",
-                quote(&gate.name)
-            )),
-        );
-    }
+    push(
+        at.clone(),
+        exactly_one(
+            &format!("gate {}", quote(&gate.name)),
+            "check",
+            &[
+                ("http", gate.http.is_some()),
+                ("exec", gate.exec.is_some()),
+                ("prometheus", gate.prometheus.is_some()),
+            ],
+        ),
+    );
     if let Some(http) = &gate.http {
         let here = at.key("http");
         push(here.key("url"), url_with(&http.url, &GATE_PLACEHOLDERS));
