@@ -17,7 +17,9 @@ mod decide_waves;
 mod decide_window;
 /// Crash-resume in child processes killed at every failpoint and at random.
 mod exec_crash;
-/// The executor against sled in one process: restarts, approvals, retries, damage.
+/// Damaged run state is reported, never read as an older state.
+mod exec_damage;
+/// The executor against sled in one process: restarts, approvals, retries, stops, plan changes.
 mod exec_store;
 /// Durations as operators write them.
 mod plan_duration;

@@ -1,7 +1,8 @@
 use baton_engine::executor;
 use baton_engine::store;
 
-use crate::exec_store::{finished_run, fixture};
+use crate::exec_damage::finished_run;
+use crate::exec_store::fixture;
 
 #[test]
 fn a_run_let_go_of_leaves_no_status_file_and_reads_whole_from_its_database() {
