@@ -268,11 +268,16 @@ pub fn describe(event: &RunEvent, verbose: bool) -> Option<String> {
             list(demote)
         ),
         RunEvent::SafetyStop { step, reason } => safety_stop_line(step, reason),
+        RunEvent::RollbackStarted { step, reason, wave } => format!(
+            "ROLLBACK after {step} (wave {wave}): {reason}; going back to the old template, \
+             standby-first"
+        ),
         RunEvent::Warning { message } => format!("warning: {message}"),
         RunEvent::RunFinished { run, outcome } => {
             // The JSON event keeps the camelCase name; a person reads words.
             let outcome = match outcome.as_str() {
                 "safetyStopped" => "safety stop",
+                "rolledBack" => "rolled back",
                 other => other,
             };
             format!("run {run}: {outcome}")

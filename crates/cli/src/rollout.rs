@@ -185,6 +185,14 @@ pub async fn drive(
             );
             ExitStatus::Failed
         }
+        Outcome::RolledBack { step, message } => {
+            printer::err(format!("rolled back: step {step} failed: {message}"));
+            printer::err(
+                "the pods are back on the template the run started from, the working role on \
+                 old-revision pods; the run has ended (start a new one with a fixed plan)",
+            );
+            ExitStatus::Failed
+        }
         Outcome::Interrupted if lease_lost => {
             printer::err(
                 "error: the rollout lock (Lease) was lost; the run stopped at a safe point and is resumable",

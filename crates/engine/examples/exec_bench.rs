@@ -128,6 +128,7 @@ fn bench_commits(dir: &Path, count: u32) -> serde_json::Value {
         phase_start: 0,
         finishing: false,
         vars: Default::default(),
+        rollback: None,
         log_len: 0,
         node_count: 0,
     };

@@ -61,6 +61,13 @@ pub enum RunEvent {
         step: String,
         reason: String,
     },
+    /// `onFailure: rollback`: `step` failed in `wave`; the partition is frozen and the run
+    /// now goes back to the old template, standby-first.
+    RollbackStarted {
+        step: String,
+        reason: String,
+        wave: u32,
+    },
     Warning {
         message: String,
     },

@@ -160,6 +160,11 @@ pub enum StepErrorKind {
     SafetyStop,
     /// Cancelled at a safe point; resumable (exit 130).
     Interrupted,
+    /// The application failed a check (an analysis check): the step froze the rollout.
+    /// With `onFailure: rollback` the executor rolls the run back; otherwise (or during a
+    /// rollback) it is recorded as a [`StepErrorKind::SafetyStop`]. Never a broken
+    /// invariant: those are always safety stops.
+    Unhealthy,
 }
 
 /// A step failure with a message written for the operator.
@@ -188,6 +193,9 @@ impl StepError {
     }
     pub fn safety_stop(message: impl Into<String>) -> Self {
         Self::new(StepErrorKind::SafetyStop, message)
+    }
+    pub fn unhealthy(message: impl Into<String>) -> Self {
+        Self::new(StepErrorKind::Unhealthy, message)
     }
     pub fn interrupted() -> Self {
         Self::new(StepErrorKind::Interrupted, "interrupted")

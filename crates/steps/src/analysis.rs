@@ -1,7 +1,11 @@
 //! Analysis (issue #15): the plan's checks of the whole application, asked every
 //! `analysis.interval` while a wave's pods update and while it settles, and once when it is
-//! ready. A failed check is a safety stop (`onFailure: freeze`): the partition is frozen at
-//! once, before anything else, by the same path as a violation.
+//! ready. A failed check freezes the partition at once, before anything else, by the same
+//! path as a violation; then the run stops (`onFailure: freeze`, a safety stop) or rolls back
+//! (`onFailure: rollback`, see [`crate::steps::rollback`]).
+//!
+//! A rollback's waves ask no check: they go back to the revision that worked, and a metric
+//! that stays bad until the bad pods are gone must not stop the rollback halfway.
 
 use std::time::Duration;
 
@@ -14,8 +18,8 @@ use crate::prometheus;
 
 /// Asks every check once, together; the failures as sentences (empty: all passed, or the
 /// plan has no analysis).
-pub async fn failing_checks(spec: &Spec) -> Vec<String> {
-    let Some(analysis) = &spec.analysis else {
+pub async fn failing_checks(spec: Option<&Spec>) -> Vec<String> {
+    let Some(analysis) = spec.and_then(|s| s.analysis.as_ref()) else {
         return Vec::new();
     };
     // Owned, so the futures borrow nothing (the step's future must be Send for any lifetime).
@@ -36,8 +40,8 @@ pub async fn failing_checks(spec: &Spec) -> Vec<String> {
 
 /// Asks the checks every interval and returns the first failures; never returns while they
 /// pass, nor without analysis. Meant to race the work it watches.
-pub async fn until_failing(spec: &Spec) -> Vec<String> {
-    let Some(Analysis { interval, .. }) = &spec.analysis else {
+pub async fn until_failing(spec: Option<&Spec>) -> Vec<String> {
+    let Some(Analysis { interval, .. }) = spec.and_then(|s| s.analysis.as_ref()) else {
         return std::future::pending().await;
     };
     loop {
@@ -49,13 +53,19 @@ pub async fn until_failing(spec: &Spec) -> Vec<String> {
     }
 }
 
-/// The `settle` pause, with the checks asked throughout: a failure stops it as a safety stop.
+/// The checks a step asks: the plan's, except in a rollback's waves (none).
+pub fn checked<'a>(env: &'a Env, ctx: &StepContext) -> Option<&'a Spec> {
+    (!crate::steps::rollback::rolling_back(ctx)).then(|| env.plan.spec())
+}
+
+/// The `settle` pause, with the checks asked throughout: a failure freezes the rollout
+/// ([`crate::steps::verify::unhealthy`]).
 pub async fn settle(
     env: &Env,
     ctx: &StepContext,
     pause: Duration,
 ) -> Result<StepOutput, StepError> {
-    let spec = env.plan.spec();
+    let spec = checked(env, ctx);
     tokio::select! {
         () = ctx.cancel.cancelled() => Err(StepError::interrupted()),
         () = tokio::time::sleep(pause) => {
@@ -63,9 +73,9 @@ pub async fn settle(
             if failed.is_empty() {
                 Ok(StepOutput::new(json!({"slept_ms": pause.as_millis() as u64})))
             } else {
-                Err(crate::steps::verify::safety_stop(env, ctx, &failed).await)
+                Err(crate::steps::verify::unhealthy(env, ctx, &failed).await)
             }
         }
-        failed = until_failing(spec) => Err(crate::steps::verify::safety_stop(env, ctx, &failed).await),
+        failed = until_failing(spec) => Err(crate::steps::verify::unhealthy(env, ctx, &failed).await),
     }
 }

@@ -86,18 +86,23 @@ impl Env {
         }
     }
 
-    /// The decision policy for a wave, from the plan and earlier outputs.
+    /// The decision policy for a wave, from the plan and earlier outputs. In a rollback's
+    /// waves the revision to reach is the one the `rollback` step recorded (the old one),
+    /// and handovers are reversed first.
     pub fn policy(&self, ctx: &StepContext) -> Policy {
         let min_working =
             wave_output::<QueryOutput>(ctx, StepKind::QueryArbiter).map(|q| q.min_working);
+        let rollback = output::<RollbackOutput>(ctx, &StepId::run_level(StepKind::Rollback));
+        let expected_update_revision = match &rollback {
+            Some(r) => Some(r.update_revision.clone()),
+            None => output::<ApplyOutput>(ctx, &StepId::run_level(StepKind::ApplyUpdate))
+                .and_then(|a| a.update_revision),
+        };
         Policy {
             max_per_wave: self.plan.spec().waves.max_per_wave,
             min_working: min_working.unwrap_or(self.plan.spec().safety.min_working),
-            expected_update_revision: output::<ApplyOutput>(
-                ctx,
-                &StepId::run_level(StepKind::ApplyUpdate),
-            )
-            .and_then(|a| a.update_revision),
+            expected_update_revision,
+            prefer_handover: rollback.is_some(),
         }
     }
 
@@ -304,6 +309,19 @@ pub struct ApplyOutput {
     pub changed: bool,
     /// `status.updateRevision` once the controller observed the template.
     pub update_revision: Option<String>,
+}
+
+/// Output of `rollback`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RollbackOutput {
+    /// Whether this run wrote the old template back (false: it was already there).
+    pub changed: bool,
+    /// `status.updateRevision` once the controller observed the old template: the revision
+    /// the rollback's waves bring every pod to.
+    pub update_revision: String,
+    /// The old template's images by container, for the operator.
+    pub images: Value,
 }
 
 /// Output of `query-arbiter`: the arbiter's epoch and counts, the run's minimum, and what

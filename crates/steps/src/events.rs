@@ -11,6 +11,7 @@ pub const WAVE_STARTED: &str = "BatonWaveStarted";
 pub const HANDOVER: &str = "BatonHandover";
 pub const SAFETY_STOP: &str = "BatonSafetyStop";
 pub const FINISHED: &str = "BatonFinished";
+pub const ROLLBACK: &str = "BatonRollback";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventType {

@@ -71,6 +71,7 @@ pub async fn dispatch(env: &Env, ctx: &StepContext) -> Result<StepOutput, StepEr
         StepKind::Handover => steps::handover::run(env, ctx).await,
         StepKind::Finalize => steps::finalize::run(env, ctx).await,
         StepKind::Window => steps::window::run(env, ctx).await,
+        StepKind::Rollback => steps::rollback::run(env, ctx).await,
         StepKind::Hook { point, name } => steps::hooks::run_hook(env, ctx, *point, name).await,
     }
 }

@@ -39,6 +39,7 @@ pub fn run(global: &GlobalArgs, args: &PlanArg) -> anyhow::Result<ExitStatus> {
                 n => n,
             },
             expected_update_revision: None,
+            prefer_handover: false,
         };
         let forecast = decide::forecast_run(&snapshot, &policy);
         // What the estimate rests on is read besides the snapshot: the images the template

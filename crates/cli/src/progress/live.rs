@@ -129,6 +129,7 @@ impl Board {
             }
             RunEvent::Pods { pods } => self.pods = pods.clone(),
             RunEvent::SafetyStop { .. }
+            | RunEvent::RollbackStarted { .. }
             | RunEvent::Warning { .. }
             | RunEvent::RunFinished { .. } => {}
         }

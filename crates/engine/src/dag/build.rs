@@ -80,6 +80,13 @@ pub fn wave(plan: &ValidPlan, k: u32, after: &[StepId]) -> Vec<NodeSpec> {
     wave_of(plan.spec(), k, after)
 }
 
+/// Wave `k` of a rollback (`onFailure: rollback`): the steps of [`wave`] without `window`.
+/// A rollback goes back to the revision known to work and does not wait for a maintenance
+/// window; hooks, approvals and per-pod gates apply as in any wave.
+pub fn rollback_wave(plan: &ValidPlan, k: u32, after: &[StepId]) -> Vec<NodeSpec> {
+    wave_steps(plan.spec(), k, after, false)
+}
+
 /// After the last wave: `finalize`, then `afterRollout` hooks (parallel).
 pub fn epilogue(plan: &ValidPlan, after: &[StepId]) -> Vec<NodeSpec> {
     epilogue_of(plan.spec(), after)
@@ -108,9 +115,13 @@ pub(super) fn prologue_of(spec: &Spec) -> Vec<NodeSpec> {
 }
 
 pub(super) fn wave_of(spec: &Spec, k: u32, after: &[StepId]) -> Vec<NodeSpec> {
+    wave_steps(spec, k, after, true)
+}
+
+fn wave_steps(spec: &Spec, k: u32, after: &[StepId], windowed: bool) -> Vec<NodeSpec> {
     let mut chain = Chain::new(Some(k), after);
     // A wave starts only inside a window: before anything of the wave, its hooks included.
-    if !spec.schedule.windows.is_empty() {
+    if windowed && !spec.schedule.windows.is_empty() {
         chain.step(StepKind::Window);
     }
     chain.hooks(spec, HookPoint::BeforeWave);

@@ -16,7 +16,7 @@ use crate::plan::HookPoint;
 mod build;
 mod render;
 
-pub use build::{epilogue, plan_graph, prologue, tails, wave};
+pub use build::{epilogue, plan_graph, prologue, rollback_wave, tails, wave};
 pub use render::GraphFormat;
 
 /// What a step does. Tags are persisted: never rename a variant's serde name.
@@ -39,6 +39,9 @@ pub enum StepKind {
     Finalize,
     /// Waits for a maintenance window (`schedule.windows`) before a wave starts.
     Window,
+    /// `onFailure: rollback`: freezes the partition and writes back the template the run
+    /// started from; the waves after it bring the pods back to it, standby-first.
+    Rollback,
     /// A plan hook.
     Hook {
         point: HookPoint,
@@ -82,6 +85,7 @@ impl fmt::Display for StepKind {
             StepKind::Handover => "handover",
             StepKind::Finalize => "finalize",
             StepKind::Window => "window",
+            StepKind::Rollback => "rollback",
             StepKind::Hook { point, name } => return write!(f, "hook/{}/{name}", point.as_str()),
         };
         f.write_str(s)

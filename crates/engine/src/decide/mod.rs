@@ -49,6 +49,12 @@ pub struct Policy {
     /// The `updateRevision` recorded when the run applied its template; a different one later
     /// means someone changed the template under the run.
     pub expected_update_revision: Option<String>,
+    /// A rollback (`onFailure: rollback`) reverses the handovers first: while a working pod
+    /// is not at the update revision and an idle one that is can take over, the wave hands
+    /// over before it updates anything, so the old revision holds the working role as soon
+    /// as it can.
+    #[serde(default)]
+    pub prefer_handover: bool,
 }
 
 /// A promotion/demotion pair list for `POST /v1/handover`.

@@ -59,7 +59,8 @@ pub fn check_preconditions(s: &Snapshot) -> Result<Vec<Warning>, Refusal> {
 /// `Done` when no counted pod the arbiter lists is old (protected pods may still be);
 /// otherwise `Update` with `S` = the first `maxPerWave` pods of `I ∩ O` by ordinal and
 /// `partition = |P| - |U| - |S|`; when `I ∩ O` is empty but `W ∩ O` is not, the handover
-/// that must come first.
+/// that must come first. With [`Policy::prefer_handover`] (a rollback) that handover comes
+/// first whenever a settled idle pod of `U` can take over from a pod of `W ∩ O`.
 pub fn plan_wave(s: &Snapshot, policy: &Policy) -> Result<WaveDecision, Refusal> {
     plan_wave_held(s, policy, &Held::default())
 }
@@ -80,6 +81,14 @@ pub(super) fn plan_wave_held(
             working,
             min: policy.min_working,
         });
+    }
+    // Reverse the handovers first (a rollback): an idle pod at the update revision takes
+    // over from a working pod that is not, before anything updates.
+    if policy.prefer_handover
+        && !sets.working_old.is_empty()
+        && let Ok(h) = handover(&sets, policy, &held.promote)
+    {
+        return Ok(WaveDecision::HandoverFirst(h));
     }
     let free: Vec<&PodView> = sets
         .idle_old

@@ -28,6 +28,14 @@ pub(super) trait Blueprint: Send + Sync {
     fn prologue(&self) -> Vec<NodeSpec>;
     fn wave(&self, wave: u32, after: &[StepId]) -> Vec<NodeSpec>;
     fn epilogue(&self, after: &[StepId]) -> Vec<NodeSpec>;
+    /// A wave of a rollback (`onFailure: rollback`); by default an ordinary wave.
+    fn rollback_wave(&self, wave: u32, after: &[StepId]) -> Vec<NodeSpec> {
+        self.wave(wave, after)
+    }
+    /// Whether a failed wave rolls the run back (`onFailure: rollback`).
+    fn rolls_back(&self) -> bool {
+        false
+    }
 }
 
 impl Blueprint for ValidPlan {
@@ -40,6 +48,12 @@ impl Blueprint for ValidPlan {
     fn epilogue(&self, after: &[StepId]) -> Vec<NodeSpec> {
         dag::epilogue(self, after)
     }
+    fn rollback_wave(&self, wave: u32, after: &[StepId]) -> Vec<NodeSpec> {
+        dag::rollback_wave(self, wave, after)
+    }
+    fn rolls_back(&self) -> bool {
+        self.spec().on_failure == crate::plan::OnFailure::Rollback
+    }
 }
 
 /// How one node's execution ended in this process.
@@ -48,6 +62,8 @@ pub(super) enum NodeEnd {
     Succeeded,
     Failed(String),
     SafetyStop(String),
+    /// The failure started the run's rollback (recorded with it).
+    Rollback(String),
     Interrupted,
     Store(StoreError),
 }
@@ -57,8 +73,16 @@ pub(super) enum NodeEnd {
 pub(super) enum Stop {
     Interrupted,
     Aborted(String),
-    Failed { step: String, message: String },
-    Safety { step: String, message: String },
+    Failed {
+        step: String,
+        message: String,
+    },
+    /// Not an end: once the wave's other steps stopped, the graph grows the rollback.
+    Rollback,
+    Safety {
+        step: String,
+        message: String,
+    },
 }
 
 pub(super) async fn drive_live<R: StepRunner>(
@@ -117,7 +141,8 @@ pub(super) async fn drive<R: StepRunner>(
     jitter: Jitter,
 ) -> Result<Outcome, ExecError> {
     let journal: Arc<dyn Journal> = Arc::new(RunJournal(shared.clone()));
-    let step_cancel = CancellationToken::new();
+    let mut step_cancel = CancellationToken::new();
+    let rolls_back = blueprint.rolls_back();
     let mut tasks: JoinSet<(usize, NodeEnd)> = JoinSet::new();
     let mut in_flight: HashMap<tokio::task::Id, usize> = HashMap::new();
     let mut stop: Option<Stop> = None;
@@ -163,8 +188,11 @@ pub(super) async fn drive<R: StepRunner>(
                     journal.clone(),
                     idx,
                     step_cancel.child_token(),
-                    policy,
-                    jitter.clone(),
+                    Rules {
+                        policy,
+                        jitter: jitter.clone(),
+                        rolls_back,
+                    },
                 );
                 let handle = tasks.spawn(async move { (idx, task.await) });
                 in_flight.insert(handle.id(), idx);
@@ -174,12 +202,19 @@ pub(super) async fn drive<R: StepRunner>(
             if let Some(e) = store_error {
                 return Err(e.into());
             }
-            if let Some(stop) = stop {
-                return finish(&shared, stop).map_err(ExecError::from);
+            match stop.take() {
+                // The wave's steps have stopped: the graph grows the rollback, and its steps
+                // run under a fresh token (the old one cancelled the failed wave).
+                Some(Stop::Rollback) => {
+                    step_cancel = CancellationToken::new();
+                    grace = None;
+                }
+                Some(stop) => return finish(&shared, stop).map_err(ExecError::from),
+                None => {}
             }
             match grow(&shared, blueprint)? {
                 Grown::More => continue,
-                Grown::Complete => return Ok(Outcome::Succeeded),
+                Grown::Complete => return Ok(completed(&shared)),
             }
         }
         tokio::select! {
@@ -218,6 +253,10 @@ pub(super) async fn drive<R: StepRunner>(
                     NodeEnd::Failed(message) => halt(&mut stop, Stop::Failed { step: id, message }),
                     NodeEnd::SafetyStop(message) => {
                         halt(&mut stop, Stop::Safety { step: id, message });
+                    }
+                    NodeEnd::Rollback(message) => {
+                        tracing::warn!(step = %id, %message, "rolling back");
+                        halt(&mut stop, Stop::Rollback);
                     }
                     NodeEnd::Store(e) => {
                         store_error.get_or_insert(e);
@@ -281,6 +320,18 @@ pub(super) fn grow(shared: &Shared, blueprint: &dyn Blueprint) -> Result<Grown, 
     })
 }
 
+/// How a run whose graph is complete ended: succeeded, or rolled back.
+fn completed(shared: &Shared) -> Outcome {
+    let inner = shared.lock();
+    match &inner.rec.meta.rollback {
+        Some(rb) => Outcome::RolledBack {
+            step: rb.step.clone(),
+            message: rb.reason.clone(),
+        },
+        None => Outcome::Succeeded,
+    }
+}
+
 /// Record the end of a run that stopped early and say how it ended.
 pub(super) fn finish(shared: &Shared, stop: Stop) -> Result<Outcome, StoreError> {
     let (state, reason, outcome) = match stop {
@@ -298,6 +349,12 @@ pub(super) fn finish(shared: &Shared, stop: Stop) -> Result<Outcome, StoreError>
             RunState::Failed,
             Some(format!("{step}: {message}")),
             Outcome::Failed { step, message },
+        ),
+        // Never reaches here: `drive` grows the rollback instead of finishing.
+        Stop::Rollback => (
+            RunState::Interrupted,
+            Some("interrupted".to_owned()),
+            Outcome::Interrupted,
         ),
         Stop::Safety { step, message } => (
             RunState::SafetyStopped,
@@ -325,6 +382,14 @@ pub(super) fn record_abandoned(
     })
 }
 
+/// How a node's failures are treated: retried with `policy` (and `jitter`), and whether a
+/// failure may start the run's rollback (`onFailure: rollback`).
+pub(super) struct Rules {
+    pub policy: RetryPolicy,
+    pub jitter: Jitter,
+    pub rolls_back: bool,
+}
+
 /// Run one node to its end in this process: attempts, retries, checkpoints.
 pub(super) async fn run_node<R: StepRunner>(
     shared: Arc<Shared>,
@@ -332,9 +397,13 @@ pub(super) async fn run_node<R: StepRunner>(
     journal: Arc<dyn Journal>,
     idx: usize,
     cancel: CancellationToken,
-    policy: RetryPolicy,
-    jitter: Jitter,
+    rules: Rules,
 ) -> NodeEnd {
+    let Rules {
+        policy,
+        jitter,
+        rolls_back,
+    } = rules;
     let id = shared.lock().rec.nodes[idx].spec.id.clone();
     let mut tries = 0;
     loop {
@@ -390,14 +459,14 @@ pub(super) async fn run_node<R: StepRunner>(
             tokio::select! {
                 () = tokio::time::sleep(delay) => continue,
                 () = cancel.cancelled() => {
-                    return match record_failure(&shared, idx, &id, StepError::interrupted()) {
+                    return match record_failure(&shared, idx, &id, StepError::interrupted(), false) {
                         Ok(end) => end,
                         Err(e) => NodeEnd::Store(e),
                     };
                 }
             }
         }
-        return match record_failure(&shared, idx, &id, error) {
+        return match record_failure(&shared, idx, &id, error, rolls_back) {
             Ok(end) => end,
             Err(e) => NodeEnd::Store(e),
         };
@@ -421,20 +490,31 @@ pub(super) fn record_failure(
     idx: usize,
     id: &StepId,
     error: StepError,
+    rolls_back: bool,
 ) -> Result<NodeEnd, StoreError> {
-    let state = if error.kind == StepErrorKind::Interrupted {
+    let message = error.message.clone();
+    let label = if error.kind == StepErrorKind::Interrupted {
         NodeState::Interrupted
     } else {
         NodeState::Failed
     };
-    let kind = error.kind;
-    let message = error.message.clone();
-    shared.transact_lazy(&format!("{id}={}", state.as_str()), |tx| {
-        tx.record(Transition::Failed { idx, error });
+    // The failure and (with `onFailure: rollback`) the rollback it starts: one commit.
+    let (kind, rollback) = shared.transact_lazy(&format!("{id}={}", label.as_str()), |tx| {
+        let before = tx.rec.meta.rollback.is_some();
+        tx.record(Transition::Failed {
+            idx,
+            error,
+            rolls_back,
+        });
+        let kind = tx.rec.nodes[idx].error.as_ref().map(|e| e.kind);
+        (kind, !before && tx.rec.meta.rollback.is_some())
     })?;
+    if rollback {
+        return Ok(NodeEnd::Rollback(message));
+    }
     Ok(match kind {
-        StepErrorKind::Interrupted => NodeEnd::Interrupted,
-        StepErrorKind::SafetyStop => NodeEnd::SafetyStop(message),
-        StepErrorKind::Failed | StepErrorKind::Retryable => NodeEnd::Failed(message),
+        Some(StepErrorKind::Interrupted) => NodeEnd::Interrupted,
+        Some(StepErrorKind::SafetyStop | StepErrorKind::Unhealthy) => NodeEnd::SafetyStop(message),
+        Some(StepErrorKind::Failed | StepErrorKind::Retryable) | None => NodeEnd::Failed(message),
     })
 }

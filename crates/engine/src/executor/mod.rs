@@ -98,6 +98,12 @@ pub enum Outcome {
     },
     /// Stopped by `shutdown` after checkpointing; resumable.
     Interrupted,
+    /// `onFailure: rollback`: `step` failed with `message`, and the run brought the pods
+    /// back to the old template, standby-first. Ended for good (exit 1).
+    RolledBack {
+        step: String,
+        message: String,
+    },
 }
 
 /// The default state directory: `$ENGINE_STATE_DIR`, else `$XDG_STATE_HOME/baton`, else

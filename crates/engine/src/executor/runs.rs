@@ -260,7 +260,7 @@ pub(super) fn known_run(state_dir: &Path, run_id: &str) -> Result<String, ExecEr
 pub(super) fn only_unfinished(state_dir: &Path) -> Result<String, ExecError> {
     let unfinished: Vec<String> = list_runs(state_dir)?
         .into_iter()
-        .filter(|s| s.state.is_some_and(|st| st != RunState::Succeeded))
+        .filter(|s| s.state.is_some_and(|st| !st.is_finished()))
         .map(|s| s.run)
         .collect();
     match <[String; 1]>::try_from(unfinished) {

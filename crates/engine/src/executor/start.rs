@@ -87,7 +87,7 @@ pub async fn start_named_in<R: StepRunner>(
     })?;
     let store = open_for_driving(env, &dir, &run_id)?;
     match store.load()? {
-        Some(rec) if rec.meta.state == RunState::Succeeded => return Ok(Outcome::AlreadyFinished),
+        Some(rec) if rec.meta.state.is_finished() => return Ok(Outcome::AlreadyFinished),
         Some(rec) => {
             return Err(ExecError::RunExists {
                 run: run_id,
@@ -166,7 +166,7 @@ pub async fn resume_in<R: StepRunner>(
             _ => Err(ExecError::NoRecord { run: run_id }),
         };
     };
-    if record.meta.state == RunState::Succeeded {
+    if record.meta.state.is_finished() {
         return Ok(Outcome::AlreadyFinished);
     }
     let stopped_at = safety_stopped_node(&record);

@@ -120,6 +120,7 @@ mod tests {
                 phase_start: 0,
                 finishing: false,
                 vars: Default::default(),
+                rollback: None,
                 log_len: 1,
                 node_count: 1,
             },

@@ -26,7 +26,9 @@ pub mod sled;
 pub mod view;
 
 pub use memory::MemoryStore;
-pub use records::{LogEntry, LogKind, NodeRecord, NodeState, Phase, RunMeta, RunRecord, RunState};
+pub use records::{
+    LogEntry, LogKind, NodeRecord, NodeState, Phase, Rollback, RunMeta, RunRecord, RunState,
+};
 pub use sled::SledStore;
 pub use view::{AuditEntry, AuditOutcome, RunSummary, RunView, WaitingEntry};
 

@@ -87,18 +87,24 @@ pub enum RunState {
     Interrupted,
     /// An operator ran `engine abort`; `engine resume` continues if they change their mind.
     Aborted,
+    /// `onFailure: rollback`: a failure sent the run back to the revision it started from,
+    /// and it got there (every listed pod on the old template). Ended for good, exit 1.
+    RolledBack,
 }
 
 impl RunState {
     /// Whether the run has ended for good.
     pub fn is_finished(self) -> bool {
-        matches!(self, RunState::Succeeded)
+        matches!(self, RunState::Succeeded | RunState::RolledBack)
     }
 
     /// Whether the run still claims its target: it is being driven, or stopped in a way that
     /// `engine resume` continues. An aborted run was let go of by an operator.
     pub fn is_unfinished(self) -> bool {
-        !matches!(self, RunState::Succeeded | RunState::Aborted)
+        !matches!(
+            self,
+            RunState::Succeeded | RunState::Aborted | RunState::RolledBack
+        )
     }
 
     pub fn as_str(self) -> &'static str {
@@ -109,6 +115,7 @@ impl RunState {
             RunState::SafetyStopped => "safetyStopped",
             RunState::Interrupted => "interrupted",
             RunState::Aborted => "aborted",
+            RunState::RolledBack => "rolledBack",
         }
     }
 }
@@ -180,10 +187,31 @@ pub struct RunMeta {
     /// object under `vars` in any step output is merged here.
     #[serde(default)]
     pub vars: BTreeMap<String, serde_json::Value>,
+    /// Set once a failure started a rollback (`onFailure: rollback`): from then on the run
+    /// goes back to the old template, and a crash resumes into the rollback. Absent in
+    /// records written before rollbacks existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback: Option<Rollback>,
     /// Number of log entries; the log cursor, committed with every change.
     pub log_len: u64,
     /// Number of nodes.
     pub node_count: u32,
+}
+
+/// Why and from where a run rolls back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Rollback {
+    /// The step whose failure started it (`wave-2/wait-updated`).
+    pub step: String,
+    /// What failed, for the operator.
+    pub reason: String,
+    /// The wave that failed; the rollback's waves are numbered after it.
+    pub wave: u32,
+    /// Index of the `rollback` node once the graph grew it (`None`: not yet). Nodes before
+    /// it that failed stay failed: the rollback replaced them, nothing runs them again.
+    #[serde(default)]
+    pub node: Option<u32>,
 }
 
 /// A step failure as recorded.

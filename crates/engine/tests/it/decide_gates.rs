@@ -15,6 +15,7 @@ fn policy(max_per_wave: u32) -> Policy {
         max_per_wave,
         min_working: 0,
         expected_update_revision: Some(NEW.to_owned()),
+        prefer_handover: false,
     }
 }
 

@@ -109,6 +109,7 @@ fn a_pod_scaled_away_while_terminating_never_opens_the_partition_under_a_working
         max_per_wave: 0,
         min_working: 3,
         expected_update_revision: None,
+        prefer_handover: false,
     };
     let mut s = cluster(6, &[0, 2, 4]);
     let Ok(WaveDecision::Update { select, partition }) = plan_wave(&s, &policy) else {

@@ -62,6 +62,7 @@ fn random_cluster() -> impl Strategy<Value = (Snapshot, Policy)> {
                 max_per_wave,
                 min_working: if strict { working } else { 0 },
                 expected_update_revision: Some(NEW.to_owned()),
+                prefer_handover: false,
             };
             (s, policy)
         })

@@ -13,6 +13,7 @@ fn policy(max_per_wave: u32, min_working: u32) -> Policy {
         max_per_wave,
         min_working,
         expected_update_revision: Some(NEW.to_owned()),
+        prefer_handover: false,
     }
 }
 
@@ -245,12 +246,82 @@ fn a_rollback_counts_pods_at_the_old_template_as_updated() {
     s.sts.current_revision = Some(NEW.to_owned());
     let p = Policy {
         expected_update_revision: Some(OLD.to_owned()),
+        prefer_handover: false,
         ..policy(0, 3)
     };
     assert_eq!(plan_wave(&s, &p), Ok(update(&[1, 3], 0)));
     let (_, h) = drive_wave(&mut s, &p);
     assert_eq!(h, None, "no working pod runs the abandoned revision");
     assert_eq!(plan_wave(&s, &p), Ok(WaveDecision::Done));
+}
+
+/// A rollback mid-wave-2 of the seed case: wave 1 updated pods 1 and 3 and handed the working
+/// role to them; wave 2 had updated pod 0 (pod 2 not yet) when the template went back.
+fn rolled_back_mid_wave_two() -> Snapshot {
+    let mut s = seed();
+    set_revision(&mut s, &[0, 1, 3], NEW);
+    set_roles(&mut s, &[1, 3, 4]);
+    s.sts.update_revision = Some(OLD.to_owned());
+    s.sts.current_revision = Some(OLD.to_owned());
+    s
+}
+
+#[test]
+fn a_rollback_prefers_reversing_the_handovers_before_updating() {
+    let s = rolled_back_mid_wave_two();
+    let back = |prefer_handover| Policy {
+        expected_update_revision: Some(OLD.to_owned()),
+        prefer_handover,
+        ..policy(0, 3)
+    };
+    // (prefer handover, first decision)
+    let table = [
+        // The forward rule updates idle pods first: pod 0 goes back while pods 1 and 3,
+        // of the failed revision, keep working.
+        (false, update(&[0], 2)),
+        // A rollback hands the working role back to a settled old-revision pod first.
+        (true, WaveDecision::HandoverFirst(handover(&[2], &[1]))),
+    ];
+    for (prefer, want) in table {
+        assert_eq!(plan_wave(&s, &back(prefer)), Ok(want), "prefer {prefer}");
+    }
+    // With no idle old-revision pod able to take over, the rollback updates as usual.
+    let mut none_ready = s.clone();
+    pod_mut(&mut none_ready, 2).ready = false;
+    assert_eq!(plan_wave(&none_ready, &back(true)), Ok(update(&[0], 2)));
+}
+
+#[test]
+fn a_rollback_runs_standby_first_to_every_pod_on_the_old_revision() {
+    let mut s = rolled_back_mid_wave_two();
+    let p = Policy {
+        expected_update_revision: Some(OLD.to_owned()),
+        prefer_handover: true,
+        ..policy(0, 3)
+    };
+    let mut waves = Vec::new();
+    loop {
+        let (decision, h) = drive_wave(&mut s, &p);
+        if decision == WaveDecision::Done {
+            break;
+        }
+        waves.push((decision, h));
+        assert!(waves.len() < 10, "the rollback ends");
+    }
+    assert_eq!(
+        waves,
+        [
+            (
+                WaveDecision::HandoverFirst(handover(&[2], &[1])),
+                Some(handover(&[2], &[1]))
+            ),
+            (update(&[0, 1], 1), Some(handover(&[0], &[3]))),
+            (update(&[3], 0), None),
+        ]
+    );
+    assert_eq!(updated(&s), vec![0, 1, 2, 3, 4]);
+    assert_eq!(working(&s), vec![0, 2, 4]);
+    assert_eq!(finalize_partition(&s, &p), Ok(0));
 }
 
 #[test]
@@ -404,6 +475,7 @@ fn an_unexpected_revision_is_accepted_when_the_run_has_not_recorded_one() {
     s.sts.update_revision = Some("sample-other".to_owned());
     let p = Policy {
         expected_update_revision: None,
+        prefer_handover: false,
         ..policy(0, 3)
     };
     assert_eq!(plan_wave(&s, &p), Ok(update(&[1, 3], 3)));

@@ -189,12 +189,6 @@ fn each_safety_rule_names_its_field_line_and_what_was_expected() {
             3,
             "expected no placeholder here",
         ),
-        (
-            "  onFailure: rollback\n",
-            "spec.onFailure",
-            1,
-            "rollback is not supported yet",
-        ),
     ];
     let base = SEED.lines().count();
     for (snippet, path, line, message) in table {
@@ -208,6 +202,13 @@ fn each_safety_rule_names_its_field_line_and_what_was_expected() {
             base + line
         );
     }
+}
+
+#[test]
+fn on_failure_rollback_is_accepted() {
+    let text = format!("{SEED}  onFailure: rollback\n");
+    let plan = ValidPlan::parse("plan.yaml", &text).expect("onFailure: rollback is valid");
+    assert_eq!(plan.spec().on_failure, OnFailure::Rollback);
 }
 
 #[test]

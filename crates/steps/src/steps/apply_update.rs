@@ -39,7 +39,7 @@ pub async fn run(env: &Env, ctx: &StepContext) -> Result<StepOutput, StepError> 
 }
 
 /// What the audit log keeps of a template: its images by container.
-fn template_summary(template: &Value) -> Value {
+pub(crate) fn template_summary(template: &Value) -> Value {
     let mut images = BTreeMap::new();
     for list in ["initContainers", "containers"] {
         for c in template

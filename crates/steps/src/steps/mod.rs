@@ -9,6 +9,7 @@ pub mod hooks;
 pub mod protect;
 pub mod query_arbiter;
 pub mod relabel;
+pub mod rollback;
 pub mod select;
 pub mod set_partition;
 pub mod verify;

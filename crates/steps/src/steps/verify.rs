@@ -4,12 +4,13 @@
 
 use baton_engine::decide::{Violation, judge_wave};
 use baton_engine::event::RunEvent;
+use baton_engine::plan::OnFailure;
 use baton_engine::snapshot::Snapshot;
 use baton_engine::step::{StepContext, StepError, StepOutput};
 use serde_json::json;
 
 use crate::env::{Env, wave_baseline};
-use crate::events::{EventType, SAFETY_STOP};
+use crate::events::{EventType, ROLLBACK, SAFETY_STOP};
 
 pub async fn run(env: &Env, ctx: &StepContext) -> Result<StepOutput, StepError> {
     // The pods and the ASTS as the view shows them now (every write of this run in it).
@@ -64,6 +65,38 @@ pub async fn safety_stop(env: &Env, ctx: &StepContext, reasons: &[String]) -> St
         .await;
     StepError::safety_stop(format!(
         "safety stop, the rollout is frozen (partition = {}): {reason}",
+        sts.replicas()
+    ))
+}
+
+/// An analysis check failed (the application is unhealthy, no invariant broke): the
+/// partition is frozen at once as for a safety stop. With `onFailure: rollback` the step
+/// then fails as [`StepErrorKind::Unhealthy`](baton_engine::step::StepErrorKind), which the
+/// executor turns into the run's rollback; otherwise it is the safety stop of `freeze`.
+/// (In a rollback's waves no check is asked, so this never rolls back a rollback.)
+pub async fn unhealthy(env: &Env, ctx: &StepContext, reasons: &[String]) -> StepError {
+    let rolls_back =
+        env.plan.spec().on_failure == OnFailure::Rollback && !super::rollback::rolling_back(ctx);
+    if !rolls_back {
+        return safety_stop(env, ctx, reasons).await;
+    }
+    let reason = reasons.join("; ");
+    let sts = match env.view().sts().await {
+        Ok(sts) => sts,
+        Err(e) => return e.into(),
+    };
+    if let Err(e) = super::write_partition(env, ctx, &sts, sts.replicas()).await {
+        return e;
+    }
+    env.recorder
+        .publish(
+            EventType::Warning,
+            ROLLBACK,
+            &format!("rolling back: {reason}"),
+        )
+        .await;
+    StepError::unhealthy(format!(
+        "the rollout is frozen (partition = {}) and rolls back: {reason}",
         sts.replicas()
     ))
 }

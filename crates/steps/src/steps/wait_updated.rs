@@ -15,7 +15,7 @@ use baton_engine::snapshot::{ArbiterView, PodView, Snapshot};
 use baton_engine::step::{StepContext, StepError, StepOutput};
 use serde_json::json;
 
-use super::verify::{safety_stop, unsafe_reasons};
+use super::verify::{safety_stop, unhealthy, unsafe_reasons};
 use super::wait::{Progress, ViewCache, progress, watch_until};
 use crate::env::{Env, SelectOutput, wave_baseline, wave_output};
 use crate::k8s::{Asts, sts_view};
@@ -26,6 +26,8 @@ enum Outcome {
     Done(String),
     /// A working pod was disturbed (or the template changed): stop for safety.
     Unsafe(Vec<String>),
+    /// An analysis check failed: freeze, then stop or roll back (`onFailure`).
+    Unhealthy(Vec<String>),
 }
 
 pub async fn run(env: &Env, ctx: &StepContext) -> Result<StepOutput, StepError> {
@@ -106,16 +108,16 @@ pub async fn run(env: &Env, ctx: &StepContext) -> Result<StepOutput, StepError> 
     );
     let outcome = tokio::select! {
         outcome = watched => outcome?,
-        failed = crate::analysis::until_failing(env.plan.spec()) => Outcome::Unsafe(failed),
+        failed = crate::analysis::until_failing(crate::analysis::checked(env, ctx)) => Outcome::Unhealthy(failed),
     };
     // And once more when the wave is ready.
     let outcome = match outcome {
         Outcome::Done(revision) => {
-            let failed = crate::analysis::failing_checks(env.plan.spec()).await;
+            let failed = crate::analysis::failing_checks(crate::analysis::checked(env, ctx)).await;
             if failed.is_empty() {
                 Outcome::Done(revision)
             } else {
-                Outcome::Unsafe(failed)
+                Outcome::Unhealthy(failed)
             }
         }
         unsafe_ => unsafe_,
@@ -123,6 +125,7 @@ pub async fn run(env: &Env, ctx: &StepContext) -> Result<StepOutput, StepError> 
     let revision = match outcome {
         Outcome::Done(revision) => revision,
         Outcome::Unsafe(reasons) => return Err(safety_stop(env, ctx, &reasons).await),
+        Outcome::Unhealthy(reasons) => return Err(unhealthy(env, ctx, &reasons).await),
     };
     Ok(StepOutput::new(
         json!({"pods": select.select, "revision": revision}),

@@ -41,8 +41,14 @@ pub(crate) enum Transition<'a> {
         output: StepOutput,
         ms: u64,
     },
-    /// Node `idx` ended with `error` and will not be retried in this process.
-    Failed { idx: usize, error: StepError },
+    /// Node `idx` ended with `error` and will not be retried in this process. With
+    /// `rolls_back` (the plan says `onFailure: rollback`) a failure that
+    /// [`rollback::starts_rollback`] starts the run's rollback in the same commit.
+    Failed {
+        idx: usize,
+        error: StepError,
+        rolls_back: bool,
+    },
     /// The task of node `idx` ended without recording it: abandoned after the grace period
     /// (`panic: None`) or panicked.
     Abandoned { idx: usize, panic: Option<String> },
@@ -125,7 +131,11 @@ pub(crate) fn apply(
             }));
         }
         Transition::Succeeded { idx, output, ms } => succeeded(rec, now, idx, output, ms, &mut fx),
-        Transition::Failed { idx, error } => failed(rec, now, idx, &error, &mut fx),
+        Transition::Failed {
+            idx,
+            error,
+            rolls_back,
+        } => failed(rec, now, idx, &error, rolls_back, &mut fx),
         Transition::Abandoned { idx, panic } => {
             let (state, error) = match panic {
                 Some(message) => (
@@ -145,7 +155,7 @@ pub(crate) fn apply(
                 n.finished_at = Some(now);
             }
         }
-        Transition::Grow { blueprint } => grow(rec, blueprint, &mut fx)?,
+        Transition::Grow { blueprint } => grow(rec, now, blueprint, &mut fx)?,
         Transition::Stop { state, reason } => {
             rec.meta.state = state;
             rec.meta.reason = reason;
@@ -166,7 +176,7 @@ fn started(rec: &RunRecord) -> RunEvent {
     }
 }
 
-fn add_nodes(rec: &mut RunRecord, specs: Vec<NodeSpec>, fx: &mut Vec<Effect>) {
+pub(super) fn add_nodes(rec: &mut RunRecord, specs: Vec<NodeSpec>, fx: &mut Vec<Effect>) {
     for spec in specs {
         fx.push(Effect::Node(rec.nodes.len()));
         rec.nodes.push(NodeRecord::pending(spec));
@@ -219,8 +229,22 @@ fn resume(
     let replanned_wave = stopped_at
         .filter(|_| accept)
         .and_then(|i| rec.nodes[i].spec.id.wave);
+    // A rollback replaced what was left of the failed wave: nothing of it runs again (the
+    // failed step stays failed, as the record of why the run went back).
+    let cut = rollback::cut(rec);
     for (i, n) in rec.nodes.iter_mut().enumerate() {
         let id = n.spec.id.clone();
+        if i < cut {
+            if matches!(
+                n.state,
+                NodeState::Pending | NodeState::Running | NodeState::Interrupted
+            ) {
+                n.state = NodeState::Skipped;
+                n.finished_at = Some(now);
+                fx.push(Effect::Node(i));
+            }
+            continue;
+        }
         if let Some(wave) = replanned_wave
             && id.wave == Some(wave)
         {
@@ -309,27 +333,46 @@ fn failed(
     now: Timestamp,
     idx: usize,
     error: &StepError,
+    rolls_back: bool,
     fx: &mut Vec<Effect>,
 ) {
+    let rollback =
+        rolls_back && rollback::starts_rollback(rec, &rec.nodes[idx].spec.id, error.kind);
+    // An unhealthy application that does not roll the run back freezes it: a safety stop.
+    let kind = match error.kind {
+        StepErrorKind::Unhealthy if !rollback => StepErrorKind::SafetyStop,
+        kind => kind,
+    };
     let n = &mut rec.nodes[idx];
-    n.state = if error.kind == StepErrorKind::Interrupted {
+    n.state = if kind == StepErrorKind::Interrupted {
         NodeState::Interrupted
     } else {
         NodeState::Failed
     };
     n.error = Some(NodeError {
-        kind: error.kind,
+        kind,
         message: error.message.clone(),
     });
     n.finished_at = Some(now);
     let step = n.spec.id.to_string();
     fx.push(Effect::Node(idx));
-    match error.kind {
-        StepErrorKind::Interrupted => {}
-        StepErrorKind::SafetyStop => fx.push(Effect::Event(RunEvent::SafetyStop {
+    if rollback {
+        fx.push(Effect::Event(RunEvent::StepFailed {
             step,
-            reason: error.message.clone(),
-        })),
+            error: error.message.clone(),
+            retrying: false,
+        }));
+        rollback::start(rec, now, idx, &error.message, fx);
+        return;
+    }
+    match kind {
+        StepErrorKind::Interrupted => {}
+        StepErrorKind::SafetyStop | StepErrorKind::Unhealthy => {
+            fx.push(Effect::Event(RunEvent::SafetyStop {
+                step,
+                reason: error.message.clone(),
+            }));
+        }
         StepErrorKind::Failed | StepErrorKind::Retryable => {
             fx.push(Effect::Event(RunEvent::StepFailed {
                 step,
@@ -350,39 +393,62 @@ pub(super) fn graph(rec: &RunRecord) -> Result<Dag, GraphError> {
 
 fn grow(
     rec: &mut RunRecord,
+    now: Timestamp,
     blueprint: &dyn Blueprint,
     fx: &mut Vec<Effect>,
 ) -> Result<(), GraphError> {
-    if let Some(n) = rec.nodes.iter().find(|n| !n.state.is_done()) {
+    if rollback::pending(rec) {
+        return rollback::grow_rollback(rec, now, fx);
+    }
+    if let Some(n) = rec
+        .nodes
+        .iter()
+        .enumerate()
+        .find(|(i, n)| !n.state.is_done() && !rollback::replaced(rec, *i))
+        .map(|(_, n)| n)
+    {
         return Err(GraphError(format!(
             "{} is {} but nothing can run",
             n.spec.id,
             n.state.as_str()
         )));
     }
-    let after = graph(rec)?.sinks();
+    let after = rollback::done_sinks(rec)?;
     let (phase, finishing) = (rec.meta.phase, rec.meta.finishing);
+    let rolling_back = rec.meta.rollback.is_some();
+    let wave = |k: u32| {
+        if rolling_back {
+            blueprint.rollback_wave(k, &after)
+        } else {
+            blueprint.wave(k, &after)
+        }
+    };
     let (next_phase, specs) = match (phase, finishing) {
         (Phase::Epilogue, _) => {
-            rec.meta.state = RunState::Succeeded;
+            let state = if rolling_back {
+                RunState::RolledBack
+            } else {
+                RunState::Succeeded
+            };
+            rec.meta.state = state;
+            if let Some(rb) = &rec.meta.rollback {
+                rec.meta.reason = Some(format!("rolled back after {}: {}", rb.step, rb.reason));
+            }
             fx.push(Effect::Event(RunEvent::RunFinished {
                 run: rec.meta.run_id.clone(),
-                outcome: "succeeded".to_owned(),
+                outcome: state.as_str().to_owned(),
             }));
             fx.push(Effect::Complete);
             return Ok(());
         }
         (_, true) => (Phase::Epilogue, blueprint.epilogue(&after)),
-        (Phase::Prologue, false) => (Phase::Wave { wave: 1 }, blueprint.wave(1, &after)),
-        (Phase::Wave { wave }, false) if wave >= MAX_WAVES => {
+        (Phase::Prologue, false) => (Phase::Wave { wave: 1 }, wave(1)),
+        (Phase::Wave { wave: k }, false) if k >= MAX_WAVES => {
             return Err(GraphError(format!(
                 "the run reached {MAX_WAVES} waves without finishing"
             )));
         }
-        (Phase::Wave { wave }, false) => (
-            Phase::Wave { wave: wave + 1 },
-            blueprint.wave(wave + 1, &after),
-        ),
+        (Phase::Wave { wave: k }, false) => (Phase::Wave { wave: k + 1 }, wave(k + 1)),
     };
     // A blueprint with nothing more for this wave means the rollout has nothing left.
     let (next_phase, specs) = if specs.is_empty() && next_phase != Phase::Epilogue {
@@ -417,6 +483,7 @@ pub(super) fn new_record(plan: &ValidPlan, run_id: &str, now: Timestamp) -> RunR
             phase_start: 0,
             finishing: false,
             vars: BTreeMap::new(),
+            rollback: None,
             log_len: 0,
             node_count: 0,
         },
@@ -425,5 +492,9 @@ pub(super) fn new_record(plan: &ValidPlan, run_id: &str, now: Timestamp) -> RunR
     }
 }
 
+mod rollback;
+
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_rollback;

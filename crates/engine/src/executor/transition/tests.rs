@@ -19,12 +19,12 @@ fn plan(hooks: &[&str]) -> ValidPlan {
     ValidPlan::parse("plan.yaml", &text).unwrap()
 }
 
-fn at(s: u32) -> Timestamp {
+pub(super) fn at(s: u32) -> Timestamp {
     Timestamp::from_second(1_800_000_000 + i64::from(s)).unwrap()
 }
 
 /// A run of `plan` created at 0 and with its prologue done.
-fn created(plan: &ValidPlan) -> RunRecord {
+pub(super) fn created(plan: &ValidPlan) -> RunRecord {
     let mut rec = new_record(plan, "r", at(0));
     apply(
         &mut rec,
@@ -37,7 +37,7 @@ fn created(plan: &ValidPlan) -> RunRecord {
     rec
 }
 
-fn idx(rec: &RunRecord, id: &str) -> usize {
+pub(super) fn idx(rec: &RunRecord, id: &str) -> usize {
     rec.nodes
         .iter()
         .position(|n| n.spec.id.to_string() == id)
@@ -157,6 +157,7 @@ fn node_transitions_set_state_attempts_times_and_events() {
             Box::new(|| Transition::Failed {
                 idx: 0,
                 error: StepError::failed("no"),
+                rolls_back: false,
             }),
             NodeState::Failed,
             0,
@@ -173,6 +174,7 @@ fn node_transitions_set_state_attempts_times_and_events() {
             Box::new(|| Transition::Failed {
                 idx: 0,
                 error: StepError::safety_stop("two down"),
+                rolls_back: false,
             }),
             NodeState::Failed,
             0,
@@ -188,6 +190,7 @@ fn node_transitions_set_state_attempts_times_and_events() {
             Box::new(|| Transition::Failed {
                 idx: 0,
                 error: StepError::interrupted(),
+                rolls_back: false,
             }),
             NodeState::Interrupted,
             0,
@@ -400,7 +403,7 @@ fn stop_records_the_state_and_reason() {
     }
 }
 
-fn resume(rec: &mut RunRecord, plan: &ValidPlan, accept_risk: bool) -> Vec<Effect> {
+pub(super) fn resume(rec: &mut RunRecord, plan: &ValidPlan, accept_risk: bool) -> Vec<Effect> {
     apply(
         rec,
         at(9),

@@ -5,10 +5,10 @@ use std::collections::BTreeSet;
 use super::Issue;
 use super::reference::parse_http_url;
 use super::rules::{exactly_one, expect_status, named_label, positive};
+use crate::plan::Spec;
 use crate::plan::error::quote;
 use crate::plan::path::FieldPath;
 use crate::plan::safety::{Analysis, Gate, PrometheusQuery, Window};
-use crate::plan::{OnFailure, Spec};
 
 /// Placeholders gate URLs, commands and queries may use.
 pub const GATE_PLACEHOLDERS: [&str; 3] = ["pod", "run", "wave"];
@@ -34,16 +34,6 @@ pub(super) fn check(spec: &Spec, issues: &mut Vec<Issue>) {
     }
     if let Some(analysis) = &spec.analysis {
         check_analysis(analysis, &mut push);
-    }
-    if spec.on_failure == OnFailure::Rollback {
-        push(
-            FieldPath::parse("spec.onFailure"),
-            Err(
-                "rollback is not supported yet: expected freeze (a failed check freezes the \
-                 partition; `engine resume --accept-risk` goes on)"
-                    .to_owned(),
-            ),
-        );
     }
 }
 
