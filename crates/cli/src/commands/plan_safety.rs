@@ -89,9 +89,18 @@ pub async fn report(plan: &ValidPlan, snapshot: &Snapshot, now: Timestamp) -> Re
             checks.join(", "),
             match spec.on_failure {
                 OnFailure::Freeze => "freezes the rollout (safety stop)",
-                OnFailure::Rollback => "rolls back",
+                OnFailure::Rollback => "rolls back standby-first",
             }
         ));
+    }
+
+    if spec.on_failure == OnFailure::Rollback {
+        lines.push(
+            "onFailure: rollback: a failed check, a wave whose pods do not become ready or whose \
+             afterWaveReady hook fails rolls back standby-first to the template the run started \
+             from (the run ends rolledBack, exit 1); a broken invariant stays a safety stop"
+                .to_owned(),
+        );
     }
 
     let json = json!({

@@ -3,10 +3,15 @@
 //! run's own output and history.
 
 use super::harness::{
-    NEW_IMAGE, all_output, assert_exit, bed, describe, path_str, seed, wave_partitions,
+    Bed, NEW_IMAGE, OLD_IMAGE, all_output, assert_exit, bed, describe, path_str, seed,
+    wave_partitions,
 };
 use super::stub::Stub;
+use baton_sim::arbiter::Role;
 use baton_testbed::backend::{BackendKind, Seed};
+use std::os::unix::process::ExitStatusExt as _;
+use std::path::{Path, PathBuf};
+use std::process::Output;
 use std::time::Duration;
 
 fn gate(stub: &Stub) -> serde_yaml::Value {
@@ -174,6 +179,131 @@ async fn analysis_freezes_mid_wave(kind: BackendKind) {
         v.updates
     );
     assert!(stub.queries() > 0);
+}
+
+/// A bed whose plan `rollback` has an analysis check (every 200 ms, against `stub`) and
+/// `onFailure: rollback`; pods are Ready 1.5 s after a (re)start, so wave 2 is caught midway.
+async fn rollback_bed(kind: BackendKind) -> Option<(Bed, Stub, PathBuf)> {
+    let bed = bed(
+        kind,
+        Seed {
+            ready_delay: Duration::from_millis(1500),
+            ..seed()
+        },
+    )
+    .await?;
+    let stub = Stub::start().await;
+    let plan = bed.plan("rollback", |doc| {
+        doc["spec"]["analysis"] = serde_yaml::from_str(&format!(
+            "{{interval: 200ms, checks: [{{name: error-rate, prometheus: {{url: \"{}\", query: \"sum(rate(errors_total[1m]))\", max: 0.01}}}}]}}",
+            stub.url
+        ))
+        .unwrap();
+        doc["spec"]["onFailure"] = "rollback".into();
+    });
+    Some((bed, stub, plan))
+}
+
+/// Runs `engine run` with `failpoints` (if any) and makes the check fail once wave 2 began
+/// (wave 1 updates two pods; the third update is wave 2's). It keeps failing: a rollback's
+/// waves do not ask it.
+async fn run_until_unhealthy(bed: &Bed, stub: &Stub, plan: &Path, failpoints: &str) -> Output {
+    let mut cmd = bed.command(&["run", path_str(plan)]);
+    if !failpoints.is_empty() {
+        cmd.env("BATON_FAILPOINTS", failpoints);
+    }
+    let run = cmd.spawn().unwrap();
+    bed.observer
+        .until(Duration::from_secs(60), |v| v.updates.len() >= 3)
+        .await
+        .unwrap_or_else(|v| panic!("wave 2 never began: {v:#?}"));
+    stub.set_value(0.5);
+    super::harness::finish(run, &["run", "rollback"]).await
+}
+
+/// The end of a rollback, judged from outside and by the run: every pod back on the old
+/// template and Ready, role labels as the arbiter says, three pods working (all of the old
+/// revision), partition 0, no working pod updated nor the working count lowered (the
+/// observer), and the run `rolledBack` with its template write in the history.
+async fn assert_rolled_back(bed: &Bed) {
+    let v = bed.assert_finished(5, OLD_IMAGE, 0).await;
+    assert!(
+        v.updated_pods().len() > 3,
+        "pods went back: {:#?}",
+        v.updates
+    );
+    let roles = bed.backend.arbiter().roles();
+    assert_eq!(
+        roles.values().filter(|r| **r == Role::Working).count(),
+        3,
+        "{roles:?}"
+    );
+    let status = bed
+        .engine(&["status", "rollback", "--output", "json"])
+        .await;
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).expect("status JSON");
+    assert_eq!(status["state"], "rolledBack", "{status:#}");
+    let history = bed.history("rollback").await.to_string();
+    assert!(history.contains("roll back template"), "{history}");
+}
+
+/// `onFailure: rollback`: an analysis check failing mid-wave-2 freezes the partition and the
+/// run goes back standby-first: old-revision pods take the working role back before any
+/// working pod could be touched, the updated pods return to the old template, and the run
+/// ends `rolledBack` (exit 1) with no violation seen from outside.
+async fn analysis_rolls_back_mid_wave(kind: BackendKind) {
+    let Some((bed, stub, plan)) = rollback_bed(kind).await else {
+        return;
+    };
+    let out = run_until_unhealthy(&bed, &stub, &plan, "").await;
+    assert_exit(&out, 1);
+    let text = all_output(&out);
+    for want in [
+        "analysis check error-rate failed: 0.5 > 0.01 (max)",
+        "ROLLBACK after wave-2/",
+        "run rollback: rolled back",
+    ] {
+        assert!(text.contains(want), "{want:?}: {}", describe(&out));
+    }
+    assert!(!text.contains("SAFETY STOP"), "{}", describe(&out));
+    assert_rolled_back(&bed).await;
+}
+
+/// A crash anywhere in a rollback resumes into the rollback, never into the forward rollout:
+/// the process aborts (no unwinding, no flush) as the failure is being recorded, right after
+/// the old template was written, and as the rollback's first wave starts; `engine resume`
+/// then ends the run `rolledBack`. (On the real tier, only after the template write.)
+async fn a_crashed_rollback_resumes_into_the_rollback(kind: BackendKind) {
+    let points: &[&str] = match kind {
+        BackendKind::Sim => &[
+            "in-checkpoint:wave-2/wait-updated=failed",
+            "after-write:rollback",
+            "before-step:wave-3/select",
+        ],
+        // One point on the real tier: each case costs a rollout of ~25 s there.
+        BackendKind::Real => &["after-write:rollback"],
+    };
+    for point in points {
+        let Some((bed, stub, plan)) = rollback_bed(kind).await else {
+            return;
+        };
+        let out = run_until_unhealthy(&bed, &stub, &plan, point).await;
+        assert_eq!(
+            out.status.signal(),
+            Some(6),
+            "{point}: the run did not abort: {}",
+            describe(&out)
+        );
+        let resumed = bed.engine(&["resume", "rollback"]).await;
+        assert_exit(&resumed, 1);
+        let text = all_output(&resumed);
+        assert!(
+            text.contains("run rollback: rolled back"),
+            "{point}: {}",
+            describe(&resumed)
+        );
+        assert_rolled_back(&bed).await;
+    }
 }
 
 /// A window closed at the start makes the run wait, saying for which window, and then go.
@@ -345,6 +475,16 @@ scenario!(
     analysis_freezes_mid_wave,
     sim_analysis_freezes_mid_wave,
     real_analysis_freezes_mid_wave
+);
+scenario!(
+    analysis_rolls_back_mid_wave,
+    sim_analysis_rolls_back_mid_wave,
+    real_analysis_rolls_back_mid_wave
+);
+scenario!(
+    a_crashed_rollback_resumes_into_the_rollback,
+    sim_a_crashed_rollback_resumes_into_the_rollback,
+    real_a_crashed_rollback_resumes_into_the_rollback
 );
 scenario!(
     promote_gate_holds_one_pod,

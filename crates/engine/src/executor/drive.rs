@@ -255,7 +255,7 @@ pub(super) async fn drive<R: StepRunner>(
                         halt(&mut stop, Stop::Safety { step: id, message });
                     }
                     NodeEnd::Rollback(message) => {
-                        tracing::warn!(step = %id, %message, "rolling back");
+                        tracing::debug!(step = %id, %message, "rolling back");
                         halt(&mut stop, Stop::Rollback);
                     }
                     NodeEnd::Store(e) => {

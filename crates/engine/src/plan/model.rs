@@ -68,7 +68,8 @@ pub struct Spec {
     /// Checks of the application while waves run.
     #[serde(default)]
     pub analysis: Option<super::safety::Analysis>,
-    /// What a failed analysis check does: `freeze` (default) or `rollback`.
+    /// What a failed analysis check does: `freeze` (default) or `rollback` (which also
+    /// rolls back a failed wave).
     #[serde(default)]
     pub on_failure: super::safety::OnFailure,
 }

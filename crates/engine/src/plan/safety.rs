@@ -187,7 +187,7 @@ impl Window {
     }
 }
 
-/// What a failed analysis check does.
+/// What a failed analysis check (or, with `rollback`, a failed wave) does.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, schemars::JsonSchema,
 )]
@@ -196,7 +196,11 @@ pub enum OnFailure {
     /// Freeze the partition at once (a safety stop); `engine resume --accept-risk` goes on.
     #[default]
     Freeze,
-    /// Bring the updated pods back to the old revision, standby-first (not supported yet).
+    /// Freeze the partition at once, then bring the updated pods back to the old revision
+    /// standby-first: the template the run started from goes back, old-revision pods take
+    /// the working role first, and waves update the rest. Also on a wave whose pods do not
+    /// become ready or whose `afterWaveReady` hook fails. Never on a broken invariant (that
+    /// stays a safety stop). The run ends `rolledBack` (exit 1).
     Rollback,
 }
 

@@ -96,7 +96,7 @@ pub async fn unhealthy(env: &Env, ctx: &StepContext, reasons: &[String]) -> Step
         )
         .await;
     StepError::unhealthy(format!(
-        "the rollout is frozen (partition = {}) and rolls back: {reason}",
+        "{reason} (the rollout froze at partition {} to roll back)",
         sts.replicas()
     ))
 }
