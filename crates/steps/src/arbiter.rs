@@ -36,6 +36,8 @@ pub enum ArbiterError {
         #[source]
         source: reqwest::Error,
     },
+    #[error("the arbiter CA file {path} holds no PEM certificate")]
+    NoCertificate { path: PathBuf },
     #[error("cannot build the arbiter http client")]
     Client(#[source] reqwest::Error),
     #[error("cannot read the arbiter token file {path}")]
@@ -253,16 +255,27 @@ impl ArbiterClient {
             .timeout(spec.timeout.as_std())
             .connect_timeout(spec.timeout.as_std());
         if let Some(path) = &spec.ca_file {
-            let pem = std::fs::read(path).map_err(|source| ArbiterError::CaFile {
-                path: path.clone(),
-                source,
-            })?;
-            let cert =
-                reqwest::Certificate::from_pem(&pem).map_err(|source| ArbiterError::BadCa {
+            // Bounded like every file a plan names: a CA bundle is kilobytes, and a wrong
+            // path (`/dev/zero`, a log) must be refused, not read until memory runs out.
+            let pem = baton_engine::plan::read_bounded(path, baton_engine::plan::MAX_FILE_BYTES)
+                .map_err(|source| ArbiterError::CaFile {
                     path: path.clone(),
                     source,
                 })?;
-            builder = builder.add_root_certificate(cert);
+            // A bundle, every certificate of it trusted. One with none (a key, a typo'd
+            // path to some other file) would leave only the system roots, silently.
+            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|source| {
+                ArbiterError::BadCa {
+                    path: path.clone(),
+                    source,
+                }
+            })?;
+            if certs.is_empty() {
+                return Err(ArbiterError::NoCertificate { path: path.clone() });
+            }
+            for cert in certs {
+                builder = builder.add_root_certificate(cert);
+            }
         }
         let http = builder.build().map_err(ArbiterError::Client)?;
         Ok(ArbiterClient {
@@ -390,6 +403,41 @@ mod tests {
             epoch,
             members: members.iter().map(|(n, r)| ((*n).to_owned(), *r)).collect(),
         }
+    }
+
+    fn spec_with_ca(path: &std::path::Path) -> ArbiterSpec {
+        let mut spec: ArbiterSpec =
+            serde_json::from_value(serde_json::json!({"url": "https://arbiter:8443"})).unwrap();
+        spec.ca_file = Some(path.to_owned());
+        spec
+    }
+
+    #[test]
+    fn a_ca_file_is_read_bounded_and_must_hold_a_certificate() {
+        let dir = tempfile::tempdir().unwrap();
+        let not_pem = dir.path().join("not.pem");
+        std::fs::write(&not_pem, "hello").unwrap();
+        let cases: [(&std::path::Path, &str); 3] = [
+            (
+                std::path::Path::new("/dev/zero"),
+                "cannot read the arbiter CA file /dev/zero",
+            ),
+            (
+                &dir.path().join("missing.pem"),
+                "cannot read the arbiter CA file",
+            ),
+            (&not_pem, "holds no PEM certificate"),
+        ];
+        for (path, expected) in cases {
+            let error = ArbiterClient::new(&spec_with_ca(path)).unwrap_err();
+            assert!(error.to_string().contains(expected), "{path:?}: {error}");
+        }
+        let too_large =
+            ArbiterClient::new(&spec_with_ca(std::path::Path::new("/dev/zero"))).unwrap_err();
+        let ArbiterError::CaFile { source, .. } = too_large else {
+            panic!("expected CaFile, got {too_large:?}");
+        };
+        assert_eq!(source.kind(), std::io::ErrorKind::FileTooLarge);
     }
 
     #[test]
