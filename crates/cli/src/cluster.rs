@@ -25,6 +25,14 @@ pub async fn client(global: &GlobalArgs) -> anyhow::Result<kube::Client> {
             .or_else(|_| kube::Config::incluster())
             .context("no usable kubeconfig found (use --kubeconfig)")?,
     };
+    without_hidden_retries(config)
+}
+
+/// A client without kube's own retry layer (it resends 429/503/504 answers unseen).
+/// The engine retries by its own policy, step by step, and audits each attempt of a
+/// write; a second, silent retry underneath would send a write the history shows once.
+fn without_hidden_retries(mut config: kube::Config) -> anyhow::Result<kube::Client> {
+    config.default_retry = false;
     kube::Client::try_from(config).context("cannot build a Kubernetes client")
 }
 
