@@ -3,7 +3,7 @@
 //! run's own output and history.
 
 use super::harness::{
-    Bed, NEW_IMAGE, OLD_IMAGE, all_output, assert_exit, bed, describe, path_str, seed,
+    Bed, NEW_IMAGE, OLD_IMAGE, TEST_GATE, all_output, assert_exit, bed, describe, path_str, seed,
     wave_partitions,
 };
 use super::stub::Stub;
@@ -304,6 +304,61 @@ async fn a_crashed_rollback_resumes_into_the_rollback(kind: BackendKind) {
         );
         assert_rolled_back(&bed).await;
     }
+}
+
+/// `onFailure: rollback` on a failed wave: a pod of wave 1 held unready makes `wait-updated`
+/// fail at `readyTimeout`, and the run rolls back. The held pod stays unready, so the
+/// rollback's wave fails too: that second failure stops the run (exit 1, resumable), it does
+/// not roll back the rollback. Once the pod is let go, `engine resume` continues the rollback
+/// to its end. Simulator only (two readiness timeouts).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sim_a_wave_past_its_ready_timeout_rolls_back_and_a_second_failure_stops() {
+    let Some(bed) = bed(BackendKind::Sim, super::gated_seed()).await else {
+        return;
+    };
+    let plan = bed.plan("rollback", |doc| {
+        doc["spec"]["waves"]["readyTimeout"] = "4s".into();
+        doc["spec"]["onFailure"] = "rollback".into();
+    });
+    let run = bed.spawn(&["run", path_str(&plan)]);
+    let held = super::hold_first_updated(&bed).await;
+    let out = super::harness::finish(run, &["run", "rollback"]).await;
+    assert_exit(&out, 1);
+    let text = all_output(&out);
+    for want in [
+        "ROLLBACK after wave-1/wait-updated (wave 1): wave-1/wait-updated did not finish within 4s",
+        "step wave-2/wait-updated failed",
+        "the run is resumable",
+    ] {
+        assert!(text.contains(want), "{want:?}: {}", describe(&out));
+    }
+    assert!(
+        !text.contains("ROLLBACK after wave-2"),
+        "{}",
+        describe(&out)
+    );
+    bed.assert_safe();
+
+    bed.backend
+        .set_condition(&held, TEST_GATE, true)
+        .await
+        .unwrap();
+    let out = bed.engine(&["resume", "rollback"]).await;
+    assert_exit(&out, 1);
+    assert!(
+        all_output(&out).contains("run rollback: rolled back"),
+        "{}",
+        describe(&out)
+    );
+    let v = bed.assert_finished(5, OLD_IMAGE, 0).await;
+    // Only wave 1's pods were ever touched: there and back.
+    assert!(
+        v.updates
+            .iter()
+            .all(|u| u.pod == "sample-1" || u.pod == "sample-3"),
+        "{:#?}",
+        v.updates
+    );
 }
 
 /// A window closed at the start makes the run wait, saying for which window, and then go.
