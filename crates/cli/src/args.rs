@@ -63,6 +63,11 @@ pub enum Command {
     /// Print the JSON Schema of the plan format (for editors).
     #[command(after_help = "Example:\n  engine schema > baton-plan.schema.json")]
     Schema,
+    /// Print the UpgradePlan CustomResourceDefinition (deploy/crd.yaml) for in-cluster mode.
+    #[command(
+        after_help = "Examples:\n  engine crd | kubectl apply -f -\n  engine crd --output json | jq '.spec.versions[0].additionalPrinterColumns'"
+    )]
+    Crd,
     /// Print the step DAG of a plan.
     #[command(
         after_help = "Example:\n  engine graph plans/seed.yaml --format dot | dot -Tsvg > plan.svg"

@@ -65,3 +65,35 @@ fn the_seed_plan_has_every_key_the_schema_requires_and_no_other() {
     }
     assert!(checked >= 6, "walked {checked} objects");
 }
+
+/// `deploy/crd.yaml` is `engine crd`'s output: a change to the plan's types that is not
+/// regenerated fails here. To regenerate: `engine crd > deploy/crd.yaml`.
+#[test]
+fn the_committed_crd_is_what_engine_crd_prints() {
+    let out = Command::new(env!("CARGO_BIN_EXE_engine"))
+        .arg("crd")
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(printed, baton_engine::plan::crd::crd_yaml().unwrap());
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/crd.yaml");
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        committed == printed,
+        "{} differs from `engine crd`; regenerate it with `engine crd > deploy/crd.yaml`",
+        path.display()
+    );
+
+    let json = Command::new(env!("CARGO_BIN_EXE_engine"))
+        .args(["crd", "--output", "json"])
+        .output()
+        .unwrap();
+    let json: Value = serde_json::from_slice(&json.stdout).expect("engine crd --output json");
+    assert_eq!(json, baton_engine::plan::crd::crd().unwrap());
+}

@@ -10,6 +10,7 @@ use crate::printer;
 mod abort;
 mod approve;
 mod completions;
+mod crd;
 mod delete;
 mod demo;
 mod graph;
@@ -37,6 +38,7 @@ pub fn dispatch(cli: Cli) -> ExitStatus {
     let result = match cli.command {
         Command::Validate(a) => validate::run(&global, &a),
         Command::Schema => schema::run(&global),
+        Command::Crd => crd::run(&global),
         Command::Graph(a) => graph::run(&global, &a),
         Command::Plan(a) => plan::run(&global, &a),
         Command::Run(a) => run::run(&global, &a),

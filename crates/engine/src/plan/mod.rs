@@ -10,6 +10,7 @@
 //! first one, while the rules report every problem at once. Only a [`ValidPlan`] can be
 //! run; [`ValidPlan::parse`] and [`ValidPlan::load`] are the only ways to get one.
 
+pub mod crd;
 mod de;
 mod error;
 mod model;
