@@ -107,6 +107,9 @@ fn default_template(template: &mut Value) {
 
 /// Validates an object about to be stored; `old` is the stored version on update.
 pub fn validate(kind: Kind, name: &str, old: Option<&Value>, obj: &Value) -> Result<(), ApiError> {
+    if kind == Kind::CustomResourceDefinition {
+        return crate::crd::validate(name, obj);
+    }
     let mut causes = Vec::new();
     if kind == Kind::StatefulSet {
         schema_errors(&ASTS_SCHEMA, obj, "", &mut causes);

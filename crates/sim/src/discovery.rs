@@ -20,10 +20,11 @@ use crate::store::Kind;
 pub const VERSION: (&str, &str) = ("1", "32");
 const OPENAPI_HASH: &str = "baton-sim-1";
 
-/// One served group-version.
+/// One served group-version and its served kinds.
 struct GroupVersion {
     group: &'static str,
     version: &'static str,
+    kinds: Vec<Kind>,
 }
 
 impl GroupVersion {
@@ -42,23 +43,24 @@ impl GroupVersion {
         }
     }
     fn kinds(&self) -> impl Iterator<Item = Kind> + '_ {
-        Kind::ALL
-            .into_iter()
-            .filter(|k| k.group() == self.group && k.version() == self.version)
+        self.kinds.iter().copied()
     }
 }
 
-fn group_versions() -> Vec<GroupVersion> {
+/// The group-versions of the `served` kinds, in the order their first kind comes.
+fn group_versions(served: &[Kind]) -> Vec<GroupVersion> {
     let mut out: Vec<GroupVersion> = Vec::new();
-    for k in Kind::ALL {
-        if !out
-            .iter()
-            .any(|gv| gv.group == k.group() && gv.version == k.version())
+    for &k in served {
+        match out
+            .iter_mut()
+            .find(|gv| gv.group == k.group() && gv.version == k.version())
         {
-            out.push(GroupVersion {
+            Some(gv) => gv.kinds.push(k),
+            None => out.push(GroupVersion {
                 group: k.group(),
                 version: k.version(),
-            });
+                kinds: vec![k],
+            }),
         }
     }
     out
@@ -85,6 +87,8 @@ fn verbs(kind: Kind) -> Value {
 fn categories(kind: Kind) -> Value {
     match kind {
         Kind::Pod | Kind::StatefulSet => json!(["all"]),
+        Kind::CustomResourceDefinition => json!(["api-extensions"]),
+        Kind::UpgradePlan => json!(["baton"]),
         _ => json!([]),
     }
 }
@@ -117,17 +121,24 @@ fn json_doc(body: Value) -> Option<Doc> {
 
 /// The discovery or OpenAPI document at `segs` (the path split on `/`), if
 /// the path is one. `accept` picks aggregated discovery; `host` is echoed in
-/// `serverAddressByClientCIDRs`.
-pub fn document(segs: &[&str], accept: &str, host: &str) -> Option<Doc> {
+/// `serverAddressByClientCIDRs`; `served` says which kinds to list (custom resources only
+/// once their CRD is stored, [`crate::crd::served_kinds`]), asked only for a discovery path.
+pub fn document(
+    segs: &[&str],
+    accept: &str,
+    host: &str,
+    served: &dyn Fn() -> Vec<Kind>,
+) -> Option<Doc> {
+    let group_versions = || group_versions(&served());
     let aggregated = accept.contains("as=APIGroupDiscoveryList") && accept.contains("v=v2;");
     match segs {
         ["version"] => json_doc(version()),
         ["api"] if aggregated => Some(Doc {
-            body: aggregated_list(true),
+            body: aggregated_list(&group_versions(), true),
             content_type: AGGREGATED_V2,
         }),
         ["apis"] if aggregated => Some(Doc {
-            body: aggregated_list(false),
+            body: aggregated_list(&group_versions(), false),
             content_type: AGGREGATED_V2,
         }),
         ["api"] => json_doc(json!({
@@ -138,10 +149,10 @@ pub fn document(segs: &[&str], accept: &str, host: &str) -> Option<Doc> {
             "kind": "APIGroupList", "apiVersion": "v1",
             "groups": group_versions().iter().filter(|gv| !gv.group.is_empty()).map(api_group).collect::<Vec<_>>()
         })),
-        ["api", "v1"] => json_doc(resource_list(&GroupVersion {
-            group: "",
-            version: "v1",
-        })),
+        ["api", "v1"] => group_versions()
+            .iter()
+            .find(|gv| gv.group.is_empty())
+            .and_then(|gv| json_doc(resource_list(gv))),
         ["apis", g] => group_versions()
             .iter()
             .find(|gv| gv.group == *g)
@@ -195,8 +206,8 @@ fn resource_list(gv: &GroupVersion) -> Value {
     json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv.group_version(), "resources": resources})
 }
 
-fn aggregated_list(core: bool) -> Value {
-    let items: Vec<Value> = group_versions()
+fn aggregated_list(group_versions: &[GroupVersion], core: bool) -> Value {
+    let items: Vec<Value> = group_versions
         .iter()
         .filter(|gv| gv.group.is_empty() == core)
         .map(|gv| {
@@ -238,6 +249,11 @@ fn aggregated_list(core: bool) -> Value {
 fn schema_name(kind: Kind) -> String {
     match kind {
         Kind::StatefulSet => "com.github.openkruise.kruise.apis.apps.v1beta1.StatefulSet".into(),
+        Kind::UpgradePlan => "dev.baton.v1alpha1.UpgradePlan".into(),
+        Kind::CustomResourceDefinition => {
+            "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinition"
+                .into()
+        }
         k => {
             let group = match k.group() {
                 "" => "core".to_string(),
@@ -339,7 +355,9 @@ mod tests {
             } else {
                 vec!["apis", k.group(), k.version()]
             };
-            let doc = document(&segs, "application/json", "h").unwrap().body;
+            let doc = document(&segs, "application/json", "h", &|| Kind::ALL.to_vec())
+                .unwrap()
+                .body;
             let found = doc["resources"]
                 .as_array()
                 .unwrap()
@@ -353,7 +371,7 @@ mod tests {
     fn aggregated_discovery_is_served_only_when_asked_for() {
         let accept =
             "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json";
-        let doc = document(&["apis"], accept, "h").unwrap();
+        let doc = document(&["apis"], accept, "h", &|| Kind::ALL.to_vec()).unwrap();
         assert_eq!(doc.content_type, AGGREGATED_V2);
         let groups: Vec<&str> = doc.body["items"]
             .as_array()
@@ -363,7 +381,9 @@ mod tests {
             .collect();
         assert!(groups.contains(&"apps.kruise.io"));
         assert_eq!(
-            document(&["apis"], "application/json", "h").unwrap().body["kind"],
+            document(&["apis"], "application/json", "h", &|| Kind::ALL.to_vec())
+                .unwrap()
+                .body["kind"],
             "APIGroupList"
         );
     }
@@ -374,6 +394,7 @@ mod tests {
             &["openapi", "v3", "apis", "apps.kruise.io", "v1beta1"],
             "",
             "h",
+            &|| Kind::ALL.to_vec(),
         )
         .unwrap()
         .body;

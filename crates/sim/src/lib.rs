@@ -16,6 +16,7 @@ pub mod api;
 pub mod arbiter;
 pub mod control;
 pub mod controller;
+pub mod crd;
 pub mod discovery;
 pub mod faults;
 pub mod kruise;

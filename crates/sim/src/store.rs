@@ -22,128 +22,13 @@ use tokio::sync::broadcast;
 
 use crate::admission;
 
+mod kind;
+pub use kind::Kind;
+
 /// How many changes are kept for resuming watches.
 const DEFAULT_HISTORY: usize = 10_000;
 /// How far a live subscriber may fall behind before it is told it lagged.
 const BROADCAST_CAPACITY: usize = 16_384;
-
-/// The resources the simulator serves.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Kind {
-    Pod,
-    StatefulSet,
-    ControllerRevision,
-    Lease,
-    Event,
-    EventV1,
-    Namespace,
-}
-
-impl Kind {
-    /// Every kind, in a stable order (discovery lists them this way).
-    pub const ALL: [Kind; 7] = [
-        Kind::Pod,
-        Kind::StatefulSet,
-        Kind::ControllerRevision,
-        Kind::Lease,
-        Kind::Event,
-        Kind::EventV1,
-        Kind::Namespace,
-    ];
-
-    /// API group; empty for the core group.
-    pub fn group(self) -> &'static str {
-        match self {
-            Kind::Pod | Kind::Event | Kind::Namespace => "",
-            Kind::StatefulSet => "apps.kruise.io",
-            Kind::ControllerRevision => "apps",
-            Kind::Lease => "coordination.k8s.io",
-            Kind::EventV1 => "events.k8s.io",
-        }
-    }
-
-    pub fn version(self) -> &'static str {
-        match self {
-            Kind::StatefulSet => "v1beta1",
-            _ => "v1",
-        }
-    }
-
-    /// `apiVersion` as written in objects: `v1` or `group/version`.
-    pub fn api_version(self) -> String {
-        match self.group() {
-            "" => self.version().to_string(),
-            g => format!("{g}/{}", self.version()),
-        }
-    }
-
-    /// The `kind` field of objects.
-    pub fn kind_name(self) -> &'static str {
-        match self {
-            Kind::Pod => "Pod",
-            Kind::StatefulSet => "StatefulSet",
-            Kind::ControllerRevision => "ControllerRevision",
-            Kind::Lease => "Lease",
-            Kind::Event | Kind::EventV1 => "Event",
-            Kind::Namespace => "Namespace",
-        }
-    }
-
-    /// The resource name in URLs (lowercase plural).
-    pub fn plural(self) -> &'static str {
-        match self {
-            Kind::Pod => "pods",
-            Kind::StatefulSet => "statefulsets",
-            Kind::ControllerRevision => "controllerrevisions",
-            Kind::Lease => "leases",
-            Kind::Event | Kind::EventV1 => "events",
-            Kind::Namespace => "namespaces",
-        }
-    }
-
-    pub fn singular(self) -> &'static str {
-        match self {
-            Kind::Pod => "pod",
-            Kind::StatefulSet => "statefulset",
-            Kind::ControllerRevision => "controllerrevision",
-            Kind::Lease => "lease",
-            Kind::Event | Kind::EventV1 => "event",
-            Kind::Namespace => "namespace",
-        }
-    }
-
-    pub fn short_names(self) -> &'static [&'static str] {
-        match self {
-            Kind::Pod => &["po"],
-            Kind::StatefulSet => &["asts"],
-            Kind::Event | Kind::EventV1 => &["ev"],
-            Kind::Namespace => &["ns"],
-            Kind::ControllerRevision | Kind::Lease => &[],
-        }
-    }
-
-    pub fn namespaced(self) -> bool {
-        !matches!(self, Kind::Namespace)
-    }
-
-    /// Kinds whose `.spec` changes bump `metadata.generation`.
-    pub fn has_generation(self) -> bool {
-        matches!(self, Kind::Pod | Kind::StatefulSet)
-    }
-
-    /// Kinds served with a `/status` subresource; their main endpoint ignores
-    /// `.status` and `/status` ignores everything else.
-    pub fn has_status_subresource(self) -> bool {
-        matches!(self, Kind::StatefulSet | Kind::Pod | Kind::Namespace)
-    }
-
-    /// The kind served at `group/version` under `plural`, if any.
-    pub fn from_path(group: &str, version: &str, plural: &str) -> Option<Kind> {
-        Kind::ALL
-            .into_iter()
-            .find(|k| k.group() == group && k.version() == version && k.plural() == plural)
-    }
-}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ChangeType {

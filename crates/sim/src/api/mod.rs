@@ -174,11 +174,13 @@ async fn handle(State(st): State<Arc<ApiState>>, req: Request) -> Response {
     let accept = header(header::ACCEPT);
     if parts.method == Method::GET {
         let host = header(header::HOST);
-        if let Some(doc) = crate::discovery::document(&segs, &accept, &host) {
+        let served = || crate::crd::served_kinds(&st.store);
+        if let Some(doc) = crate::discovery::document(&segs, &accept, &host, &served) {
             return response::json_typed(200, &doc.body, doc.content_type);
         }
     }
-    let Some(target) = parse_path(&segs) else {
+    // A custom resource's URLs exist only while its CRD does.
+    let Some(target) = parse_path(&segs).filter(|t| crate::crd::served(&st.store, t.kind)) else {
         return response::error(
             &ApiError::new(
                 404,
@@ -304,7 +306,10 @@ fn get(st: &ApiState, ctx: &Ctx) -> Result<Response, ApiError> {
         .get_encoded(ctx.target.kind, ctx.ns(), ctx.name())
         .ok_or_else(|| ApiError::not_found(ctx.target.kind, ctx.name()))?;
     Ok(match ctx.wants_table() {
-        Some(inc) => response::json(200, &table::table(ctx.target.kind, &[obj], None, inc, true)),
+        Some(inc) => {
+            let printer = table::Printer::of(&st.store, ctx.target.kind);
+            response::json(200, &table::table(&printer, &[obj], None, inc, true))
+        }
         None => response::encoded(200, encoded.get(&obj)),
     })
 }
@@ -345,7 +350,8 @@ fn list(st: &ApiState, ctx: &Ctx) -> Result<Response, ApiError> {
     let pages::Page { items, rv, next } = page;
     if let Some(inc) = ctx.wants_table() {
         let objects: Vec<&Value> = items.iter().map(|(o, _)| &**o).collect();
-        let mut t = table::table(ctx.target.kind, &objects, Some(rv), inc, true);
+        let printer = table::Printer::of(&st.store, ctx.target.kind);
+        let mut t = table::table(&printer, &objects, Some(rv), inc, true);
         if let Some(c) = next {
             t["metadata"]["continue"] = json!(c);
         }
@@ -388,7 +394,9 @@ fn start_watch(st: &ApiState, ctx: &Ctx) -> Response {
             .and_then(|t| t.parse::<u64>().ok())
             .map(Duration::from_secs),
         bookmark_every: st.bookmark_every,
-        table: ctx.wants_table(),
+        table: ctx
+            .wants_table()
+            .map(|inc| (table::Printer::of(&st.store, ctx.target.kind), inc)),
         cut_after: st.faults.watch_cut_after(),
     };
     watch::serve(&st.store, opts)
@@ -469,6 +477,14 @@ fn prepare_for_create(kind: Kind, obj: &mut Value) {
         }
         Kind::Pod => obj["status"] = json!({"phase": "Pending", "qosClass": "BestEffort"}),
         Kind::Namespace => obj["status"] = json!({"phase": "Active"}),
+        Kind::CustomResourceDefinition => {
+            obj["status"] = crate::crd::accepted_status(obj, &now_rfc3339());
+        }
+        Kind::UpgradePlan => {
+            if let Some(m) = obj.as_object_mut() {
+                m.remove("status");
+            }
+        }
         _ => {}
     }
 }
@@ -706,7 +722,11 @@ fn delete(st: &ApiState, ctx: &Ctx) -> Reply {
         })?;
         return Ok((200, obj));
     }
-    Ok((200, st.store.delete(kind, ctx.ns(), ctx.name())?))
+    let deleted = st.store.delete(kind, ctx.ns(), ctx.name())?;
+    if kind == Kind::CustomResourceDefinition {
+        crate::crd::remove_instances(&st.store, &deleted);
+    }
+    Ok((200, deleted))
 }
 
 fn delete_collection(st: &ApiState, ctx: &Ctx) -> Reply {
@@ -733,57 +753,4 @@ fn delete_collection(st: &ApiState, ctx: &Ctx) -> Reply {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn paths_parse_into_targets() {
-        let t = |kind, ns: Option<&str>, name: Option<&str>, sub: Option<&str>| Target {
-            kind,
-            namespace: ns.map(Into::into),
-            name: name.map(Into::into),
-            subresource: sub.map(Into::into),
-        };
-        let cases = [
-            ("/api/v1/pods", Some(t(Kind::Pod, None, None, None))),
-            (
-                "/api/v1/namespaces/default/pods",
-                Some(t(Kind::Pod, Some("default"), None, None)),
-            ),
-            (
-                "/api/v1/namespaces/default/pods/p/status",
-                Some(t(Kind::Pod, Some("default"), Some("p"), Some("status"))),
-            ),
-            (
-                "/api/v1/namespaces",
-                Some(t(Kind::Namespace, None, None, None)),
-            ),
-            (
-                "/api/v1/namespaces/default",
-                Some(t(Kind::Namespace, None, Some("default"), None)),
-            ),
-            (
-                "/api/v1/namespaces/default/status",
-                Some(t(Kind::Namespace, None, Some("default"), Some("status"))),
-            ),
-            (
-                "/apis/apps.kruise.io/v1beta1/namespaces/d/statefulsets/s/status",
-                Some(t(Kind::StatefulSet, Some("d"), Some("s"), Some("status"))),
-            ),
-            (
-                "/apis/events.k8s.io/v1/namespaces/d/events",
-                Some(t(Kind::EventV1, Some("d"), None, None)),
-            ),
-            (
-                "/api/v1/namespaces/d/events",
-                Some(t(Kind::Event, Some("d"), None, None)),
-            ),
-            ("/apis/apps/v1/namespaces/d/statefulsets", None),
-            ("/api/v1/bogus", None),
-        ];
-        for (path, want) in cases {
-            let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
-            assert_eq!(parse_path(&segs), want, "{path}");
-        }
-    }
-}
+mod tests;

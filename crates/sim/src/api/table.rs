@@ -1,7 +1,8 @@
 //! Server-side printing: `meta.k8s.io/v1` `Table` responses, which `kubectl
 //! get` asks for (`Accept: application/json;as=Table;v=v1;g=meta.k8s.io`).
 //! Columns follow the real printers: pods like kubectl's pod printer, the
-//! Advanced StatefulSet like its CRD's `additionalPrinterColumns`.
+//! Advanced StatefulSet like its CRD's `additionalPrinterColumns`, and a custom resource
+//! served from a stored CRD (the UpgradePlan) by that CRD's columns ([`Printer::Custom`]).
 
 use serde_json::{Value, json};
 
@@ -69,6 +70,17 @@ fn columns(kind: Kind) -> Vec<Column> {
             col("Revision", "integer", "", 0),
             col("Age", "string", "", 0),
         ],
+        Kind::ConfigMap => vec![
+            col("Name", "string", "name", 0),
+            col("Data", "string", "", 0),
+            col("Age", "string", "", 0),
+        ],
+        Kind::CustomResourceDefinition => vec![
+            col("Name", "string", "name", 0),
+            col("Created At", "date", "", 0),
+        ],
+        // A custom resource whose CRD declares no columns.
+        Kind::UpgradePlan => vec![col("Name", "string", "name", 0), col("Age", "date", "", 0)],
     }
 }
 
@@ -199,6 +211,120 @@ fn cells(kind: Kind, o: &Value, now: jiff::Timestamp) -> Vec<Value> {
                 );
             vec![name, json!(owner), o["revision"].clone(), created]
         }
+        Kind::ConfigMap => {
+            let count = |field: &str| o[field].as_object().map_or(0, serde_json::Map::len);
+            let data = count("data") + count("binaryData");
+            vec![name, json!(data.to_string()), created]
+        }
+        Kind::CustomResourceDefinition => vec![name, o["metadata"]["creationTimestamp"].clone()],
+        Kind::UpgradePlan => vec![name, created],
+    }
+}
+
+/// Which columns a Table has.
+#[derive(Clone, Debug)]
+pub enum Printer {
+    /// The columns the API server has compiled in for the kind.
+    Builtin(Kind),
+    /// A custom resource's: `Name`, then its CRD's `additionalPrinterColumns` (or `Age`
+    /// when it declares none), as the apiextensions API server prints them.
+    Custom(Vec<CustomColumn>),
+}
+
+/// One `additionalPrinterColumns` entry.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CustomColumn {
+    pub name: String,
+    pub ty: String,
+    pub format: String,
+    pub description: String,
+    pub priority: u64,
+    /// `.status.phase` as `["status", "phase"]`: the simple JSONPath CRDs allow.
+    pub path: Vec<String>,
+}
+
+impl Printer {
+    /// The printer of `kind`: its CRD's columns for a custom resource served from one.
+    pub fn of(store: &crate::store::Store, kind: Kind) -> Printer {
+        match crate::crd::definition(store, kind) {
+            Some(crd) => {
+                let declared = crate::crd::printer_columns(&crd, kind);
+                let columns = if declared.is_empty() {
+                    vec![
+                        json!({"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}),
+                    ]
+                } else {
+                    declared
+                };
+                Printer::Custom(columns.iter().map(CustomColumn::from_crd).collect())
+            }
+            None => Printer::Builtin(kind),
+        }
+    }
+
+    fn definitions(&self) -> Vec<Value> {
+        let def = |name: &str, ty: &str, format: &str, description: &str, priority: u64| json!({"name": name, "type": ty, "format": format, "description": description, "priority": priority});
+        match self {
+            Printer::Builtin(kind) => columns(*kind)
+                .iter()
+                .map(|c| def(c.name, c.ty, c.format, "", u64::from(c.priority)))
+                .collect(),
+            Printer::Custom(custom) => {
+                let name = def(
+                    "Name",
+                    "string",
+                    "name",
+                    "Name must be unique within a namespace.",
+                    0,
+                );
+                std::iter::once(name)
+                    .chain(
+                        custom
+                            .iter()
+                            .map(|c| def(&c.name, &c.ty, &c.format, &c.description, c.priority)),
+                    )
+                    .collect()
+            }
+        }
+    }
+
+    fn cells(&self, o: &Value, now: jiff::Timestamp) -> Vec<Value> {
+        match self {
+            Printer::Builtin(kind) => cells(*kind, o, now),
+            Printer::Custom(custom) => std::iter::once(o["metadata"]["name"].clone())
+                .chain(custom.iter().map(|c| c.cell(o, now)))
+                .collect(),
+        }
+    }
+}
+
+impl CustomColumn {
+    fn from_crd(column: &Value) -> CustomColumn {
+        let text = |field: &str| column[field].as_str().unwrap_or_default().to_string();
+        CustomColumn {
+            name: text("name"),
+            ty: text("type"),
+            format: text("format"),
+            description: text("description"),
+            priority: column["priority"].as_u64().unwrap_or(0),
+            path: text("jsonPath")
+                .split('.')
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect(),
+        }
+    }
+
+    /// The value at the column's path: `null` when absent (kubectl prints `<none>`), a
+    /// `date` as an age, anything else as found.
+    fn cell(&self, o: &Value, now: jiff::Timestamp) -> Value {
+        let value = self.path.iter().try_fold(o, |v, key| v.get(key));
+        match value {
+            None | Some(Value::Null) => Value::Null,
+            Some(v) if self.ty == "date" => json!(age(v, now)),
+            Some(v) if self.ty == "string" => json!(s(v)),
+            Some(v) => v.clone(),
+        }
     }
 }
 
@@ -235,7 +361,7 @@ impl Include {
     }
 }
 
-fn row(kind: Kind, o: &Value, include: Include, now: jiff::Timestamp) -> Value {
+fn row(printer: &Printer, o: &Value, include: Include, now: jiff::Timestamp) -> Value {
     let object = match include {
         Include::None => Value::Null,
         Include::Object => o.clone(),
@@ -243,13 +369,13 @@ fn row(kind: Kind, o: &Value, include: Include, now: jiff::Timestamp) -> Value {
             "kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": o["metadata"]
         }),
     };
-    json!({"cells": cells(kind, o, now), "object": object})
+    json!({"cells": printer.cells(o, now), "object": object})
 }
 
 /// A Table of `items`; `columns` false leaves out the column definitions
 /// (watch events after the first).
 pub fn table(
-    kind: Kind,
+    printer: &Printer,
     items: &[impl std::borrow::Borrow<Value>],
     rv: Option<u64>,
     include: Include,
@@ -257,10 +383,7 @@ pub fn table(
 ) -> Value {
     let now = jiff::Timestamp::now();
     let defs: Vec<Value> = if with_columns {
-        columns(kind)
-            .iter()
-            .map(|c| json!({"name": c.name, "type": c.ty, "format": c.format, "description": "", "priority": c.priority}))
-            .collect()
+        printer.definitions()
     } else {
         vec![]
     };
@@ -271,7 +394,7 @@ pub fn table(
     json!({
         "kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": metadata,
         "columnDefinitions": defs,
-        "rows": items.iter().map(|o| row(kind, o.borrow(), include, now)).collect::<Vec<_>>()
+        "rows": items.iter().map(|o| row(printer, o.borrow(), include, now)).collect::<Vec<_>>()
     })
 }
 
@@ -302,7 +425,13 @@ mod tests {
             "status": {"phase": "Running", "containerStatuses": [{"ready": true, "restartCount": 1}, {"ready": false, "restartCount": 2}],
                        "conditions": [{"type": "InPlaceUpdateReady", "status": "True"}]}
         });
-        let t = table(Kind::Pod, &[pod], Some(7), Include::Metadata, true);
+        let t = table(
+            &Printer::Builtin(Kind::Pod),
+            &[pod],
+            Some(7),
+            Include::Metadata,
+            true,
+        );
         let cells = &t["rows"][0]["cells"];
         assert_eq!(cells[1], "1/2");
         assert_eq!(cells[2], "Running");
@@ -310,5 +439,29 @@ mod tests {
         assert_eq!(cells[8], "1/1");
         assert_eq!(t["rows"][0]["object"]["metadata"]["name"], "p");
         assert_eq!(t["metadata"]["resourceVersion"], "7");
+    }
+
+    #[test]
+    fn custom_resources_print_their_crd_columns() {
+        let columns = [
+            json!({"name": "Phase", "type": "string", "jsonPath": ".status.phase"}),
+            json!({"name": "Wave", "type": "integer", "jsonPath": ".status.wave", "description": "w"}),
+            json!({"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}),
+        ];
+        let printer = Printer::Custom(columns.iter().map(CustomColumn::from_crd).collect());
+        let plan = json!({"metadata": {"name": "p", "creationTimestamp": "2026-01-01T00:00:00Z"},
+                          "status": {"wave": 2}});
+        let t = table(&printer, &[plan], None, Include::None, true);
+        let names: Vec<&str> = t["columnDefinitions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["Name", "Phase", "Wave", "Age"]);
+        assert_eq!(t["columnDefinitions"][2]["type"], "integer");
+        let cells = t["rows"][0]["cells"].as_array().unwrap();
+        assert_eq!(cells[..3], [json!("p"), Value::Null, json!(2)]);
+        assert!(cells[3].as_str().unwrap().ends_with('d'), "{cells:?}");
     }
 }

@@ -41,7 +41,7 @@ pub struct WatchOptions {
     pub timeout: Option<Duration>,
     pub bookmark_every: Duration,
     /// Render objects as `Table` rows (kubectl get -w).
-    pub table: Option<Include>,
+    pub table: Option<(table::Printer, Include)>,
     /// End the stream after this many events (a fault knob).
     pub cut_after: Option<u32>,
 }
@@ -179,13 +179,13 @@ impl Sender {
     /// Sends one event; false when the stream must end.
     /// Sends one event for a stored object version; false when the stream must end.
     async fn event(&mut self, ty: &str, object: &Value, encoded: &Encoded) -> bool {
-        let bytes = match self.opts.table {
-            Some(include) => {
+        let bytes = match &self.opts.table {
+            Some((printer, include)) => {
                 let t = table::table(
-                    self.opts.kind,
+                    printer,
                     std::slice::from_ref(object),
                     None,
-                    include,
+                    *include,
                     !self.columns_sent,
                 );
                 self.columns_sent = true;

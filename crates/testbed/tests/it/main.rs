@@ -6,6 +6,9 @@
 /// The launcher, the stand-in kubelet against real kube-apiserver and Kruise, the
 /// two-backend glue.
 mod controlplane;
+/// In-cluster mode: the UpgradePlan CRD and `deploy/` against the real API server, and the
+/// UpgradePlan on both backends.
+mod in_cluster;
 /// Simulator fidelity: every Kruise behaviour on both backends, with the same assertions.
 mod kruise_fidelity;
 /// The fault proxy in front of either API server.

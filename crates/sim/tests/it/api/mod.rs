@@ -2,6 +2,7 @@
 //! and over TCP, and the `kubectl` binary as a process.
 
 mod common;
+mod custom;
 mod faults;
 mod kube_client;
 mod kubectl;
