@@ -30,6 +30,8 @@ struct Metrics {
     /// Steps whose safety stop is counted: the step announces its stop as it freezes the
     /// partition and the executor again as it records the failure; one stop counts once.
     stopped_steps: Mutex<HashSet<String>>,
+    /// `onFailure: rollback` rollbacks started (0 or 1 per run).
+    rollbacks: Counter,
     current_wave: Gauge,
     step_seconds: Family<StepLabel, Histogram>,
 }
@@ -42,6 +44,7 @@ impl Metrics {
         let handovers = Counter::default();
         let step_failures = Family::<StepLabel, Counter>::default();
         let safety_stops = Counter::default();
+        let rollbacks = Counter::default();
         let current_wave = Gauge::default();
         let step_seconds = Family::<StepLabel, Histogram>::new_with_constructor(|| {
             Histogram::new(exponential_buckets(0.001, 4.0, 10))
@@ -59,6 +62,11 @@ impl Metrics {
             step_failures.clone(),
         );
         registry.register("safety_stops", "Safety stops", safety_stops.clone());
+        registry.register(
+            "rollbacks",
+            "Rollbacks started (onFailure: rollback)",
+            rollbacks.clone(),
+        );
         registry.register("current_wave", "The wave in progress", current_wave.clone());
         registry.register(
             "step_duration_seconds",
@@ -73,6 +81,7 @@ impl Metrics {
             step_failures,
             safety_stops,
             stopped_steps: Mutex::default(),
+            rollbacks,
             current_wave,
             step_seconds,
         }
@@ -106,6 +115,9 @@ impl Metrics {
                 if first {
                     self.safety_stops.inc();
                 }
+            }
+            RunEvent::RollbackStarted { .. } => {
+                self.rollbacks.inc();
             }
             RunEvent::StepFinished { step, ms } => {
                 #[allow(clippy::cast_precision_loss)]
@@ -221,5 +233,18 @@ mod tests {
             "{}",
             exposition(&metrics)
         );
+    }
+
+    #[test]
+    fn a_rollback_counts_as_a_rollback_not_a_safety_stop() {
+        let metrics = Metrics::new();
+        metrics.observe(&RunEvent::RollbackStarted {
+            step: "wave-2/wait-updated".to_owned(),
+            reason: "analysis check error-rate failed".to_owned(),
+            wave: 2,
+        });
+        let text = exposition(&metrics);
+        assert!(text.contains("baton_rollbacks_total 1\n"), "{text}");
+        assert!(text.contains("baton_safety_stops_total 0\n"), "{text}");
     }
 }
