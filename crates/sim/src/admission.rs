@@ -373,8 +373,10 @@ pub fn schema_errors(schema: &Value, value: &Value, path: &str, causes: &mut Vec
             list.join(", ")
         ));
     }
+    bounds(schema, value, shown, causes);
     match value {
         Value::Object(map) => {
+            exactly_one_of(schema, map, shown, causes);
             if path != ".status"
                 && !path.starts_with(".status.")
                 && let Some(required) = schema["required"].as_array()
@@ -408,6 +410,96 @@ pub fn schema_errors(schema: &Value, value: &Value, path: &str, causes: &mut Vec
     }
 }
 
+/// `maximum`, `minLength`, `maxLength`, `minItems`, `maxItems`, worded like the API server.
+fn bounds(schema: &Value, value: &Value, shown: &str, causes: &mut Vec<String>) {
+    if let (Some(max), Some(n)) = (schema["maximum"].as_f64(), value.as_f64())
+        && n > max
+    {
+        causes.push(format!(
+            "{shown}: Invalid value: {value}: {shown} in body should be less than or equal to {max}"
+        ));
+    }
+    if let Some(text) = value.as_str() {
+        let len = text.chars().count() as u64;
+        if let Some(min) = schema["minLength"].as_u64()
+            && len < min
+        {
+            causes.push(format!(
+                "{shown}: Invalid value: {value}: {shown} in body should be at least {min} chars long"
+            ));
+        }
+        if let Some(max) = schema["maxLength"].as_u64()
+            && len > max
+        {
+            causes.push(format!("{shown}: Too long: may not be longer than {max}"));
+        }
+    }
+    if let Some(items) = value.as_array() {
+        let len = items.len() as u64;
+        if let Some(min) = schema["minItems"].as_u64()
+            && len < min
+        {
+            causes.push(format!(
+                "{shown}: Invalid value: {len}: {shown} in body should have at least {min} items"
+            ));
+        }
+        if let Some(max) = schema["maxItems"].as_u64()
+            && len > max
+        {
+            causes.push(format!(
+                "{shown}: Too many: {len}: must have at most {max} items"
+            ));
+        }
+    }
+}
+
+/// `oneOf`/`anyOf` whose branches only list required fields ("exactly one action"): how
+/// many branches the object's keys satisfy. Branches with other keywords (int-or-string's
+/// types) are the type check's business.
+fn exactly_one_of(
+    schema: &Value,
+    map: &serde_json::Map<String, Value>,
+    shown: &str,
+    causes: &mut Vec<String>,
+) {
+    for (keyword, what) in [
+        ("oneOf", "must validate one and only one schema (oneOf)"),
+        ("anyOf", "must validate at least one schema (anyOf)"),
+    ] {
+        let Some(branches) = schema[keyword].as_array() else {
+            continue;
+        };
+        let required_only = branches.iter().all(|b| {
+            b.as_object()
+                .is_some_and(|o| o.keys().all(|k| k == "required"))
+        });
+        if !required_only {
+            continue;
+        }
+        let valid = branches
+            .iter()
+            .filter(|b| {
+                b["required"].as_array().is_some_and(|r| {
+                    r.iter()
+                        .filter_map(Value::as_str)
+                        .all(|k| map.contains_key(k))
+                })
+            })
+            .count();
+        let ok = if keyword == "oneOf" {
+            valid == 1
+        } else {
+            valid >= 1
+        };
+        if !ok {
+            let path = shown.trim_start_matches('.');
+            causes.push(format!(
+                "<nil>: Invalid value: \"\": \"{path}\" {what}. Found {valid} valid alternatives"
+            ));
+        }
+    }
+}
+
 /// Removes the fields the kind's structural schema does not declare, as the
 /// apiserver prunes custom resources, and returns their paths (for
 /// `fieldValidation=Strict`, which refuses them instead). Kinds without a
@@ -417,6 +509,14 @@ pub fn prune_unknown(kind: Kind, obj: &mut Value) -> Vec<String> {
     if kind == Kind::StatefulSet {
         prune(&ASTS_SCHEMA, obj, "", &mut removed);
     }
+    removed
+}
+
+/// Removes from `obj` the fields a structural `schema` (a CRD's `openAPIV3Schema`) does not
+/// know, as the API server prunes a custom resource, and names them.
+pub fn prune_with(schema: &Value, obj: &mut Value) -> Vec<String> {
+    let mut removed = Vec::new();
+    prune(schema, obj, "", &mut removed);
     removed
 }
 
@@ -630,5 +730,51 @@ mod tests {
             obj["spec"]["updateStrategy"]["rollingUpdate"]["maxUnavailable"],
             1
         );
+    }
+
+    #[test]
+    fn bounds_and_exactly_one_of_are_checked_like_the_api_server() {
+        let schema = json!({"type": "object", "properties": {
+            "hooks": {"type": "array", "items": {
+                "type": "object",
+                "oneOf": [{"required": ["sleep"]}, {"required": ["approval"]}],
+                "properties": {"name": {"type": "string", "maxLength": 3},
+                               "sleep": {"type": "object"}, "approval": {"type": "object"}}}},
+            "retries": {"type": "integer", "maximum": 10},
+            "command": {"type": "array", "minItems": 1, "items": {"type": "string"}},
+            "port": {"x-kubernetes-int-or-string": true,
+                     "anyOf": [{"type": "integer"}, {"type": "string"}]},
+        }});
+        let causes = |value: Value| {
+            let mut causes = Vec::new();
+            schema_errors(&schema, &value, "", &mut causes);
+            causes
+        };
+        assert_eq!(
+            causes(json!({"hooks": [{"name": "a", "sleep": {}}], "retries": 10,
+                          "command": ["x"], "port": "http"})),
+            Vec::<String>::new()
+        );
+        let table = [
+            (
+                json!({"hooks": [{"sleep": {}, "approval": {}}]}),
+                "Found 2 valid alternatives",
+            ),
+            (
+                json!({"hooks": [{"name": "a"}]}),
+                "Found 0 valid alternatives",
+            ),
+            (
+                json!({"hooks": [{"name": "long", "sleep": {}}]}),
+                "may not be longer than 3",
+            ),
+            (json!({"retries": 11}), "less than or equal to 10"),
+            (json!({"command": []}), "at least 1 items"),
+        ];
+        for (value, want) in table {
+            let got = causes(value.clone());
+            assert_eq!(got.len(), 1, "{value}: {got:?}");
+            assert!(got[0].contains(want), "{value}: {got:?}");
+        }
     }
 }

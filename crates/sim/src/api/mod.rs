@@ -433,12 +433,33 @@ fn body_object(ctx: &Ctx) -> Result<Value, ApiError> {
     Ok(v)
 }
 
+/// The structural schema of a custom resource, from its stored CRD; `None` for a built-in
+/// kind (whose schema, if any, [`crate::admission`] knows).
+fn custom_schema(st: &ApiState, kind: Kind) -> Option<Value> {
+    let crd = crate::crd::definition(&st.store, kind)?;
+    crate::crd::schema(&crd, kind).cloned()
+}
+
 /// Prunes fields the schema does not know; with `fieldValidation=Strict`
 /// (kubectl's default) they are an error instead, as on a real apiserver.
+/// A custom resource is pruned and then checked (types, enums, required fields) against
+/// its CRD's schema (`custom`), as the API server does before any webhook.
 /// `.status` is left alone: only controllers write it, through `/status`.
-fn check_fields(kind: Kind, strict: bool, obj: &mut Value) -> Result<(), ApiError> {
+fn check_fields(
+    kind: Kind,
+    strict: bool,
+    custom: Option<&Value>,
+    obj: &mut Value,
+) -> Result<(), ApiError> {
     let status = obj.as_object_mut().and_then(|m| m.remove("status"));
-    let unknown = crate::admission::prune_unknown(kind, obj);
+    let unknown = match custom {
+        Some(schema) => crate::admission::prune_with(schema, obj),
+        None => crate::admission::prune_unknown(kind, obj),
+    };
+    let mut causes = Vec::new();
+    if let Some(schema) = custom {
+        crate::admission::schema_errors(schema, obj, "", &mut causes);
+    }
     if let (Some(s), Some(m)) = (status, obj.as_object_mut()) {
         m.insert("status".into(), s);
     }
@@ -454,6 +475,10 @@ fn check_fields(kind: Kind, strict: bool, obj: &mut Value) -> Result<(), ApiErro
             kind.kind_name(),
             fields.join(", ")
         )));
+    }
+    if !causes.is_empty() {
+        let name = obj["metadata"]["name"].as_str().unwrap_or_default();
+        return Err(ApiError::invalid(kind, name, &causes));
     }
     Ok(())
 }
@@ -496,7 +521,12 @@ fn create(st: &ApiState, ctx: &Ctx) -> Reply {
         return Err(ApiError::not_found(Kind::Namespace, ctx.ns()));
     }
     prepare_for_create(kind, &mut obj);
-    check_fields(kind, strict(ctx), &mut obj)?;
+    check_fields(
+        kind,
+        strict(ctx),
+        custom_schema(st, kind).as_ref(),
+        &mut obj,
+    )?;
     if dry_run(ctx) {
         crate::admission::default(kind, &mut obj);
         let name = obj["metadata"]["name"]
@@ -575,6 +605,7 @@ fn update(st: &ApiState, ctx: &Ctx) -> Reply {
     let name = ctx.name().to_string();
     let dry = dry_run(ctx);
     let strict = strict(ctx);
+    let custom = custom_schema(st, kind);
     let apply = move |cur: &mut Value| -> Result<(), ApiError> {
         if let Some(rv) = &sent_rv
             && resource_version_of(cur) != Some(rv.as_str())
@@ -582,7 +613,7 @@ fn update(st: &ApiState, ctx: &Ctx) -> Reply {
             return Err(ApiError::conflict(kind, &name));
         }
         let mut new = obj;
-        check_fields(kind, strict, &mut new)?;
+        check_fields(kind, strict, custom.as_ref(), &mut new)?;
         keep_other_half(kind, sub.as_deref(), cur, &mut new);
         *cur = new;
         Ok(())
@@ -627,7 +658,12 @@ fn patch(st: &ApiState, ctx: &Ctx) -> Reply {
                 return Err(ApiError::not_found(Kind::Namespace, ctx.ns()));
             }
             prepare_for_create(kind, &mut obj);
-            check_fields(kind, strict(ctx), &mut obj)?;
+            check_fields(
+                kind,
+                strict(ctx),
+                custom_schema(st, kind).as_ref(),
+                &mut obj,
+            )?;
             return Ok((201, st.store.create(kind, ctx.ns(), obj)?));
         }
         return Err(ApiError::not_found(kind, ctx.name()));
@@ -636,11 +672,12 @@ fn patch(st: &ApiState, ctx: &Ctx) -> Reply {
     let name = ctx.name().to_string();
     let body = ctx.body.clone();
     let strict = strict(ctx);
+    let custom = custom_schema(st, kind);
     let apply = move |cur: &mut Value| -> Result<(), ApiError> {
         let before = cur.clone();
         let mut new = cur.clone();
         patch::apply(pt, &mut new, &body)?;
-        check_fields(kind, strict, &mut new)?;
+        check_fields(kind, strict, custom.as_ref(), &mut new)?;
         // A resourceVersion in the patch is a precondition.
         if resource_version_of(&new) != resource_version_of(&before) {
             return Err(ApiError::conflict(kind, &name));

@@ -174,6 +174,89 @@ async fn upgradeplans_behave(kind: BackendKind) {
     assert_eq!(seen.data["status"]["wave"], 2, "a merge keeps the rest");
 
     checkpoint_configmaps(&b, &respecced).await;
+    refusals(&b).await;
+}
+
+/// What the API server does with a plan it cannot take: an unknown field is pruned (and
+/// refused by kubectl), a value the schema forbids is `422 Invalid` naming the field.
+async fn refusals(b: &Backend) {
+    let ns = b.namespace();
+    let api: Api<DynamicObject> = Api::namespaced_with(b.client(), ns, &upgradeplans());
+    let seed = read_yaml(&repo().join("plans/seed.yaml"));
+
+    let mut plan = seed.clone();
+    plan["metadata"]["name"] = json!("typo");
+    plan["spec"]["waves"]["maxPerWaev"] = json!(1);
+    plan["spec"]["bogus"] = json!({"a": 1});
+    let object: DynamicObject = serde_json::from_value(plan.clone()).unwrap();
+    let created = api.create(&PostParams::default(), &object).await.unwrap();
+    let stored = serde_json::to_value(&created).unwrap();
+    assert!(stored["spec"].get("bogus").is_none(), "{stored:#}");
+    assert!(stored["spec"]["waves"].get("maxPerWaev").is_none());
+    assert_eq!(stored["spec"]["waves"]["maxPerWave"], 0);
+    // kubectl refuses it: on the client against 1.20 (no server-side field validation),
+    // on the server against the simulator (which claims 1.32).
+    let file = tempfile::NamedTempFile::new().unwrap();
+    plan["metadata"]["name"] = json!("typo-kubectl");
+    std::fs::write(file.path(), serde_yaml::to_string(&plan).unwrap()).unwrap();
+    let out = kubectl(
+        b.kubeconfig_path(),
+        &["apply", "-n", ns, "-f", file.path().to_str().unwrap()],
+    )
+    .await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("unknown field"), "{stderr}");
+    assert!(stderr.contains("maxPerWaev"), "{stderr}");
+
+    let table: Vec<(&str, Value, &str)> = vec![
+        (
+            "an approval mode that does not exist",
+            json!({"waves": {"approval": "sometimes"}}),
+            "spec.waves.approval",
+        ),
+        (
+            "a hook with two actions",
+            json!({"hooks": {"beforeWave": [{"name": "two", "sleep": {"duration": "1s"}, "approval": {}}]}}),
+            "spec.hooks.beforeWave",
+        ),
+        (
+            "a hook with no action",
+            json!({"hooks": {"afterRollout": [{"name": "none"}]}}),
+            "spec.hooks.afterRollout",
+        ),
+        ("no arbiter", json!({"arbiter": null}), "spec.arbiter"),
+        (
+            "too many retries",
+            json!({"arbiter": {"retries": 11}}),
+            "spec.arbiter.retries",
+        ),
+        (
+            "a count of the wrong type",
+            json!({"waves": {"maxPerWave": "two"}}),
+            "spec.waves.maxPerWave",
+        ),
+        (
+            "an exec hook without a command",
+            json!({"hooks": {"beforeWave": [{"name": "x", "exec": {"command": []}}]}}),
+            "spec.hooks.beforeWave",
+        ),
+    ];
+    for (i, (what, change, field)) in table.into_iter().enumerate() {
+        let mut plan = seed.clone();
+        plan["metadata"]["name"] = json!(format!("invalid-{i}"));
+        json_patch_merge(&mut plan["spec"], &change);
+        let object: DynamicObject = serde_json::from_value(plan).unwrap();
+        let err = api
+            .create(&PostParams::default(), &object)
+            .await
+            .expect_err(what);
+        let kube::Error::Api(status) = err else {
+            panic!("{what}: {err}");
+        };
+        assert_eq!(status.code, 422, "{what}: {status:?}");
+        assert!(status.message.contains(field), "{what}: {}", status.message);
+    }
 }
 
 /// What the run store does with its companion ConfigMaps: create them owned by the plan,
