@@ -19,6 +19,8 @@ mod decide_window;
 mod exec_crash;
 /// Damaged run state is reported, never read as an older state.
 mod exec_damage;
+/// `onFailure: rollback` through the executor: the rollback grows, runs and ends the run.
+mod exec_rollback;
 /// The executor against sled in one process: restarts, approvals, retries, stops, plan changes.
 mod exec_store;
 /// Durations as operators write them.
