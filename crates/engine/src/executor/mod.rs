@@ -12,8 +12,11 @@
 //!    output. Each commit writes the node and the log cursor in one sled transaction
 //!    and fsyncs before the step is told to go on.
 //! 3. `Retryable` errors are retried with [`RetryPolicy::DEFAULT`]; `Failed` stops the
-//!    run (resumable, after running siblings finish); `SafetyStop` cancels siblings and
-//!    stops the run until `--accept-risk`.
+//!    run (resumable, after running siblings finish); `SafetyStop` (and `Unhealthy`)
+//!    cancels siblings and stops the run until `--accept-risk`. With `onFailure: rollback`
+//!    an unhealthy or failed wave instead records the rollback in the failure's own commit
+//!    and cancels its siblings; the graph grows a `rollback` step and the rollback's waves,
+//!    and the run ends [`Outcome::RolledBack`] (see `transition::rollback`).
 //! 4. When every node is done the DAG grows: the prologue is followed by wave 1, each
 //!    wave by the next one. A step returning [`Control::Finish`] skips the rest of its
 //!    wave, and the epilogue follows; when the epilogue is done the run has succeeded.
