@@ -130,6 +130,15 @@ pub enum Command {
     Gc(GcArgs),
     /// Start the embedded simulator and arbiter and run the seed case end to end.
     Demo(DemoArgs),
+    /// Run UpgradePlans in the cluster (in-cluster mode), as one of several replicas.
+    ///
+    /// One replica leads (Lease `baton-controller`) and drives every plan that is not
+    /// settled; the others stand by and take over, resuming from the recorded state.
+    /// Run state goes to ConfigMaps next to each plan; progress to the plan's status;
+    /// `kubectl annotate upgradeplan NAME baton.dev/approve='{"by":"me"}'` approves a gate
+    /// (`baton.dev/abort` aborts).
+    #[command(after_help = "Example:\n  engine controller --namespace baton-system")]
+    Controller(ControllerArgs),
     /// The simulator, and a stand-in kubelet and arbiter for clusters that lack them.
     #[command(subcommand)]
     Sim(SimCommand),
@@ -179,6 +188,28 @@ pub struct RunArgs {
     /// Serve Prometheus metrics on this address (e.g. 127.0.0.1:9464).
     #[arg(long)]
     pub metrics_addr: Option<std::net::SocketAddr>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ControllerArgs {
+    /// Namespace of the controller's Lease (default: $POD_NAMESPACE, else the kubeconfig's).
+    #[arg(long, short = 'n', env = "POD_NAMESPACE")]
+    pub namespace: Option<String>,
+    /// Watch UpgradePlans in this namespace only (default: every namespace).
+    #[arg(long, value_name = "NS")]
+    pub watch_namespace: Option<String>,
+    /// How long the Lease lives without renewal; a standby takes over after it.
+    #[arg(long, default_value = "15s", value_name = "DURATION")]
+    pub lease_duration: baton_engine::duration::Duration,
+    /// How often the leader renews the Lease (and a standby asks for it).
+    #[arg(long, default_value = "5s", value_name = "DURATION")]
+    pub renew_every: baton_engine::duration::Duration,
+    /// Serve Prometheus metrics of every run on this address (e.g. 0.0.0.0:9464).
+    #[arg(long)]
+    pub metrics_addr: Option<std::net::SocketAddr>,
+    /// Bytes of run log per ConfigMap (tests make it small to span many).
+    #[arg(long, hide = true, default_value_t = baton_controller::store::image::DEFAULT_CHUNK_BUDGET)]
+    pub log_chunk_bytes: usize,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -8,6 +8,12 @@ use crate::args::GlobalArgs;
 /// A client for the cluster the flags name (`--kubeconfig`, `--context`, `$KUBECONFIG`,
 /// then the usual defaults, in-cluster config included).
 pub async fn client(global: &GlobalArgs) -> anyhow::Result<kube::Client> {
+    without_hidden_retries(config(global).await?)
+}
+
+/// The configuration [`client`] builds its client from (`engine controller` builds more
+/// than one client from it).
+pub async fn config(global: &GlobalArgs) -> anyhow::Result<kube::Config> {
     let options = KubeConfigOptions {
         context: global.context.clone(),
         ..KubeConfigOptions::default()
@@ -25,7 +31,7 @@ pub async fn client(global: &GlobalArgs) -> anyhow::Result<kube::Client> {
             .or_else(|_| kube::Config::incluster())
             .context("no usable kubeconfig found (use --kubeconfig)")?,
     };
-    without_hidden_retries(config)
+    Ok(config)
 }
 
 /// A client without kube's own retry layer (it resends 429/503/504 answers unseen).

@@ -290,7 +290,7 @@ pub async fn drive_and_report(
 
 /// First SIGINT/SIGTERM: cancel and let the executor checkpoint. Second: exit at once
 /// (the checkpoint of the last transition is already on disk).
-fn spawn_signal_handler(shutdown: CancellationToken) {
+pub(crate) fn spawn_signal_handler(shutdown: CancellationToken) {
     tokio::spawn(async move {
         let mut count = 0;
         loop {

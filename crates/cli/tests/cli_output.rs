@@ -285,6 +285,7 @@ const COMMANDS: &[&[&str]] = &[
     &["approve"],
     &["history"],
     &["demo"],
+    &["controller"],
     &["sim"],
     &["sim", "serve"],
     &["completions"],

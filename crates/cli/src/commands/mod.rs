@@ -10,6 +10,7 @@ use crate::printer;
 mod abort;
 mod approve;
 mod completions;
+mod controller;
 mod crd;
 mod delete;
 mod demo;
@@ -34,6 +35,7 @@ pub fn dispatch(cli: Cli) -> ExitStatus {
             | Command::Abort(_)
             | Command::Approve(_)
             | Command::Demo(_)
+            | Command::Controller(_)
     );
     let result = match cli.command {
         Command::Validate(a) => validate::run(&global, &a),
@@ -51,6 +53,7 @@ pub fn dispatch(cli: Cli) -> ExitStatus {
         Command::Delete(a) => delete::run(&global, &a),
         Command::Gc(a) => delete::gc(&global, &a),
         Command::Demo(a) => demo::run(&global, &a),
+        Command::Controller(a) => controller::run(&global, &a),
         Command::Sim(SimCommand::Serve(a)) => sim::run(&global, &a),
         Command::Sim(SimCommand::Kubelet(a)) => sim::kubelet(&global, &a),
         Command::Sim(SimCommand::Arbiter(a)) => sim::arbiter(&global, &a),

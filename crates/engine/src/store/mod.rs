@@ -94,6 +94,21 @@ pub enum StoreError {
     /// Nothing on disk is damaged: `engine resume` reloads the last checkpoint.
     #[error("run {run} records nothing more: {why}; the state on disk is intact")]
     Unavailable { run: String, why: &'static str },
+    /// A remote store (the API server, for in-cluster runs) found that another writer
+    /// changed the run's record since this process read it: this process must stop
+    /// writing, since two writers would interleave their checkpoints.
+    #[error(
+        "run state {location} was changed by another writer; this process records nothing more"
+    )]
+    Conflict { location: String },
+    /// A remote store failed to read or write (`what`), or refused the record.
+    #[error("cannot {what} run state {location}")]
+    Remote {
+        location: String,
+        what: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// A record could not be serialized: a bug, never written as empty bytes.
     #[error("cannot encode a {what} record")]
     Encode {

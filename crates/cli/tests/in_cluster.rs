@@ -1,0 +1,335 @@
+//! Issue #16's acceptance, in-cluster mode: `engine controller` as processes (two replicas,
+//! one kubeconfig) runs an UpgradePlan to the end with 0 violations; with its leader killed
+//! (`kill -9`) mid-wave three times the run still ends with 0 violations and no handover
+//! applied twice; `kubectl get upgradeplans` shows phase, wave and progress. And the
+//! API-server store below it: a record round-trips through its ConfigMaps (spanning several
+//! log chunks), and a second writer's commit makes the first refuse further writes.
+//! Each on the embedded simulator (`sim_*`) and the real control plane (`real_*`).
+
+#[path = "scenarios/harness.rs"]
+mod harness;
+
+#[path = "in_cluster/store.rs"]
+mod store;
+
+use std::path::Path;
+use std::process::Output;
+use std::time::{Duration, Instant};
+
+use baton_testbed::backend::{BackendKind, Seed};
+use harness::{Bed, NEW_IMAGE, bed, text};
+use kube::api::{Api, DynamicObject, PostParams};
+use serde_json::Value;
+
+/// `case!(body, sim_name, real_name)`: one case on both backends.
+macro_rules! case {
+    ($name:ident, $sim:ident, $real:ident) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $sim() {
+            $name(BackendKind::Sim).await
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $real() {
+            $name(BackendKind::Real).await
+        }
+    };
+}
+pub(crate) use case;
+
+case!(
+    two_controllers_run_a_plan,
+    sim_two_controllers_run_a_plan_to_the_end,
+    real_two_controllers_run_a_plan_to_the_end
+);
+case!(
+    killed_leaders,
+    sim_a_plan_survives_its_leader_killed_three_times,
+    real_a_plan_survives_its_leader_killed_three_times
+);
+
+/// Lease timing of the tests' controllers: a standby takes over about 3 s after a kill.
+const LEASE: [&str; 4] = ["--lease-duration", "3s", "--renew-every", "1s"];
+
+/// `kubectl --kubeconfig K ARGS`.
+async fn kubectl(kubeconfig: &Path, args: &[&str]) -> Output {
+    tokio::process::Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .args(args)
+        .output()
+        .await
+        .expect("kubectl runs")
+}
+
+/// Installs the UpgradePlan CRD as `engine crd` prints it (`deploy/crd.yaml` is that
+/// output, a test of its own says so) and waits until the API serves it.
+pub(crate) async fn install_crd(bed: &Bed) {
+    let kubeconfig = bed.backend.kubeconfig_path();
+    let printed = bed.engine(&["crd"]).await;
+    harness::assert_exit(&printed, 0);
+    let crd = bed.dir.path().join("crd.yaml");
+    std::fs::write(&crd, &printed.stdout).unwrap();
+    let crd = crd.to_str().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let out = kubectl(kubeconfig, &["apply", "-f", crd]).await;
+        if out.status.success() {
+            break;
+        }
+        // Two tests applying at once: one may get AlreadyExists or a conflict.
+        assert!(
+            Instant::now() < deadline,
+            "kubectl apply {crd}: {}",
+            text(&out.stderr)
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    loop {
+        let out = kubectl(
+            kubeconfig,
+            &["get", "upgradeplans", "-n", bed.backend.namespace()],
+        )
+        .await;
+        if out.status.success() {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "upgradeplans never served: {}",
+            text(&out.stderr)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn plans(bed: &Bed) -> Api<DynamicObject> {
+    Api::namespaced_with(
+        bed.backend.client(),
+        bed.backend.namespace(),
+        &baton_controller::resource::api_resource(),
+    )
+}
+
+/// Applies the seed plan named `name` as an UpgradePlan.
+async fn apply_plan(bed: &Bed, name: &str) {
+    let path = bed.plan(name, |_| {});
+    let doc: Value = serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let mut obj: DynamicObject = serde_json::from_value(doc).unwrap();
+    obj.metadata.namespace = Some(bed.backend.namespace().to_owned());
+    plans(bed)
+        .create(&PostParams::default(), &obj)
+        .await
+        .unwrap();
+}
+
+/// `engine controller` for this bed, in the background.
+fn controller(bed: &Bed) -> tokio::process::Child {
+    let ns = bed.backend.namespace();
+    let mut args = vec![
+        "controller",
+        "--namespace",
+        ns,
+        "--watch-namespace",
+        ns,
+        "--log-chunk-bytes",
+        "8192",
+    ];
+    args.extend(LEASE);
+    let mut cmd = bed.command(&args);
+    // Each replica's log, for a failure's message (see `logs`).
+    let n = std::fs::read_dir(bed.dir.path()).map_or(0, |d| d.count());
+    let log = std::fs::File::create(bed.dir.path().join(format!("controller-{n}.log"))).unwrap();
+    cmd.env("RUST_LOG", "info").stderr(log);
+    cmd.spawn().unwrap()
+}
+
+/// The controllers' logs.
+fn logs(bed: &Bed) -> String {
+    let mut out = String::new();
+    for entry in std::fs::read_dir(bed.dir.path()).unwrap().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with("controller-") {
+            let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+            out.push_str(&format!("--- {name}\n{text}\n"));
+        }
+    }
+    out
+}
+
+/// The plan's `status`, once it has one.
+async fn status(bed: &Bed, name: &str) -> Value {
+    let obj = plans(bed).get(name).await.unwrap();
+    obj.data.get("status").cloned().unwrap_or(Value::Null)
+}
+
+/// Waits (at most `limit`) until `done` holds for the plan's status; returns it.
+async fn until(bed: &Bed, name: &str, limit: Duration, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + limit;
+    loop {
+        let s = status(bed, name).await;
+        if done(&s) {
+            return s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "gave up waiting; status: {s:#}\n{}",
+            logs(bed)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn phase(s: &Value) -> &str {
+    s["phase"].as_str().unwrap_or_default()
+}
+
+/// The pid in `status.leader` (`<host>/<pid>`).
+fn leader_pid(s: &Value) -> Option<u32> {
+    s["leader"].as_str()?.rsplit_once('/')?.1.parse().ok()
+}
+
+/// The run's record as the store holds it.
+async fn record(bed: &Bed, name: &str) -> baton_engine::store::RunRecord {
+    let location = store::location(bed, name, 8192).await;
+    tokio::task::spawn_blocking(move || {
+        use baton_engine::store::RunStore as _;
+        baton_controller::store::KubeStore::open(location)
+            .unwrap()
+            .load()
+            .unwrap()
+            .expect("a record")
+    })
+    .await
+    .unwrap()
+}
+
+/// Handovers the run recorded, by wave (each must be applied once).
+fn handover_waves(record: &baton_engine::store::RunRecord) -> Vec<u32> {
+    let mut waves: Vec<u32> = record
+        .log
+        .iter()
+        .filter_map(|e| match &e.entry {
+            baton_engine::store::LogKind::Event {
+                event: baton_engine::event::RunEvent::Handover { wave, .. },
+            } => Some(*wave),
+            _ => None,
+        })
+        .collect();
+    waves.dedup();
+    waves
+}
+
+/// Asserts the end of a seed rollout: every pod on the new image while idle, the working
+/// count never lower, two handovers each applied once, the status complete.
+async fn assert_succeeded(bed: &Bed, name: &str, status: &Value) {
+    bed.assert_finished(5, NEW_IMAGE, 0).await;
+    assert_eq!(status["progress"], "5/5", "{status:#}");
+    assert_eq!(status["run"], name, "{status:#}");
+    assert!(
+        status["observedGeneration"].as_i64().is_some(),
+        "{status:#}"
+    );
+    assert!(
+        status["checkpoint"]["configMap"]
+            .as_str()
+            .is_some_and(|c| c == format!("{name}.baton-run")),
+        "{status:#}"
+    );
+    let waves = handover_waves(&record(bed, name).await);
+    assert_eq!(waves.len(), 2, "handovers recorded: {waves:?}");
+    assert_eq!(
+        bed.epochs_moved(),
+        2,
+        "the arbiter applied a handover more than once (or missed one)"
+    );
+}
+
+/// Two replicas; the plan runs to the end; `kubectl get upgradeplans` shows its columns.
+async fn two_controllers_run_a_plan(kind: BackendKind) {
+    let Some(bed) = bed(kind, harness::seed()).await else {
+        return;
+    };
+    install_crd(&bed).await;
+    let mut replicas = [controller(&bed), controller(&bed)];
+    apply_plan(&bed, "seed").await;
+    let done = until(&bed, "seed", Duration::from_secs(60), |s| {
+        phase(s) == "Succeeded"
+    })
+    .await;
+    assert_succeeded(&bed, "seed", &done).await;
+
+    let out = kubectl(
+        bed.backend.kubeconfig_path(),
+        &["get", "upgradeplans", "-n", bed.backend.namespace()],
+    )
+    .await;
+    let table = text(&out.stdout);
+    let mut lines = table.lines();
+    let header: Vec<&str> = lines
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        header,
+        ["NAME", "PHASE", "WAVE", "PROGRESS", "AGE"],
+        "{table}{}",
+        text(&out.stderr)
+    );
+    let row: Vec<&str> = lines
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    assert_eq!(row[..4], ["seed", "Succeeded", "3", "5/5"], "{table}");
+    for r in &mut replicas {
+        let _ = r.start_kill();
+    }
+}
+
+/// The leader is killed (SIGKILL) while a wave is under way, three times; each time a new
+/// standby is started. The others continue from the record.
+async fn killed_leaders(kind: BackendKind) {
+    // Pods take a while to become Ready, so each wave lasts long enough to kill into it.
+    let seed = Seed {
+        ready_delay: Duration::from_millis(1500),
+        ..harness::seed()
+    };
+    let Some(bed) = bed(kind, seed).await else {
+        return;
+    };
+    install_crd(&bed).await;
+    let mut replicas = vec![controller(&bed), controller(&bed)];
+    apply_plan(&bed, "seed").await;
+    let mut leaders = Vec::new();
+    for wave in 1..=3u64 {
+        let s = until(&bed, "seed", Duration::from_secs(60), |s| {
+            phase(s) == "Running"
+                && s["wave"].as_u64() == Some(wave)
+                && leader_pid(s).is_some_and(|p| !leaders.contains(&p))
+        })
+        .await;
+        let pid = leader_pid(&s).unwrap();
+        let child = replicas
+            .iter_mut()
+            .find(|c| c.id() == Some(pid))
+            .unwrap_or_else(|| panic!("the leader {pid} is not one of ours: {s:#}"));
+        child.start_kill().unwrap();
+        let _ = child.wait().await;
+        leaders.push(pid);
+        replicas.push(controller(&bed));
+    }
+    let done = until(&bed, "seed", Duration::from_secs(90), |s| {
+        phase(s) == "Succeeded"
+    })
+    .await;
+    assert!(
+        leader_pid(&done).is_some_and(|p| !leaders.contains(&p)),
+        "finished by a killed leader? {done:#}"
+    );
+    assert_succeeded(&bed, "seed", &done).await;
+    for r in &mut replicas {
+        let _ = r.start_kill();
+    }
+}
