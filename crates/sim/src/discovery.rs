@@ -122,12 +122,14 @@ fn json_doc(body: Value) -> Option<Doc> {
 /// The discovery or OpenAPI document at `segs` (the path split on `/`), if
 /// the path is one. `accept` picks aggregated discovery; `host` is echoed in
 /// `serverAddressByClientCIDRs`; `served` says which kinds to list (custom resources only
-/// once their CRD is stored, [`crate::crd::served_kinds`]), asked only for a discovery path.
+/// once their CRD is stored, [`crate::crd::served_kinds`]) and `custom_schema` gives a custom
+/// resource's schema; both are asked only for a discovery path.
 pub fn document(
     segs: &[&str],
     accept: &str,
     host: &str,
     served: &dyn Fn() -> Vec<Kind>,
+    custom_schema: &dyn Fn(Kind) -> Option<Value>,
 ) -> Option<Doc> {
     let group_versions = || group_versions(&served());
     let aggregated = accept.contains("as=APIGroupDiscoveryList") && accept.contains("v=v2;");
@@ -171,7 +173,7 @@ pub fn document(
             group_versions()
                 .into_iter()
                 .find(|gv| gv.path() == want)
-                .and_then(|gv| json_doc(openapi(&gv)))
+                .and_then(|gv| json_doc(openapi(&gv, custom_schema)))
         }
         _ => None,
     }
@@ -264,7 +266,9 @@ fn schema_name(kind: Kind) -> String {
     }
 }
 
-fn openapi(gv: &GroupVersion) -> Value {
+/// The OpenAPI v3 document of a group-version; a custom resource's schema is its CRD's
+/// (`custom_schema`), so `kubectl explain` reads the same text as on a real cluster.
+fn openapi(gv: &GroupVersion, custom_schema: &dyn Fn(Kind) -> Option<Value>) -> Value {
     let mut paths = serde_json::Map::new();
     let mut schemas = serde_json::Map::new();
     for k in gv.kinds() {
@@ -274,7 +278,9 @@ fn openapi(gv: &GroupVersion) -> Value {
         let mut schema = if k == Kind::StatefulSet {
             ASTS_SCHEMA.clone()
         } else {
-            json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true})
+            custom_schema(k).unwrap_or_else(
+                || json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true}),
+            )
         };
         if let Some(m) = schema.as_object_mut() {
             m.insert("x-kubernetes-group-version-kind".into(), json!([gvk]));
@@ -355,9 +361,15 @@ mod tests {
             } else {
                 vec!["apis", k.group(), k.version()]
             };
-            let doc = document(&segs, "application/json", "h", &|| Kind::ALL.to_vec())
-                .unwrap()
-                .body;
+            let doc = document(
+                &segs,
+                "application/json",
+                "h",
+                &|| Kind::ALL.to_vec(),
+                &|_| None,
+            )
+            .unwrap()
+            .body;
             let found = doc["resources"]
                 .as_array()
                 .unwrap()
@@ -371,7 +383,7 @@ mod tests {
     fn aggregated_discovery_is_served_only_when_asked_for() {
         let accept =
             "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json";
-        let doc = document(&["apis"], accept, "h", &|| Kind::ALL.to_vec()).unwrap();
+        let doc = document(&["apis"], accept, "h", &|| Kind::ALL.to_vec(), &|_| None).unwrap();
         assert_eq!(doc.content_type, AGGREGATED_V2);
         let groups: Vec<&str> = doc.body["items"]
             .as_array()
@@ -381,9 +393,15 @@ mod tests {
             .collect();
         assert!(groups.contains(&"apps.kruise.io"));
         assert_eq!(
-            document(&["apis"], "application/json", "h", &|| Kind::ALL.to_vec())
-                .unwrap()
-                .body["kind"],
+            document(
+                &["apis"],
+                "application/json",
+                "h",
+                &|| Kind::ALL.to_vec(),
+                &|_| None
+            )
+            .unwrap()
+            .body["kind"],
             "APIGroupList"
         );
     }
@@ -395,6 +413,7 @@ mod tests {
             "",
             "h",
             &|| Kind::ALL.to_vec(),
+            &|_| None,
         )
         .unwrap()
         .body;

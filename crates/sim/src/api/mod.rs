@@ -175,7 +175,8 @@ async fn handle(State(st): State<Arc<ApiState>>, req: Request) -> Response {
     if parts.method == Method::GET {
         let host = header(header::HOST);
         let served = || crate::crd::served_kinds(&st.store);
-        if let Some(doc) = crate::discovery::document(&segs, &accept, &host, &served) {
+        let schema = |kind| custom_schema(&st, kind);
+        if let Some(doc) = crate::discovery::document(&segs, &accept, &host, &served, &schema) {
             return response::json_typed(200, &doc.body, doc.content_type);
         }
     }

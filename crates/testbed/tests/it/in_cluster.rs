@@ -62,8 +62,9 @@ fn upgradeplans() -> ApiResource {
     )
 }
 
-/// Installs `deploy/crd.yaml` and waits until it is established. Every test of the binary
-/// may call it: the CRD is cluster-wide, and `kubectl apply` of the same file converges.
+/// Installs `deploy/crd.yaml` and waits until it is established and its schema published.
+/// Every test of the binary may call it: the CRD is cluster-wide, and `kubectl apply` of
+/// the same file converges.
 async fn install_crd(kubeconfig: &Path) {
     let crd = repo().join("deploy/crd.yaml");
     let crd = crd.to_str().expect("a UTF-8 path");
@@ -93,6 +94,20 @@ async fn install_crd(kubeconfig: &Path) {
         ],
     )
     .await;
+    // kube-apiserver publishes the schema in its OpenAPI document a moment after the CRD
+    // is established; kubectl's client-side validation and `kubectl explain` read it there.
+    let published = std::time::Instant::now();
+    while !kubectl(kubeconfig, &["explain", "upgradeplan.spec.waves.approval"])
+        .await
+        .status
+        .success()
+    {
+        assert!(
+            published.elapsed() < Duration::from_secs(30),
+            "the UpgradePlan schema was not published in 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 }
 
 /// A namespace of its own on the shared control plane.

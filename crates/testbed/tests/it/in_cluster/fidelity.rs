@@ -60,6 +60,16 @@ async fn upgradeplans_behave(kind: BackendKind) {
         .await;
         assert!(out.ends_with(" created\n"), "{out}");
     }
+    // `kubectl explain` reads the CRD's schema, the plan's own doc comments.
+    let explained = kubectl_ok(
+        b.kubeconfig_path(),
+        &["explain", "upgradeplan.spec.waves.approval"],
+    )
+    .await;
+    assert!(
+        explained.contains("When to wait for `engine approve`."),
+        "{explained}"
+    );
     let api: Api<DynamicObject> = Api::namespaced_with(b.client(), ns, &upgradeplans());
     let first = api.get(SEED_PLAN).await.unwrap();
     assert_eq!(first.metadata.generation, Some(1));
