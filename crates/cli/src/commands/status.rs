@@ -126,6 +126,20 @@ pub fn gone_text(run: &str, pid: Option<u32>) -> String {
     format!("running, but {process} is gone: continue with `engine resume {run}`")
 }
 
+/// A run that is rolling back says so, and why (`onFailure: rollback`); once it has rolled
+/// back, its state and reason say it.
+fn rollback_line(view: &RunView) -> Option<String> {
+    if view.state == baton_engine::store::RunState::RolledBack {
+        return None;
+    }
+    view.events.iter().rev().find_map(|e| match &e.event {
+        baton_engine::event::RunEvent::RollbackStarted { step, reason, .. } => Some(format!(
+            "rolling back to the old template, standby-first, since {step} failed: {reason}"
+        )),
+        _ => None,
+    })
+}
+
 fn render(view: &RunView, gone: Option<Option<u32>>) -> String {
     let mut s = String::new();
     let state = match (view.live_pid, gone) {
@@ -147,6 +161,9 @@ fn render(view: &RunView, gone: Option<Option<u32>>) -> String {
         (None, Phase::Epilogue) => "after the last wave".to_owned(),
     };
     let _ = writeln!(s, "phase:   {wave}");
+    if let Some(line) = rollback_line(view) {
+        let _ = writeln!(s, "{line}");
+    }
     let _ = writeln!(s, "updated: {}", printer::time(view.updated_at));
     for gate in &view.waiting_approval {
         // Only a process driving the run can be released; a stopped run asks again

@@ -336,6 +336,14 @@ async fn sim_a_wave_past_its_ready_timeout_rolls_back_and_a_second_failure_stops
         describe(&out)
     );
     bed.assert_safe();
+    let status = bed.engine(&["status", "rollback"]).await;
+    assert!(
+        all_output(&status).contains(
+            "rolling back to the old template, standby-first, since wave-1/wait-updated failed"
+        ),
+        "{}",
+        describe(&status)
+    );
 
     bed.backend
         .set_condition(&held, TEST_GATE, true)

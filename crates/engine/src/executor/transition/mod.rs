@@ -235,6 +235,18 @@ fn resume(
     for (i, n) in rec.nodes.iter_mut().enumerate() {
         let id = n.spec.id.clone();
         if i < cut {
+            // A safety stop beside the failure that started the rollback: accepting it
+            // goes on with the rollback, and the history says who accepted it.
+            let safety = n
+                .error
+                .as_ref()
+                .is_some_and(|e| e.kind == StepErrorKind::SafetyStop);
+            if accept && safety && n.state == NodeState::Failed {
+                fx.push(Effect::Log(LogKind::RiskAccepted {
+                    step: id,
+                    by: by.to_owned(),
+                }));
+            }
             if matches!(
                 n.state,
                 NodeState::Pending | NodeState::Running | NodeState::Interrupted

@@ -417,3 +417,36 @@ fn the_rollback_marker_survives_the_store_format_and_old_records_have_none() {
     let back: RunMeta = serde_json::from_value(old).unwrap();
     assert_eq!(back.rollback, None);
 }
+
+#[test]
+fn accepting_a_safety_stop_beside_the_rollback_goes_on_with_the_rollback() {
+    let p = rollback_plan();
+    let mut rec = in_wave_two(&p);
+    fail(
+        &mut rec,
+        "wave-2/wait-updated",
+        StepError::unhealthy("bad"),
+        true,
+    );
+    // A parallel step of the same wave stopped for safety before the rollback grew.
+    let verify = idx(&rec, "wave-2/verify");
+    rec.nodes[verify].state = NodeState::Failed;
+    rec.nodes[verify].error = Some(NodeError {
+        kind: StepErrorKind::SafetyStop,
+        message: "working pod sample-0 restarted".into(),
+    });
+    rec.meta.state = RunState::SafetyStopped;
+    let fx = resume(&mut rec, &p, true);
+    assert!(fx.contains(&Effect::Log(LogKind::RiskAccepted {
+        step: StepId::in_wave(2, StepKind::Verify),
+        by: "op".into()
+    })));
+    // Nothing of the failed wave runs again; the rollback grows next.
+    assert_eq!(rec.nodes[verify].state, NodeState::Failed);
+    assert!(rec.nodes.iter().all(|n| n.state != NodeState::Pending));
+    grow_ok(&mut rec, &p);
+    assert!(
+        rec.position(&StepId::run_level(StepKind::Rollback))
+            .is_some()
+    );
+}
