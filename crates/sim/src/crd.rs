@@ -9,6 +9,8 @@
 //! status are opaque JSON; the `kubectl get` columns come from the CRD's
 //! `additionalPrinterColumns`. The simulator never knows the UpgradePlan's schema itself.
 
+use std::sync::Arc;
+
 use serde_json::{Value, json};
 
 use crate::store::{ApiError, Kind, Store};
@@ -23,11 +25,12 @@ pub fn crd_name(kind: Kind) -> String {
 
 /// The stored CRD that defines `kind` at its version, if `kind` is a custom resource whose
 /// CRD is installed (and not being deleted) and serves that version.
-pub fn definition(store: &Store, kind: Kind) -> Option<Value> {
+pub fn definition(store: &Store, kind: Kind) -> Option<Arc<Value>> {
     if !CUSTOM.contains(&kind) {
         return None;
     }
-    let crd = store.get(Kind::CustomResourceDefinition, "", &crd_name(kind))?;
+    // Shared, not copied: a CRD is tens of kilobytes and this runs on every request.
+    let crd = store.get_shared(Kind::CustomResourceDefinition, "", &crd_name(kind))?;
     let deleting = !crd["metadata"]["deletionTimestamp"].is_null();
     let served = version(&crd, kind.version()).is_some_and(|v| v["served"] == true);
     (served && !deleting).then_some(crd)
