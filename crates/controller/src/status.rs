@@ -1,6 +1,7 @@
 //! What an UpgradePlan's `status` says, computed from the run's view: pure, table-tested.
 //! The driver ([`crate::drive`]) sends it when it changes (at most about once a second).
 
+use baton_engine::event::RunEvent;
 use baton_engine::store::{RunState, RunView};
 use serde_json::{Value, json};
 
@@ -97,7 +98,21 @@ impl Summary {
         };
         Summary {
             phase: phase_of(view.state, waiting).to_owned(),
-            wave: view.current_wave.or(previous.and_then(|p| p.wave)),
+            // Past the waves (the epilogue), the last wave the run had.
+            // Past the waves (the epilogue), the last wave that updated pods (the run
+            // learns it is done in one more wave, which plans nothing).
+            wave: view
+                .current_wave
+                .or_else(|| {
+                    view.events
+                        .iter()
+                        .filter_map(|e| match e.event {
+                            RunEvent::WavePlanned { wave, .. } => Some(wave),
+                            _ => None,
+                        })
+                        .max()
+                })
+                .or(previous.and_then(|p| p.wave)),
             progress,
             message,
             run: Some(view.run.clone()),
@@ -142,6 +157,7 @@ mod tests {
     use super::*;
     use baton_engine::event::PodRow;
     use baton_engine::store::WaitingEntry;
+    use baton_engine::store::view::EventEntry;
 
     fn view(state: RunState) -> RunView {
         let json = json!({
@@ -200,6 +216,22 @@ mod tests {
         assert_eq!(
             Summary::of(&v, Some(&first)).progress.as_deref(),
             Some("3/5")
+        );
+        v.current_wave = None;
+        let planned = |seq: u64, wave: u32| EventEntry {
+            seq,
+            at: "2026-01-01T00:00:00Z".parse().unwrap(),
+            event: RunEvent::WavePlanned {
+                wave,
+                pods: vec![],
+                partition: 0,
+            },
+        };
+        v.events = vec![planned(1, 2), planned(2, 3)];
+        assert_eq!(
+            Summary::of(&v, None).wave,
+            Some(3),
+            "the last wave, in the epilogue"
         );
     }
 
