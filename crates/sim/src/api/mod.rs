@@ -12,6 +12,8 @@ pub mod scale;
 pub mod table;
 pub mod watch;
 
+mod fields;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,6 +28,7 @@ use crate::faults::Faults;
 use crate::patch::{self, PatchType};
 use crate::selector::{self, FieldSelector, Selector};
 use crate::store::{ApiError, Kind, Store, Stored, now_rfc3339};
+use fields::{check_custom, check_fields, custom_schema};
 use table::Include;
 
 /// Called once per resource request with the audit verb and the resource
@@ -434,56 +437,6 @@ fn body_object(ctx: &Ctx) -> Result<Value, ApiError> {
     Ok(v)
 }
 
-/// The structural schema of a custom resource, from its stored CRD; `None` for a built-in
-/// kind (whose schema, if any, [`crate::admission`] knows).
-fn custom_schema(st: &ApiState, kind: Kind) -> Option<Value> {
-    let crd = crate::crd::definition(&st.store, kind)?;
-    crate::crd::schema(&crd, kind).cloned()
-}
-
-/// Prunes fields the schema does not know; with `fieldValidation=Strict`
-/// (kubectl's default) they are an error instead, as on a real apiserver.
-/// A custom resource is pruned and then checked (types, enums, required fields) against
-/// its CRD's schema (`custom`), as the API server does before any webhook.
-/// `.status` is left alone: only controllers write it, through `/status`.
-fn check_fields(
-    kind: Kind,
-    strict: bool,
-    custom: Option<&Value>,
-    obj: &mut Value,
-) -> Result<(), ApiError> {
-    let status = obj.as_object_mut().and_then(|m| m.remove("status"));
-    let unknown = match custom {
-        Some(schema) => crate::admission::prune_with(schema, obj),
-        None => crate::admission::prune_unknown(kind, obj),
-    };
-    let mut causes = Vec::new();
-    if let Some(schema) = custom {
-        crate::admission::schema_errors(schema, obj, "", &mut causes);
-    }
-    if let (Some(s), Some(m)) = (status, obj.as_object_mut()) {
-        m.insert("status".into(), s);
-    }
-    if strict && !unknown.is_empty() {
-        let fields: Vec<String> = unknown
-            .iter()
-            .map(|f| format!("unknown field \"{}\"", f.trim_start_matches('.')))
-            .collect();
-        return Err(ApiError::bad_request(format!(
-            "{} in version \"{}\" cannot be handled as a {}: strict decoding error: {}",
-            kind.kind_name(),
-            kind.version(),
-            kind.kind_name(),
-            fields.join(", ")
-        )));
-    }
-    if !causes.is_empty() {
-        let name = obj["metadata"]["name"].as_str().unwrap_or_default();
-        return Err(ApiError::invalid(kind, name, &causes));
-    }
-    Ok(())
-}
-
 fn strict(ctx: &Ctx) -> bool {
     ctx.q("fieldValidation") == Some("Strict")
 }
@@ -522,12 +475,9 @@ fn create(st: &ApiState, ctx: &Ctx) -> Reply {
         return Err(ApiError::not_found(Kind::Namespace, ctx.ns()));
     }
     prepare_for_create(kind, &mut obj);
-    check_fields(
-        kind,
-        strict(ctx),
-        custom_schema(st, kind).as_ref(),
-        &mut obj,
-    )?;
+    let custom = custom_schema(st, kind);
+    check_fields(kind, strict(ctx), custom.as_ref(), &mut obj)?;
+    check_custom(kind, custom.as_ref(), &mut obj)?;
     if dry_run(ctx) {
         crate::admission::default(kind, &mut obj);
         let name = obj["metadata"]["name"]
@@ -616,6 +566,7 @@ fn update(st: &ApiState, ctx: &Ctx) -> Reply {
         let mut new = obj;
         check_fields(kind, strict, custom.as_ref(), &mut new)?;
         keep_other_half(kind, sub.as_deref(), cur, &mut new);
+        check_custom(kind, custom.as_ref(), &mut new)?;
         *cur = new;
         Ok(())
     };
@@ -659,12 +610,9 @@ fn patch(st: &ApiState, ctx: &Ctx) -> Reply {
                 return Err(ApiError::not_found(Kind::Namespace, ctx.ns()));
             }
             prepare_for_create(kind, &mut obj);
-            check_fields(
-                kind,
-                strict(ctx),
-                custom_schema(st, kind).as_ref(),
-                &mut obj,
-            )?;
+            let custom = custom_schema(st, kind);
+            check_fields(kind, strict(ctx), custom.as_ref(), &mut obj)?;
+            check_custom(kind, custom.as_ref(), &mut obj)?;
             return Ok((201, st.store.create(kind, ctx.ns(), obj)?));
         }
         return Err(ApiError::not_found(kind, ctx.name()));
@@ -689,6 +637,7 @@ fn patch(st: &ApiState, ctx: &Ctx) -> Reply {
             ));
         }
         keep_other_half(kind, sub.as_deref(), &before, &mut new);
+        check_custom(kind, custom.as_ref(), &mut new)?;
         *cur = new;
         Ok(())
     };

@@ -94,6 +94,32 @@ async fn upgradeplans_behave(kind: BackendKind) {
         .await
         .unwrap();
     assert_eq!(ignored.data["status"]["phase"], "Running");
+    // The status is checked against the CRD too: a phase it does not list is refused, a
+    // field it does not know pruned.
+    assert_eq!(
+        api_code(
+            api.patch_status(
+                SEED_PLAN,
+                &params,
+                &Patch::Merge(json!({"status": {"phase": "Paused"}})),
+            )
+            .await
+        ),
+        422
+    );
+    let pruned = api
+        .patch_status(
+            SEED_PLAN,
+            &params,
+            &Patch::Merge(json!({"status": {"lastWave": 1}})),
+        )
+        .await
+        .unwrap();
+    assert!(
+        pruned.data["status"].get("lastWave").is_none(),
+        "{:?}",
+        pruned.data
+    );
     let spec_only = api
         .patch_status(
             SEED_PLAN,
