@@ -43,6 +43,11 @@ case!(
     real_two_controllers_run_a_plan_to_the_end
 );
 case!(
+    operator_requests,
+    sim_approve_and_abort_annotations_reach_the_run,
+    real_approve_and_abort_annotations_reach_the_run
+);
+case!(
     killed_leaders,
     sim_a_plan_survives_its_leader_killed_three_times,
     real_a_plan_survives_its_leader_killed_three_times
@@ -113,7 +118,12 @@ fn plans(bed: &Bed) -> Api<DynamicObject> {
 
 /// Applies the seed plan named `name` as an UpgradePlan.
 async fn apply_plan(bed: &Bed, name: &str) {
-    let path = bed.plan(name, |_| {});
+    apply_plan_with(bed, name, |_| {}).await;
+}
+
+/// As [`apply_plan`], after `edit` changed the plan.
+async fn apply_plan_with(bed: &Bed, name: &str, edit: impl FnOnce(&mut serde_yaml::Value)) {
+    let path = bed.plan(name, edit);
     let doc: Value = serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     let mut obj: DynamicObject = serde_json::from_value(doc).unwrap();
     obj.metadata.namespace = Some(bed.backend.namespace().to_owned());
@@ -329,6 +339,113 @@ async fn killed_leaders(kind: BackendKind) {
         "finished by a killed leader? {done:#}"
     );
     assert_succeeded(&bed, "seed", &done).await;
+    for r in &mut replicas {
+        let _ = r.start_kill();
+    }
+}
+
+/// `kubectl annotate` a request on the plan, as an operator would.
+async fn annotate(bed: &Bed, name: &str, annotation: &str, value: &str) {
+    let arg = format!("{annotation}={value}");
+    let out = kubectl(
+        bed.backend.kubeconfig_path(),
+        &[
+            "annotate",
+            "upgradeplan",
+            name,
+            "-n",
+            bed.backend.namespace(),
+            &arg,
+        ],
+    )
+    .await;
+    assert!(
+        out.status.success(),
+        "kubectl annotate: {}",
+        text(&out.stderr)
+    );
+}
+
+/// A plan that asks approval at every wave: the first gate is approved through the
+/// annotation, the second aborted; both are recorded with who asked, and the annotations go.
+async fn operator_requests(kind: BackendKind) {
+    let Some(bed) = bed(kind, harness::seed()).await else {
+        return;
+    };
+    install_crd(&bed).await;
+    let mut replicas = [controller(&bed), controller(&bed)];
+    apply_plan_with(&bed, "gated", |doc| {
+        doc["spec"]["waves"]["approval"] = "everyWave".into();
+    })
+    .await;
+    let waiting = |s: &Value| phase(s) == "WaitingForApproval";
+    let s = until(&bed, "gated", Duration::from_secs(60), waiting).await;
+    assert_eq!(s["wave"], 1, "{s:#}");
+    assert!(
+        s["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("baton.dev/approve"),
+        "{s:#}"
+    );
+    annotate(
+        &bed,
+        "gated",
+        "baton.dev/approve",
+        r#"{"by":"alice","reason":"green"}"#,
+    )
+    .await;
+    let s = until(&bed, "gated", Duration::from_secs(60), |s| {
+        waiting(s) && s["wave"] == 2
+    })
+    .await;
+    annotate(
+        &bed,
+        "gated",
+        "baton.dev/abort",
+        r#"{"by":"bob","reason":"enough"}"#,
+    )
+    .await;
+    let s = until(&bed, "gated", Duration::from_secs(60), |s| {
+        phase(s) == "Aborted"
+    })
+    .await;
+    assert!(
+        s["message"].as_str().unwrap_or_default().contains("bob"),
+        "{s:#}"
+    );
+
+    let rec = record(&bed, "gated").await;
+    let approval = rec
+        .log
+        .iter()
+        .find_map(|e| match &e.entry {
+            baton_engine::store::LogKind::Approval { approval, .. } => Some(approval.clone()),
+            _ => None,
+        })
+        .expect("the approval is in the history");
+    assert!(approval.by.starts_with("alice"), "{approval:?}");
+    if kind == BackendKind::Real {
+        // The simulator keeps no managedFields; kube-apiserver names kubectl's field manager.
+        assert!(
+            approval.by.contains("(field manager kubectl"),
+            "{approval:?}"
+        );
+    }
+    assert_eq!(approval.reason.as_deref(), Some("green"));
+    let aborted = rec.log.iter().any(|e| {
+        matches!(&e.entry, baton_engine::store::LogKind::Abort { by, reason }
+            if by.starts_with("bob") && reason.as_deref() == Some("enough"))
+    });
+    assert!(aborted, "the abort is in the history");
+    let obj = plans(&bed).get("gated").await.unwrap();
+    let annotations = obj.metadata.annotations.unwrap_or_default();
+    assert!(
+        !annotations.contains_key("baton.dev/approve")
+            && !annotations.contains_key("baton.dev/abort"),
+        "handled requests are removed: {annotations:?}"
+    );
+    bed.assert_safe();
     for r in &mut replicas {
         let _ = r.start_kill();
     }

@@ -71,7 +71,8 @@ impl Summary {
     /// The summary of `view`; `progress` from its pods ("updated/replicas") when it has them,
     /// else `previous`'s.
     pub fn of(view: &RunView, previous: Option<&Summary>) -> Summary {
-        let waiting = !view.waiting_approval.is_empty();
+        // A stopped run may leave a gate open; only a running one waits at it.
+        let waiting = view.state == RunState::Running && !view.waiting_approval.is_empty();
         let progress = view
             .pods
             .as_ref()
@@ -255,6 +256,15 @@ mod tests {
         assert_eq!(
             Summary::of(&failed, None).message.as_deref(),
             Some("wave-2/verify: boom")
+        );
+        let mut aborted = view(RunState::Aborted);
+        aborted.waiting_approval = vec!["wave-2/approval".into()];
+        aborted.reason = Some("aborted by bob".into());
+        let s = Summary::of(&aborted, None);
+        assert_eq!(
+            (s.phase.as_str(), s.message.as_deref()),
+            ("Aborted", Some("aborted by bob")),
+            "an open gate of a stopped run is not a wait"
         );
     }
 
