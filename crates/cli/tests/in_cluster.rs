@@ -293,6 +293,30 @@ async fn two_controllers_run_a_plan(kind: BackendKind) {
         .split_whitespace()
         .collect();
     assert_eq!(row[..4], ["seed", "Succeeded", "3", "5/5"], "{table}");
+
+    // Events on the plan tell its story, as `kubectl describe upgradeplan` shows them.
+    let events: Api<k8s_openapi::api::core::v1::Event> =
+        Api::namespaced(bed.backend.client(), bed.backend.namespace());
+    let reasons: Vec<String> = events
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|e| e.involved_object.kind.as_deref() == Some("UpgradePlan"))
+        .filter_map(|e| e.reason)
+        .collect();
+    for want in [
+        "BatonStarted",
+        "BatonWaveStarted",
+        "BatonHandover",
+        "BatonFinished",
+    ] {
+        assert!(
+            reasons.iter().any(|r| r == want),
+            "{want} missing: {reasons:?}"
+        );
+    }
     for r in &mut replicas {
         let _ = r.start_kill();
     }
@@ -395,7 +419,7 @@ async fn operator_requests(kind: BackendKind) {
         r#"{"by":"alice","reason":"green"}"#,
     )
     .await;
-    let s = until(&bed, "gated", Duration::from_secs(60), |s| {
+    until(&bed, "gated", Duration::from_secs(60), |s| {
         waiting(s) && s["wave"] == 2
     })
     .await;
