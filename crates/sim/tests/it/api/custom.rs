@@ -255,6 +255,12 @@ async fn kubectl_finds_upgradeplans_once_the_crd_is_applied() {
         out.trim(),
         "customresourcedefinition.apiextensions.k8s.io/upgradeplans.baton.dev created"
     );
+    let (ok, out, _) = kubectl(&["apply", "-f", crd.to_str().unwrap()]).await;
+    assert!(ok);
+    assert_eq!(
+        out.trim(),
+        "customresourcedefinition.apiextensions.k8s.io/upgradeplans.baton.dev unchanged"
+    );
     let (ok, out, err) = kubectl(&[
         "wait",
         "--for",
@@ -278,6 +284,12 @@ async fn kubectl_finds_upgradeplans_once_the_crd_is_applied() {
     assert!(ok, "{err}");
     let header: Vec<&str> = out.lines().next().unwrap().split_whitespace().collect();
     assert_eq!(header, ["NAME", "PHASE", "WAVE", "PROGRESS", "AGE"]);
+    let (ok, out, err) = kubectl(&["explain", "upgradeplan.spec.waves.maxPerWave"]).await;
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("0 = every eligible idle pod at once."),
+        "{out}"
+    );
     let (ok, out, _) = kubectl(&["get", "crd"]).await;
     assert!(ok);
     assert!(out.starts_with("NAME"), "{out}");
