@@ -8,7 +8,8 @@
 //! Other kinds are taken as they come, beyond a name check: the simulator's
 //! own controller writes them, and clients rarely get them wrong.
 
-use std::sync::LazyLock;
+use std::collections::HashMap;
+use std::sync::{LazyLock, Mutex};
 
 use serde_json::{Value, json};
 
@@ -420,6 +421,13 @@ fn bounds(schema: &Value, value: &Value, shown: &str, causes: &mut Vec<String>) 
         ));
     }
     if let Some(text) = value.as_str() {
+        if let Some(pattern) = schema["pattern"].as_str()
+            && matches(pattern, text) == Some(false)
+        {
+            causes.push(format!(
+                "{shown}: Invalid value: {value}: {shown} in body should match '{pattern}'"
+            ));
+        }
         let len = text.chars().count() as u64;
         if let Some(min) = schema["minLength"].as_u64()
             && len < min
@@ -451,6 +459,18 @@ fn bounds(schema: &Value, value: &Value, shown: &str, causes: &mut Vec<String>) 
             ));
         }
     }
+}
+
+/// Whether `text` matches a schema `pattern`; `None` for a pattern that does not compile
+/// (not checked, as nothing could match it). Compiled once per pattern.
+fn matches(pattern: &str, text: &str) -> Option<bool> {
+    static COMPILED: LazyLock<Mutex<HashMap<String, Option<regex::Regex>>>> =
+        LazyLock::new(Mutex::default);
+    let mut compiled = COMPILED.lock().unwrap_or_else(|e| e.into_inner());
+    let regex = compiled
+        .entry(pattern.to_owned())
+        .or_insert_with(|| regex::Regex::new(pattern).ok());
+    regex.as_ref().map(|r| r.is_match(text))
 }
 
 /// `oneOf`/`anyOf` whose branches only list required fields ("exactly one action"): how
@@ -742,6 +762,7 @@ mod tests {
                                "sleep": {"type": "object"}, "approval": {"type": "object"}}}},
             "retries": {"type": "integer", "maximum": 10},
             "command": {"type": "array", "minItems": 1, "items": {"type": "string"}},
+            "timeout": {"type": "string", "pattern": "^[0-9]+s$"},
             "port": {"x-kubernetes-int-or-string": true,
                      "anyOf": [{"type": "integer"}, {"type": "string"}]},
         }});
@@ -752,7 +773,7 @@ mod tests {
         };
         assert_eq!(
             causes(json!({"hooks": [{"name": "a", "sleep": {}}], "retries": 10,
-                          "command": ["x"], "port": "http"})),
+                          "command": ["x"], "port": "http", "timeout": "5s"})),
             Vec::<String>::new()
         );
         let table = [
@@ -770,6 +791,7 @@ mod tests {
             ),
             (json!({"retries": 11}), "less than or equal to 10"),
             (json!({"command": []}), "at least 1 items"),
+            (json!({"timeout": "10"}), "should match '^[0-9]+s$'"),
         ];
         for (value, want) in table {
             let got = causes(value.clone());

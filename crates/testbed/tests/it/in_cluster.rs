@@ -3,8 +3,7 @@
 //! under `plans/` is an UpgradePlan it stores unchanged, and `deploy/` is accepted by a
 //! server-side dry run with RBAC that grants what the controller needs and nothing more.
 //! Then the same UpgradePlan assertions on both backends ([`fidelity`]), so the simulator
-//! serves the CRD as a real cluster does (except `pattern`s, which the simulator does not
-//! check: a duration without a unit is refused here only).
+//! serves the CRD as a real cluster does.
 //!
 //! What the API server does with a field the CRD does not know (Kubernetes 1.20, no
 //! server-side field validation yet): the API **prunes** it silently — the object is
@@ -184,34 +183,6 @@ async fn the_crd_is_established_and_every_plan_is_stored_as_written() {
     assert_eq!(names.lines().count(), plan_files().len(), "{names}");
     let baton = kubectl_ok(kubeconfig, &["get", "baton", "-n", &ns, "-o", "name"]).await;
     assert_eq!(baton, names);
-}
-
-/// The simulator checks no `pattern`s; real kube-apiserver does, with the plan's own.
-#[tokio::test]
-async fn a_duration_without_a_unit_is_refused_by_the_api_server() {
-    let Some(cp) = controlplane::shared_or_skip().await else {
-        return;
-    };
-    install_crd(cp.kubeconfig_path()).await;
-    let ns = namespace(&cp, "pattern").await;
-    let client = cp.client_in(&ns).await.unwrap();
-    let api: Api<DynamicObject> = Api::namespaced_with(client, &ns, &upgradeplans());
-    let mut plan = read_yaml(&repo().join("plans/seed.yaml"));
-    plan["spec"]["waves"]["readyTimeout"] = json!("10");
-    let object: DynamicObject = serde_json::from_value(plan).unwrap();
-    let err = api
-        .create(&PostParams::default(), &object)
-        .await
-        .unwrap_err();
-    let kube::Error::Api(status) = err else {
-        panic!("{err}");
-    };
-    assert_eq!(status.code, 422, "{status:?}");
-    assert!(
-        status.message.contains("spec.waves.readyTimeout"),
-        "{}",
-        status.message
-    );
 }
 
 /// RFC 7386 merge of `patch` into `target` (null removes).

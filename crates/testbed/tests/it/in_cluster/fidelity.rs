@@ -14,11 +14,10 @@
 //! | replace / replace_status with a stale resourceVersion | 409 | 409 | agreed |
 //! | a field the CRD does not know, through the API | pruned | stored | fixed |
 //! | the same through `kubectl apply` | refused (client-side validation) | refused (server-side, `Strict`) | agreed |
-//! | enum, `oneOf` of required fields, `maximum`, `minItems`, a wrong type | 422 naming the field | stored | fixed |
+//! | enum, `oneOf` of required fields, `maximum`, `maxLength`, `minItems`, `pattern`, a wrong type | 422 naming the field | stored | fixed |
 //! | a status phase the CRD does not list; an unknown status field | 422; pruned | stored | fixed |
 //! | `kubectl explain upgradeplan…` | the CRD's schema (published a moment after Established) | nothing | fixed |
 //! | ConfigMaps: create/AlreadyExists/replace/stale 409/list by label/delete, `kubectl get cm` | yes | yes | agreed |
-//! | `pattern` (a duration without a unit) | 422 | stored | not compared: the simulator checks no patterns |
 
 use baton_testbed::backend::{Backend, BackendKind, Seed};
 use futures::{StreamExt, TryStreamExt};
@@ -289,6 +288,16 @@ async fn refusals(b: &Backend) {
             "a count of the wrong type",
             json!({"waves": {"maxPerWave": "two"}}),
             "spec.waves.maxPerWave",
+        ),
+        (
+            "a duration without a unit",
+            json!({"waves": {"readyTimeout": "10"}}),
+            "spec.waves.readyTimeout",
+        ),
+        (
+            "a name longer than a DNS label",
+            json!({"target": {"namespace": "n".repeat(64)}}),
+            "spec.target.namespace",
         ),
         (
             "an exec hook without a command",
