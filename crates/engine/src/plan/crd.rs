@@ -197,8 +197,17 @@ fn status_schema() -> Value {
                        "description": "The controller replica driving the run (`<hostname>/<pid>`)."},
             "updated": {"type": "string", "format": "date-time",
                         "description": "When the controller last wrote this status."},
+            // The store may add fields before this schema knows them: kept, not pruned.
             "checkpoint": {"type": "object", "x-kubernetes-preserve-unknown-fields": true,
-                           "description": "Where the run's checkpoint is: its ConfigMaps and last committed sequence."},
+                           "description": "Where the run's checkpoint is: its ConfigMaps and last committed sequence.",
+                           "properties": {
+                               "configMap": {"type": "string",
+                                             "description": "The ConfigMap holding the run's meta and nodes (`<plan>.baton-run`)."},
+                               "chunks": {"type": "integer", "format": "int64", "minimum": 0,
+                                          "description": "How many audit log ConfigMaps the run has (`<plan>.baton-log-<n>`)."},
+                               "sequence": {"type": "integer", "format": "int64", "minimum": 0,
+                                            "description": "The last sequence number the API server accepted."},
+                           }},
         },
     })
 }
