@@ -17,6 +17,27 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// The command line, named as invoked: installed as `kubectl-baton` (a kubectl plugin:
+/// `ln -s "$(command -v engine)" ~/.local/bin/kubectl-baton`), it is `kubectl baton …`
+/// in help and errors; everything else is the same.
+pub fn parse() -> Cli {
+    use clap::{CommandFactory as _, FromArgMatches as _};
+    let invoked = std::env::args_os()
+        .next()
+        .and_then(|a| {
+            std::path::Path::new(&a)
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+        })
+        .unwrap_or_default();
+    let mut command = Cli::command();
+    if invoked == "kubectl-baton" {
+        command = command.bin_name("kubectl baton").name("kubectl-baton");
+    }
+    let matches = command.get_matches();
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct GlobalArgs {
     /// Path to a kubeconfig file (default: $KUBECONFIG or ~/.kube/config).
@@ -260,12 +281,16 @@ pub struct GcArgs {
 pub struct RunArg {
     /// The run's name (the plan's `metadata.name`; `engine list` shows them).
     pub run: String,
+    #[command(flatten)]
+    pub cluster: InClusterArgs,
 }
 
 #[derive(Debug, Clone, Args)]
 pub struct OptRunArg {
     /// The run's name; may be omitted when exactly one run is unfinished.
     pub run: Option<String>,
+    #[command(flatten)]
+    pub cluster: InClusterArgs,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -275,6 +300,20 @@ pub struct GateArgs {
     /// Why; recorded in the history with your user and host.
     #[arg(long)]
     pub reason: Option<String>,
+    #[command(flatten)]
+    pub cluster: InClusterArgs,
+}
+
+/// In-cluster mode: the run is the UpgradePlan of that name, run by `engine controller`.
+#[derive(Debug, Clone, Args)]
+pub struct InClusterArgs {
+    /// The run is an UpgradePlan in the cluster (run by `engine controller`), not a run of
+    /// the state directory.
+    #[arg(long)]
+    pub in_cluster: bool,
+    /// The UpgradePlan's namespace (default: the kubeconfig's).
+    #[arg(long, short = 'n', requires = "in_cluster")]
+    pub namespace: Option<String>,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -2,8 +2,6 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 mod alloc;
 mod args;
 mod cluster;
@@ -17,7 +15,7 @@ mod state;
 
 fn main() -> ExitCode {
     let refused = alloc::tune();
-    let cli = args::Cli::parse();
+    let cli = args::parse();
     printer::init_tracing(&cli.global);
     if !refused.is_empty() {
         tracing::debug!(?refused, "malloc settings not applied");

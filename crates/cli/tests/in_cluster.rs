@@ -423,21 +423,24 @@ async fn operator_requests(kind: BackendKind) {
         waiting(s) && s["wave"] == 2
     })
     .await;
-    annotate(
-        &bed,
-        "gated",
-        "baton.dev/abort",
-        r#"{"by":"bob","reason":"enough"}"#,
-    )
-    .await;
-    let s = until(&bed, "gated", Duration::from_secs(60), |s| {
+    // The CLI's way: `engine abort --in-cluster` writes the annotation.
+    let ns = bed.backend.namespace();
+    let asked = bed
+        .engine(&[
+            "abort",
+            "--in-cluster",
+            "gated",
+            "-n",
+            ns,
+            "--reason",
+            "enough",
+        ])
+        .await;
+    harness::assert_exit(&asked, 0);
+    until(&bed, "gated", Duration::from_secs(60), |s| {
         phase(s) == "Aborted"
     })
     .await;
-    assert!(
-        s["message"].as_str().unwrap_or_default().contains("bob"),
-        "{s:#}"
-    );
 
     let rec = record(&bed, "gated").await;
     let approval = rec
@@ -457,11 +460,59 @@ async fn operator_requests(kind: BackendKind) {
         );
     }
     assert_eq!(approval.reason.as_deref(), Some("green"));
-    let aborted = rec.log.iter().any(|e| {
-        matches!(&e.entry, baton_engine::store::LogKind::Abort { by, reason }
-            if by.starts_with("bob") && reason.as_deref() == Some("enough"))
+    let aborted = rec.log.iter().find_map(|e| match &e.entry {
+        baton_engine::store::LogKind::Abort { by, reason } => Some((by.clone(), reason.clone())),
+        _ => None,
     });
-    assert!(aborted, "the abort is in the history");
+    let (by, reason) = aborted.expect("the abort is in the history");
+    assert_eq!(reason.as_deref(), Some("enough"));
+    assert!(by.contains('@'), "user@host: {by}");
+    if kind == BackendKind::Real {
+        assert!(by.ends_with("(field manager engine)"), "{by}");
+    }
+
+    // Status and history of the plan's run, through the CLI and as a kubectl plugin.
+    let plugin = bed.dir.path().join("bin");
+    std::fs::create_dir_all(&plugin).unwrap();
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_engine"), plugin.join("kubectl-baton")).unwrap();
+    let path = format!(
+        "{}:{}",
+        plugin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let shown = tokio::process::Command::new("kubectl")
+        .args(["baton", "status", "--in-cluster", "gated", "-n", ns])
+        .arg("--kubeconfig")
+        .arg(bed.backend.kubeconfig_path())
+        .env("PATH", &path)
+        .env("NO_COLOR", "1")
+        .output()
+        .await
+        .unwrap();
+    harness::assert_exit(&shown, 0);
+    let shown = text(&shown.stdout);
+    assert!(shown.contains("aborted"), "{shown}");
+    assert!(shown.contains("controller: "), "{shown}");
+    let history = bed
+        .engine(&[
+            "history",
+            "--in-cluster",
+            "gated",
+            "-n",
+            ns,
+            "--output",
+            "json",
+        ])
+        .await;
+    harness::assert_exit(&history, 0);
+    let history: Value = serde_json::from_slice(&history.stdout).unwrap();
+    let actions: Vec<&str> = history["approvals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|a| a["action"].as_str())
+        .collect();
+    assert_eq!(actions.len(), 2, "approve and abort: {history:#}");
     let obj = plans(&bed).get("gated").await.unwrap();
     let annotations = obj.metadata.annotations.unwrap_or_default();
     assert!(

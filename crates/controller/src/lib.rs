@@ -15,6 +15,7 @@
 
 pub mod controller;
 pub mod drive;
+pub mod inspect;
 pub mod leader;
 pub mod requests;
 pub mod resource;

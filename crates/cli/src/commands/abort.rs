@@ -16,6 +16,13 @@ use crate::exit::ExitStatus;
 use crate::{cluster, printer, state};
 
 pub fn run(global: &GlobalArgs, args: &GateArgs) -> anyhow::Result<ExitStatus> {
+    if args.cluster.in_cluster {
+        return crate::commands::in_cluster::request(
+            global,
+            args,
+            baton_controller::requests::Kind::Abort,
+        );
+    }
     let dir = state::state_dir(global)?;
     let plan = match executor::stored_plan(&dir, Some(&args.run)) {
         Ok(plan) => plan,

@@ -10,6 +10,13 @@ use crate::exit::ExitStatus;
 use crate::printer;
 
 pub fn run(global: &GlobalArgs, args: &GateArgs) -> anyhow::Result<ExitStatus> {
+    if args.cluster.in_cluster {
+        return crate::commands::in_cluster::request(
+            global,
+            args,
+            baton_controller::requests::Kind::Approve,
+        );
+    }
     let by = control::operator();
     let receipt = executor::approve(
         &state_dir(global)?,

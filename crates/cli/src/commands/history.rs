@@ -10,7 +10,11 @@ use crate::exit::ExitStatus;
 use crate::printer;
 
 pub fn run(global: &GlobalArgs, args: &RunArg) -> anyhow::Result<ExitStatus> {
-    let view = executor::load_run(&state_dir(global)?, &args.run)?;
+    let view = if args.cluster.in_cluster {
+        crate::commands::in_cluster::view(global, &args.run, &args.cluster)?
+    } else {
+        executor::load_run(&state_dir(global)?, &args.run)?
+    };
     if printer::is_json(global) {
         printer::out_json(&serde_json::json!({
             "run": view.run,

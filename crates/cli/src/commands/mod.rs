@@ -16,6 +16,7 @@ mod delete;
 mod demo;
 mod graph;
 mod history;
+mod in_cluster;
 mod list;
 mod plan;
 mod plan_safety;

@@ -12,6 +12,9 @@ use crate::exit::ExitStatus;
 use crate::printer;
 
 pub fn run(global: &GlobalArgs, args: &OptRunArg) -> anyhow::Result<ExitStatus> {
+    if args.cluster.in_cluster {
+        return crate::commands::in_cluster::status(global, args.run.as_deref(), &args.cluster);
+    }
     let dir = state_dir(global)?;
     let run = executor::pick_run(&dir, args.run.as_deref())?;
     let mut view = executor::load_run(&dir, &run)?;
@@ -140,7 +143,7 @@ fn rollback_line(view: &RunView) -> Option<String> {
     })
 }
 
-fn render(view: &RunView, gone: Option<Option<u32>>) -> String {
+pub(crate) fn render(view: &RunView, gone: Option<Option<u32>>) -> String {
     let mut s = String::new();
     let state = match (view.live_pid, gone) {
         (Some(pid), _) => format!("{} (driven by pid {pid})", view.state.as_str()),
