@@ -12,6 +12,10 @@ mod harness;
 #[path = "in_cluster/store.rs"]
 mod store;
 
+/// The controller as the ServiceAccount of `deploy/rbac.yaml`, on the real control plane.
+#[path = "in_cluster/rbac.rs"]
+mod rbac;
+
 use std::path::Path;
 use std::process::Output;
 use std::time::{Duration, Instant};
@@ -144,6 +148,8 @@ fn controller(bed: &Bed) -> tokio::process::Child {
         ns,
         "--log-chunk-bytes",
         "8192",
+        "--metrics-addr",
+        "127.0.0.1:0",
     ];
     args.extend(LEASE);
     let mut cmd = bed.command(&args);
@@ -317,6 +323,22 @@ async fn two_controllers_run_a_plan(kind: BackendKind) {
             "{want} missing: {reasons:?}"
         );
     }
+
+    // The replicas' metrics: the leader counted both handovers, the standby nothing.
+    let mut handovers = Vec::new();
+    for line in logs(&bed).lines() {
+        if let Some(url) = line.strip_prefix("metrics on ") {
+            let body = reqwest::get(url).await.unwrap().text().await.unwrap();
+            let count = body
+                .lines()
+                .find_map(|l| l.strip_prefix("baton_handovers_total "))
+                .unwrap_or_else(|| panic!("no handover count in {body}"))
+                .to_owned();
+            handovers.push(count);
+        }
+    }
+    handovers.sort();
+    assert_eq!(handovers, ["0", "2"], "per replica");
     for r in &mut replicas {
         let _ = r.start_kill();
     }
