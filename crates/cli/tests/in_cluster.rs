@@ -372,9 +372,18 @@ async fn killed_leaders(kind: BackendKind) {
             .find(|c| c.id() == Some(pid))
             .unwrap_or_else(|| panic!("the leader {pid} is not one of ours: {s:#}"));
         child.start_kill().unwrap();
+        let killed = Instant::now();
         let _ = child.wait().await;
         leaders.push(pid);
         replicas.push(controller(&bed));
+        // The standby takes over once the lease expires (3 s after its last renewal), asking
+        // every second, and reports at once: 4 s at most, and some margin for a loaded machine.
+        until(&bed, "seed", Duration::from_secs(30), |s| {
+            leader_pid(s).is_some_and(|p| !leaders.contains(&p))
+        })
+        .await;
+        let took = killed.elapsed();
+        assert!(took < Duration::from_secs(8), "takeover took {took:?}");
     }
     let done = until(&bed, "seed", Duration::from_secs(90), |s| {
         phase(s) == "Succeeded"
