@@ -52,6 +52,11 @@ case!(
     real_approve_and_abort_annotations_reach_the_run
 );
 case!(
+    paused_leader,
+    sim_a_paused_leader_wakes_up_as_a_standby,
+    real_a_paused_leader_wakes_up_as_a_standby
+);
+case!(
     killed_leaders,
     sim_a_plan_survives_its_leader_killed_three_times,
     real_a_plan_survives_its_leader_killed_three_times
@@ -552,6 +557,68 @@ async fn operator_requests(kind: BackendKind) {
         "handled requests are removed: {annotations:?}"
     );
     bed.assert_safe();
+    for r in &mut replicas {
+        let _ = r.start_kill();
+    }
+}
+
+/// `kill -SIG pid`.
+async fn signal(sig: &str, pid: u32) {
+    let out = tokio::process::Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "kill {sig} {pid}: {}",
+        text(&out.stderr)
+    );
+}
+
+/// The leader is frozen (SIGSTOP) mid-wave until the standby has taken over, then thawed:
+/// it finds its lease gone, stops its run at once and stands by; the plan ends once, safely.
+async fn paused_leader(kind: BackendKind) {
+    let seed = Seed {
+        ready_delay: Duration::from_millis(1500),
+        ..harness::seed()
+    };
+    let Some(bed) = bed(kind, seed).await else {
+        return;
+    };
+    install_crd(&bed).await;
+    let mut replicas = vec![controller(&bed), controller(&bed)];
+    apply_plan(&bed, "seed").await;
+    let s = until(&bed, "seed", Duration::from_secs(60), |s| {
+        phase(s) == "Running" && s["wave"] == 1
+    })
+    .await;
+    let frozen = leader_pid(&s).unwrap();
+    signal("-STOP", frozen).await;
+    until(&bed, "seed", Duration::from_secs(30), |s| {
+        leader_pid(s).is_some_and(|p| p != frozen)
+    })
+    .await;
+    signal("-CONT", frozen).await;
+    let done = until(&bed, "seed", Duration::from_secs(90), |s| {
+        phase(s) == "Succeeded"
+    })
+    .await;
+    assert_ne!(leader_pid(&done), Some(frozen), "{done:#}");
+    assert_succeeded(&bed, "seed", &done).await;
+    let thawed = replicas
+        .iter_mut()
+        .find(|c| c.id() == Some(frozen))
+        .unwrap();
+    assert!(
+        thawed.try_wait().unwrap().is_none(),
+        "the thawed leader lives on as a standby"
+    );
+    assert!(
+        logs(&bed).contains("lost the controller lease"),
+        "{}",
+        logs(&bed)
+    );
     for r in &mut replicas {
         let _ = r.start_kill();
     }
