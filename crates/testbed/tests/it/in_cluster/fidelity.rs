@@ -262,6 +262,17 @@ async fn refusals(b: &Backend) {
     assert!(stderr.contains("unknown field"), "{stderr}");
     assert!(stderr.contains("maxPerWaev"), "{stderr}");
 
+    // `approval:` alone (null) is a hook: the one action, kept as written.
+    let mut bare = seed.clone();
+    bare["metadata"]["name"] = json!("bare-approval");
+    bare["spec"]["hooks"] = json!({"afterRollout": [{"name": "sign-off", "approval": null}]});
+    let object: DynamicObject = serde_json::from_value(bare).unwrap();
+    let created = api.create(&PostParams::default(), &object).await.unwrap();
+    assert_eq!(
+        created.data["spec"]["hooks"]["afterRollout"],
+        json!([{"name": "sign-off", "approval": null}])
+    );
+
     let table: Vec<(&str, Value, &str)> = vec![
         (
             "an approval mode that does not exist",
