@@ -200,4 +200,43 @@ async fn the_store_keeps_a_record_and_fences_a_second_writer(kind: BackendKind) 
     let loaded = blocking(move || KubeStore::open(last).unwrap().load().unwrap().unwrap()).await;
     assert_eq!(loaded.log.len(), 25, "the winner's commit stands");
     assert_eq!(loaded.log[24], entry(24));
+
+    // A writer that died between its log chunks and its run ConfigMap left a chunk no
+    // commit references: the record reads without it, and the next commit takes it over.
+    let run = maps.get(&image::run_name("store")).await.unwrap();
+    let count: usize = run.data.unwrap()[image::CHUNKS].parse().unwrap();
+    let orphan = ConfigMap {
+        metadata: kube::api::ObjectMeta {
+            name: Some(image::chunk_name("store", count)),
+            ..Default::default()
+        },
+        data: Some(
+            [
+                (image::FIRST.to_owned(), "25".to_owned()),
+                (image::ENTRIES.to_owned(), "{\"lost\": true}".to_owned()),
+            ]
+            .into(),
+        ),
+        ..Default::default()
+    };
+    maps.create(&Default::default(), &orphan).await.unwrap();
+    let resumed = loc.clone();
+    let loaded = blocking(move || {
+        let store = KubeStore::open(resumed).unwrap();
+        let before = store.load().unwrap().unwrap();
+        let more: Vec<LogEntry> = (25..30).map(entry).collect();
+        let m = meta(30, 1);
+        store
+            .commit(&commit(Durability::Flush, &m, vec![], &more))
+            .unwrap();
+        (before, store.load().unwrap().unwrap())
+    })
+    .await;
+    assert_eq!(
+        loaded.0.log.len(),
+        25,
+        "the orphan is not part of the record"
+    );
+    assert_eq!(loaded.1.log.len(), 30);
+    assert_eq!(loaded.1.log[29], entry(29));
 }
