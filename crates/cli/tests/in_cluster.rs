@@ -344,6 +344,43 @@ async fn two_controllers_run_a_plan(kind: BackendKind) {
     }
     handovers.sort();
     assert_eq!(handovers, ["0", "2"], "per replica");
+
+    // SIGTERM (a rolling update of the Deployment): the leader lets go of its Lease on the
+    // way out, so the standby leads at its next ask instead of once the lease expires.
+    let leader = leader_pid(&done).unwrap();
+    let leases: Api<k8s_openapi::api::coordination::v1::Lease> =
+        Api::namespaced(bed.backend.client(), bed.backend.namespace());
+    let holder = || async {
+        leases
+            .get("baton-controller")
+            .await
+            .unwrap()
+            .spec
+            .and_then(|s| s.holder_identity)
+            .unwrap_or_default()
+    };
+    assert!(holder().await.ends_with(&format!("/{leader}")));
+    signal("-TERM", leader).await;
+    let stopping = replicas
+        .iter_mut()
+        .find(|c| c.id() == Some(leader))
+        .unwrap();
+    let exited = tokio::time::timeout(Duration::from_secs(10), stopping.wait())
+        .await
+        .expect("the leader exits on SIGTERM")
+        .unwrap();
+    assert_eq!(exited.code(), Some(0));
+    // Released, not left to expire: the holder is gone (or already the standby) at once.
+    let now = holder().await;
+    assert!(
+        !now.ends_with(&format!("/{leader}")),
+        "the stopped leader still holds the lease: {now}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while holder().await.is_empty() {
+        assert!(Instant::now() < deadline, "the standby never led");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     for r in &mut replicas {
         let _ = r.start_kill();
     }
