@@ -110,12 +110,6 @@ pub async fn drive(
         }
     };
 
-    reporter
-        .status(
-            &Summary::pending("waiting for the StatefulSet's run lock"),
-            None,
-        )
-        .await;
     let target = &plan.spec().target;
     let holder = baton_steps::lease::holder_identity(&name);
     let lease = loop {
@@ -130,7 +124,19 @@ pub async fn drive(
         {
             Ok(lease) => break lease,
             Err(error) => {
-                tracing::info!(plan = %name, error = %baton_steps::env::chain(&error), "waiting for the run lock")
+                let why = baton_steps::env::chain(&error);
+                tracing::info!(plan = %name, error = %why, "waiting for the run lock");
+                // Said while it lasts (a run just taken over usually gets the lock at once).
+                let waiting =
+                    Summary::pending(format!("waiting for the StatefulSet's run lock: {why}"));
+                let summary = match &found {
+                    Some(view) => Summary {
+                        message: waiting.message,
+                        ..Summary::of(view, None)
+                    },
+                    None => waiting,
+                };
+                reporter.status(&summary, Some(&checkpoint)).await;
             }
         }
         tokio::select! {
