@@ -8,7 +8,8 @@
 //! - one of several replicas drives the runs, elected with a Lease ([`leader`]); the next
 //!   leader resumes from the record (running nodes run again; steps are idempotent);
 //! - operators approve and abort through annotations on the UpgradePlan ([`requests`]),
-//!   and read progress from its `status` ([`status`]).
+//!   and read progress from its `status` ([`status`]); `engine status|history|approve|abort
+//!   --in-cluster` read the record and write those annotations ([`inspect`]).
 //!
 //! Boundary: this crate decides nothing about rollouts. It feeds `baton-engine`'s executor
 //! and `baton-steps`' steps; the CLI (`crates/cli`) only parses flags and serves metrics.
