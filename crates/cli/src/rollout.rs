@@ -7,6 +7,7 @@ use anyhow::Context as _;
 use baton_engine::event::PodRow;
 use baton_engine::executor::{self, Outcome, RunOptions};
 use baton_engine::plan::ValidPlan;
+use baton_engine::store::RunState;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
@@ -161,8 +162,18 @@ pub async fn drive(
     };
     let status = match outcome {
         Outcome::Succeeded => ExitStatus::Success,
-        Outcome::AlreadyFinished => {
-            printer::err("the run already finished; nothing to do");
+        Outcome::AlreadyFinished {
+            state: RunState::RolledBack,
+        } => {
+            // Not a success: the pods are back on the old template. Exit as the run did.
+            printer::err(
+                "the run already finished: it rolled back (the pods run the old template); nothing to resume",
+            );
+            printer::err("`engine history RUN` shows why; `engine run PLAN` starts a new attempt");
+            ExitStatus::Failed
+        }
+        Outcome::AlreadyFinished { .. } => {
+            printer::err("the run already finished: it succeeded; nothing to do");
             ExitStatus::Success
         }
         Outcome::Aborted { message } => {

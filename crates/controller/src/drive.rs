@@ -273,9 +273,14 @@ pub async fn drive(
     }
     reporter.status(&summary, Some(&checkpoint)).await;
     let (kind, message) = match &outcome {
-        Outcome::Succeeded | Outcome::AlreadyFinished => {
-            (EventType::Normal, "the run succeeded".to_owned())
-        }
+        Outcome::Succeeded
+        | Outcome::AlreadyFinished {
+            state: RunState::Succeeded,
+        } => (EventType::Normal, "the run succeeded".to_owned()),
+        Outcome::AlreadyFinished { state } => (
+            EventType::Warning,
+            format!("the run had already ended: {}", state.as_str()),
+        ),
         Outcome::Interrupted => (EventType::Warning, "the run was interrupted".to_owned()),
         Outcome::Aborted { message } => (EventType::Warning, message.clone()),
         Outcome::Failed { step, message }

@@ -301,6 +301,15 @@ async fn sim_a_crashed_rollback_resumes_into_the_rollback() {
             describe(&resumed)
         );
         assert_rolled_back(&bed).await;
+        // The run has ended; a second resume says how, and is no success either.
+        let again = bed.engine(&["resume", "rollback"]).await;
+        assert_exit(&again, 1);
+        let text = all_output(&again);
+        assert!(
+            text.contains("already finished: it rolled back"),
+            "{point}: {}",
+            describe(&again)
+        );
     }
 }
 

@@ -60,6 +60,8 @@ pub use start::{resume, resume_in, start, start_in, start_named, start_named_in}
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::store::RunState;
+
 /// The run refuses to grow past this many waves. A rollout needs at most one wave per
 /// replica plus handover waves; a bound far above any real StatefulSet only stops a
 /// runaway loop (a step that never says `Finish`).
@@ -82,8 +84,10 @@ pub struct RunOptions {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     Succeeded,
-    /// The run had already succeeded; nothing ran.
-    AlreadyFinished,
+    /// The run had already finished (succeeded or rolled back, as `state` says); nothing ran.
+    AlreadyFinished {
+        state: RunState,
+    },
     /// A step failed; resumable.
     Failed {
         step: String,

@@ -87,7 +87,11 @@ pub async fn start_named_in<R: StepRunner>(
     })?;
     let store = open_for_driving(env, &dir, &run_id)?;
     match store.load()? {
-        Some(rec) if rec.meta.state.is_finished() => return Ok(Outcome::AlreadyFinished),
+        Some(rec) if rec.meta.state.is_finished() => {
+            return Ok(Outcome::AlreadyFinished {
+                state: rec.meta.state,
+            });
+        }
         Some(rec) => {
             return Err(ExecError::RunExists {
                 run: run_id,
@@ -167,7 +171,9 @@ pub async fn resume_in<R: StepRunner>(
         };
     };
     if record.meta.state.is_finished() {
-        return Ok(Outcome::AlreadyFinished);
+        return Ok(Outcome::AlreadyFinished {
+            state: record.meta.state,
+        });
     }
     let stopped_at = safety_stopped_node(&record);
     if record.meta.state == RunState::SafetyStopped && !opts.accept_risk {

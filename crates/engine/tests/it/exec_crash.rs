@@ -55,7 +55,10 @@ fn recover_and_check(job: &Job, context: &str) {
         }
     });
     assert!(
-        matches!(outcome, Ok(Outcome::Succeeded | Outcome::AlreadyFinished)),
+        matches!(
+            outcome,
+            Ok(Outcome::Succeeded | Outcome::AlreadyFinished { .. })
+        ),
         "{context}: resume ended with {outcome:?}"
     );
     let view = executor::load_run(&job.state_dir, RUN).unwrap();

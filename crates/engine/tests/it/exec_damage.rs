@@ -251,7 +251,7 @@ fn a_truncated_or_bit_flipped_database_is_reported_never_read_as_an_older_state(
                 CancellationToken::new(),
             ));
             match resumed {
-                Err(ExecError::Corrupt { .. }) | Ok(Outcome::AlreadyFinished) => {}
+                Err(ExecError::Corrupt { .. }) | Ok(Outcome::AlreadyFinished { .. }) => {}
                 other => panic!("{damage:?}: resume gave {other:?}"),
             }
             assert_eq!(std::fs::read(&f.world).unwrap(), world, "{damage:?}");

@@ -93,7 +93,12 @@ async fn an_unhealthy_wave_rolls_the_run_back_to_the_end() {
     )
     .await
     .unwrap();
-    assert_eq!(again, Outcome::AlreadyFinished);
+    assert_eq!(
+        again,
+        Outcome::AlreadyFinished {
+            state: RunState::RolledBack
+        }
+    );
 }
 
 #[tokio::test]

@@ -169,7 +169,12 @@ async fn an_interrupted_run_reads_back_after_a_restart_and_resumes_after_an_offl
         CancellationToken::new(),
     )
     .await;
-    assert_eq!(again.unwrap(), Outcome::AlreadyFinished);
+    assert_eq!(
+        again.unwrap(),
+        Outcome::AlreadyFinished {
+            state: RunState::Succeeded
+        }
+    );
     let again = executor::start(
         &plan,
         steps(&f),
@@ -178,7 +183,12 @@ async fn an_interrupted_run_reads_back_after_a_restart_and_resumes_after_an_offl
         CancellationToken::new(),
     )
     .await;
-    assert_eq!(again.unwrap(), Outcome::AlreadyFinished);
+    assert_eq!(
+        again.unwrap(),
+        Outcome::AlreadyFinished {
+            state: RunState::Succeeded
+        }
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
