@@ -112,7 +112,12 @@ pub enum Command {
     )]
     Run(RunArgs),
     /// Continue an interrupted run from its last checkpoint.
-    #[command(after_help = "Example:\n  engine resume sample-to-3-18-0")]
+    ///
+    /// With --in-cluster NAME, asks `engine controller` to continue the UpgradePlan's run
+    /// that failed, was aborted or (with --accept-risk) stopped for safety.
+    #[command(
+        after_help = "Examples:\n  engine resume sample-to-3-18-0\n  engine resume --in-cluster sample-to-3-18-0 -n db --accept-risk"
+    )]
     Resume(ResumeArgs),
     /// Show a run: steps, current wave, pods; works while the run goes on elsewhere.
     ///
@@ -256,6 +261,8 @@ pub struct ResumeArgs {
     /// Serve Prometheus metrics on this address.
     #[arg(long)]
     pub metrics_addr: Option<std::net::SocketAddr>,
+    #[command(flatten)]
+    pub cluster: InClusterArgs,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -27,6 +27,7 @@ pub fn run_options(
         state_dir: state_dir(global)?,
         accept_risk,
         replan,
+        operator: None,
     })
 }
 

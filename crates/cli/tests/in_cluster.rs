@@ -48,8 +48,8 @@ case!(
 );
 case!(
     operator_requests,
-    sim_approve_and_abort_annotations_reach_the_run,
-    real_approve_and_abort_annotations_reach_the_run
+    sim_approve_abort_and_resume_requests_reach_the_run,
+    real_approve_abort_and_resume_requests_reach_the_run
 );
 case!(
     paused_leader,
@@ -465,6 +465,7 @@ async fn annotate(bed: &Bed, name: &str, annotation: &str, value: &str) {
 
 /// A plan that asks approval at every wave: the first gate is approved through the
 /// annotation, the second aborted; both are recorded with who asked, and the annotations go.
+/// Then `engine resume --in-cluster` continues the aborted run to its end.
 async fn operator_requests(kind: BackendKind) {
     let Some(bed) = bed(kind, harness::seed()).await else {
         return;
@@ -593,6 +594,61 @@ async fn operator_requests(kind: BackendKind) {
             && !annotations.contains_key("baton.dev/abort"),
         "handled requests are removed: {annotations:?}"
     );
+
+    // The aborted run continues on `engine resume --in-cluster` (the controller leaves a
+    // stopped plan alone until asked), waits at wave 2's gate again, and with the two
+    // remaining approvals (the CLI's way) runs to the end.
+    let resumed = bed
+        .engine(&["resume", "--in-cluster", "gated", "-n", ns])
+        .await;
+    harness::assert_exit(&resumed, 0);
+    for wave in [2, 3] {
+        until(&bed, "gated", Duration::from_secs(60), |s| {
+            waiting(s) && s["wave"] == wave
+        })
+        .await;
+        let approved = bed
+            .engine(&["approve", "--in-cluster", "gated", "-n", ns])
+            .await;
+        harness::assert_exit(&approved, 0);
+    }
+    let done = until(&bed, "gated", Duration::from_secs(60), |s| {
+        phase(s) == "Succeeded"
+    })
+    .await;
+    assert_succeeded(&bed, "gated", &done).await;
+    let obj = plans(&bed).get("gated").await.unwrap();
+    let annotations = obj.metadata.annotations.unwrap_or_default();
+    assert!(
+        !annotations.contains_key("baton.dev/resume"),
+        "the resume request is consumed: {annotations:?}"
+    );
+    // A finished run is not resumed again: the request is refused and removed.
+    let again = bed
+        .engine(&["resume", "--in-cluster", "gated", "-n", ns])
+        .await;
+    harness::assert_exit(&again, 0);
+    for _ in 0..100 {
+        let obj = plans(&bed).get("gated").await.unwrap();
+        if !obj
+            .metadata
+            .annotations
+            .unwrap_or_default()
+            .contains_key("baton.dev/resume")
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let obj = plans(&bed).get("gated").await.unwrap();
+    assert!(
+        !obj.metadata
+            .annotations
+            .unwrap_or_default()
+            .contains_key("baton.dev/resume"),
+        "a refused resume is removed too"
+    );
+    assert_eq!(phase(&status(&bed, "gated").await), "Succeeded");
     bed.assert_safe();
     for r in &mut replicas {
         let _ = r.start_kill();

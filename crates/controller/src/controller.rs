@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::drive::{self, Context, End, Reporter};
 use crate::leader::Election;
-use crate::requests::{self, Request};
+use crate::requests::{self, Kind, Request};
 use crate::{resource, status};
 
 /// How long a run may take to reach a safe point once leadership is lost (the executor's
@@ -214,6 +214,13 @@ async fn consider(ctx: &Arc<Context>, plan: &mut Plan, leading: &CancellationTok
     }
     let settled_phase = resource::phase(&obj).is_some_and(status::is_settled);
     let settled_here = plan.settled == Some(obj.metadata.generation);
+    // A resume is no request to a run but the start of a drive, which decides on it from
+    // the run's record (and consumes it); approve and abort of a stopped run are refused.
+    let resume = found.iter().find(|r| r.kind == Kind::Resume).cloned();
+    let mut found: Vec<Request> = found
+        .into_iter()
+        .filter(|r| r.kind != Kind::Resume)
+        .collect();
     if !found.is_empty() && (settled_phase || settled_here) {
         let namespace = obj.metadata.namespace.clone().unwrap_or_default();
         let reporter = Reporter {
@@ -222,7 +229,7 @@ async fn consider(ctx: &Arc<Context>, plan: &mut Plan, leading: &CancellationTok
             obj: obj.clone(),
             stop: leading.clone(),
         };
-        for request in found {
+        for request in found.drain(..) {
             reporter
                 .event(
                     EventType::Warning,
@@ -237,9 +244,12 @@ async fn consider(ctx: &Arc<Context>, plan: &mut Plan, leading: &CancellationTok
             reporter.clear_request(request.kind.annotation()).await;
         }
         plan.handed = requests::requests(&obj);
-        return;
+        if resume.is_none() {
+            return;
+        }
     }
-    if settled_phase || settled_here || plan.not_before.is_some_and(|t| Instant::now() < t) {
+    let waiting = plan.not_before.is_some_and(|t| Instant::now() < t);
+    if waiting || ((settled_phase || settled_here) && resume.is_none()) {
         return;
     }
     let stop = leading.child_token();
@@ -248,7 +258,17 @@ async fn consider(ctx: &Arc<Context>, plan: &mut Plan, leading: &CancellationTok
         let _ = sender.send(request.clone());
         plan.handed.push(request);
     }
-    let task = tokio::spawn(drive::drive(ctx.clone(), obj, stop.clone(), receiver));
+    if let Some(request) = &resume {
+        // Handed to this drive: not to be sent to it again while its annotation lasts.
+        plan.handed.push(request.clone());
+    }
+    let task = tokio::spawn(drive::drive(
+        ctx.clone(),
+        obj,
+        stop.clone(),
+        receiver,
+        resume,
+    ));
     plan.driving = Some(Driving {
         task,
         requests: sender,

@@ -57,11 +57,15 @@ pub enum End {
 }
 
 /// Drive the plan `obj` until it settles, `stop` is cancelled, or something fails.
+/// `resume` is an operator's `baton.dev/resume` request found on the plan: it starts a run
+/// that stopped (failed, aborted, or stopped for safety with `acceptRisk`) again, as
+/// `engine resume` would; the drive consumes it (removes the annotation) either way.
 pub async fn drive(
     ctx: Arc<Context>,
     obj: DynamicObject,
     stop: CancellationToken,
     mut requests: mpsc::UnboundedReceiver<Request>,
+    resume: Option<Request>,
 ) -> End {
     let namespace = obj.metadata.namespace.clone().unwrap_or_default();
     let name = resource::name(&obj).to_owned();
@@ -100,9 +104,30 @@ pub async fn drive(
         Ok(found) => found,
         Err(why) => return End::Retry(why),
     };
+    if let Some(request) = &resume {
+        reporter.clear_request(request.kind.annotation()).await;
+    }
+    let state = found.as_ref().map(|view| view.state);
+    let asked = match (&resume, state) {
+        (Some(request), Some(state)) => match resume_answer(state, request.accept_risk) {
+            Ok(()) => Some(request),
+            Err(why) => {
+                reporter
+                    .event(
+                        EventType::Warning,
+                        "BatonRequestRefused",
+                        &format!("{} by {}: {why}", request.kind.annotation(), request.by),
+                    )
+                    .await;
+                None
+            }
+        },
+        _ => None,
+    };
     let resuming = match &found {
         None => false,
         Some(view) if matches!(view.state, RunState::Running | RunState::Interrupted) => true,
+        Some(_) if asked.is_some() => true,
         Some(view) => {
             let summary = Summary::of(view, None);
             reporter.status(&summary, Some(&checkpoint)).await;
@@ -167,8 +192,9 @@ pub async fn drive(
     }
     let opts = RunOptions {
         state_dir: scratch,
-        accept_risk: false,
+        accept_risk: asked.is_some_and(|r| r.accept_risk),
         replan: false,
+        operator: asked.map(|r| r.by.clone()),
     };
     let env = Environment {
         stores: Arc::new(KubeStores {
@@ -183,11 +209,16 @@ pub async fn drive(
     } else {
         ("BatonStarted", "starts")
     };
+    let asked_by = match asked {
+        Some(r) if r.accept_risk => format!(", accepting the risk, as {} asked", r.by),
+        Some(r) => format!(", as {} asked", r.by),
+        None => String::new(),
+    };
     reporter
         .event(
             EventType::Normal,
             reason,
-            &format!("{} {verb} the run", ctx.identity),
+            &format!("{} {verb} the run{asked_by}", ctx.identity),
         )
         .await;
 
@@ -320,11 +351,42 @@ fn live_view(run_dir: &std::path::Path) -> Option<RunView> {
     serde_json::from_slice(&bytes).ok()
 }
 
+/// Whether an operator's resume may start a run that ended in `state` again: a failed or
+/// aborted run may, one stopped for safety only when the request accepts the risk (as
+/// `engine resume --accept-risk`), a finished one never.
+pub fn resume_answer(state: RunState, accept_risk: bool) -> Result<(), &'static str> {
+    match state {
+        RunState::Failed | RunState::Aborted | RunState::Running | RunState::Interrupted => Ok(()),
+        RunState::SafetyStopped if accept_risk => Ok(()),
+        RunState::SafetyStopped => Err(
+            "the run stopped for safety: resuming it needs acceptRisk (engine resume --in-cluster NAME --accept-risk)",
+        ),
+        RunState::Succeeded | RunState::RolledBack => {
+            Err("the run has finished; apply a new UpgradePlan for another rollout")
+        }
+    }
+}
+
 /// Hands an operator's request to the run (its control socket), then removes the
 /// annotation it came in.
 async fn deliver(reporter: &Reporter, run_dir: &std::path::Path, request: Request) {
     let socket = store::socket_path(run_dir);
-    let control = request.control();
+    let Some(control) = request.control() else {
+        // A resume of a run that is going on: nothing to resume.
+        reporter
+            .event(
+                EventType::Warning,
+                "BatonRequestRefused",
+                &format!(
+                    "{} by {}: the run is going on",
+                    request.kind.annotation(),
+                    request.by
+                ),
+            )
+            .await;
+        reporter.clear_request(request.kind.annotation()).await;
+        return;
+    };
     let answer = tokio::task::spawn_blocking(move || {
         baton_engine::control::send(&socket, &control, Duration::from_secs(5))
     })
@@ -466,6 +528,32 @@ impl Reporter {
             Api::namespaced(self.ctx.client.clone(), &namespace);
         if let Err(error) = api.create(&PostParams::default(), &event).await {
             tracing::warn!(%error, reason, "cannot create an event on the plan");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_resume_starts_what_engine_resume_would_and_nothing_else() {
+        use RunState::*;
+        let cases = [
+            (Failed, false, true),
+            (Aborted, false, true),
+            (Interrupted, false, true),
+            (SafetyStopped, false, false),
+            (SafetyStopped, true, true),
+            (Succeeded, true, false),
+            (RolledBack, true, false),
+        ];
+        for (state, accept_risk, allowed) in cases {
+            assert_eq!(
+                resume_answer(state, accept_risk).is_ok(),
+                allowed,
+                "{state:?} accept_risk={accept_risk}"
+            );
         }
     }
 }

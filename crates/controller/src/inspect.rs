@@ -44,9 +44,29 @@ pub async fn load_view(
 /// How `engine` names itself in `managedFields`.
 pub const FIELD_MANAGER: &str = "engine";
 
-/// The merge patch that puts request `kind` on a plan: `{"by", "reason", "at"}` as JSON.
-pub fn request_patch(kind: Kind, by: &str, reason: Option<&str>, at: jiff::Timestamp) -> Value {
-    let body = json!({"by": by, "reason": reason, "at": at.to_string()});
+/// What an operator asks, as the annotation carries it.
+#[derive(Debug, Clone, Copy)]
+pub struct Ask<'a> {
+    pub kind: Kind,
+    pub by: &'a str,
+    pub reason: Option<&'a str>,
+    /// Only for a resume: go on past a safety stop.
+    pub accept_risk: bool,
+}
+
+/// The merge patch that puts a request on a plan: `{"by", "reason", "at"}` (and
+/// `"acceptRisk": true` for a resume that accepts the risk) as JSON.
+pub fn request_patch(ask: Ask<'_>, at: jiff::Timestamp) -> Value {
+    let Ask {
+        kind,
+        by,
+        reason,
+        accept_risk,
+    } = ask;
+    let mut body = json!({"by": by, "reason": reason, "at": at.to_string()});
+    if accept_risk {
+        body["acceptRisk"] = true.into();
+    }
     json!({"metadata": {"annotations": {kind.annotation(): body.to_string()}}})
 }
 
@@ -59,13 +79,11 @@ pub async fn send_request(
     client: kube::Client,
     namespace: &str,
     name: &str,
-    kind: Kind,
-    by: &str,
-    reason: Option<&str>,
+    ask: Ask<'_>,
 ) -> Result<DynamicObject, kube::Error> {
     let api: Api<DynamicObject> =
         Api::namespaced_with(client, namespace, &resource::api_resource());
-    let patch = request_patch(kind, by, reason, jiff::Timestamp::now());
+    let patch = request_patch(ask, jiff::Timestamp::now());
     // The field manager names the client in the plan's managedFields, which the
     // controller records with the request.
     let params = PatchParams {
@@ -82,14 +100,27 @@ mod tests {
     #[test]
     fn a_request_is_an_annotation_holding_json_that_the_controller_parses_back() {
         let at: jiff::Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
-        for (kind, reason) in [(Kind::Approve, Some("green")), (Kind::Abort, None)] {
-            let patch = request_patch(kind, "alice@laptop", reason, at);
+        let cases = [
+            (Kind::Approve, Some("green"), false),
+            (Kind::Abort, None, false),
+            (Kind::Resume, Some("fixed"), true),
+            (Kind::Resume, None, false),
+        ];
+        for (kind, reason, accept_risk) in cases {
+            let ask = Ask {
+                kind,
+                by: "alice@laptop",
+                reason,
+                accept_risk,
+            };
+            let patch = request_patch(ask, at);
             let raw = patch["metadata"]["annotations"][kind.annotation()]
                 .as_str()
                 .unwrap();
             let back = crate::requests::parse(kind, raw, None);
             assert_eq!(back.by, "alice@laptop");
             assert_eq!(back.reason.as_deref(), reason);
+            assert_eq!(back.accept_risk, accept_risk, "{raw}");
             let body: Value = serde_json::from_str(raw).unwrap();
             assert_eq!(body["at"], "2026-01-01T00:00:00Z");
         }

@@ -1,7 +1,9 @@
-//! Operators' requests on an UpgradePlan: the annotations `baton.dev/approve` and
-//! `baton.dev/abort`, each a JSON `{"by", "reason", "at"}`. The controller hands them to
-//! the run exactly as `engine approve|abort` do (the run's control socket), so they are
-//! recorded in the run's history the same way, then removes the annotation.
+//! Operators' requests on an UpgradePlan: the annotations `baton.dev/approve`,
+//! `baton.dev/abort` and `baton.dev/resume`, each a JSON `{"by", "reason", "at"}` (a resume
+//! may add `"acceptRisk": true`). The controller hands approve and abort to the run exactly
+//! as `engine approve|abort` do (the run's control socket), so they are recorded in the
+//! run's history the same way, then removes the annotation. A resume starts a stopped run
+//! again, as `engine resume [--accept-risk]` does.
 //!
 //! Who asked: the API server tells a controller nothing about the user who wrote an
 //! annotation (that takes an admission webhook). The request's own `by` (the CLI fills
@@ -15,11 +17,14 @@ use serde::Deserialize;
 
 pub const APPROVE: &str = "baton.dev/approve";
 pub const ABORT: &str = "baton.dev/abort";
+pub const RESUME: &str = "baton.dev/resume";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     Approve,
     Abort,
+    /// Continue a run that stopped (failed, aborted, stopped for safety).
+    Resume,
 }
 
 impl Kind {
@@ -27,6 +32,16 @@ impl Kind {
         match self {
             Kind::Approve => APPROVE,
             Kind::Abort => ABORT,
+            Kind::Resume => RESUME,
+        }
+    }
+
+    /// The verb, as messages say it.
+    pub fn verb(self) -> &'static str {
+        match self {
+            Kind::Approve => "approve",
+            Kind::Abort => "abort",
+            Kind::Resume => "resume",
         }
     }
 }
@@ -38,38 +53,45 @@ pub struct Request {
     /// Who, as recorded: the request's `by` and the field manager that wrote it.
     pub by: String,
     pub reason: Option<String>,
+    /// A resume past a safety stop (`engine resume --accept-risk`); false for the others.
+    pub accept_risk: bool,
 }
 
 impl Request {
-    /// What the run's control socket takes.
-    pub fn control(&self) -> ControlRequest {
+    /// What the run's control socket takes; `None` for a resume, which is no request to a
+    /// running run but the start of a stopped one.
+    pub fn control(&self) -> Option<ControlRequest> {
         match self.kind {
-            Kind::Approve => ControlRequest::Approve {
+            Kind::Approve => Some(ControlRequest::Approve {
                 gate: None,
                 by: self.by.clone(),
                 reason: self.reason.clone(),
-            },
-            Kind::Abort => ControlRequest::Abort {
+            }),
+            Kind::Abort => Some(ControlRequest::Abort {
                 by: self.by.clone(),
                 reason: self.reason.clone(),
-            },
+            }),
+            Kind::Resume => None,
         }
     }
 }
 
 #[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct Body {
     #[serde(default)]
     by: Option<String>,
     #[serde(default)]
     reason: Option<String>,
+    #[serde(default)]
+    accept_risk: bool,
 }
 
-/// The requests on `obj`, an abort before an approval (an abort wins).
+/// The requests on `obj`, an abort before an approval (an abort wins), a resume last.
 pub fn requests(obj: &DynamicObject) -> Vec<Request> {
     let annotations = obj.metadata.annotations.clone().unwrap_or_default();
     let managed = obj.metadata.managed_fields.as_deref().unwrap_or_default();
-    [Kind::Abort, Kind::Approve]
+    [Kind::Abort, Kind::Approve, Kind::Resume]
         .into_iter()
         .filter_map(|kind| {
             let raw = annotations.get(kind.annotation())?;
@@ -87,6 +109,7 @@ pub fn parse(kind: Kind, raw: &str, manager: Option<String>) -> Request {
         Err(_) => Body {
             by: None,
             reason: Some(raw.to_owned()).filter(|r| !r.trim().is_empty()),
+            accept_risk: false,
         },
     };
     let by = body.by.filter(|b| !b.trim().is_empty());
@@ -100,6 +123,8 @@ pub fn parse(kind: Kind, raw: &str, manager: Option<String>) -> Request {
         kind,
         by,
         reason: body.reason.filter(|r| !r.trim().is_empty()),
+        // Only a resume can accept a risk; said anywhere else it means nothing.
+        accept_risk: kind == Kind::Resume && body.accept_risk,
     }
 }
 

@@ -92,6 +92,7 @@ fn opts(dir: &Path) -> RunOptions {
         state_dir: dir.to_owned(),
         accept_risk: false,
         replan: false,
+        operator: None,
     }
 }
 

@@ -265,6 +265,7 @@ pub fn options(state_dir: &Path) -> RunOptions {
         state_dir: state_dir.to_owned(),
         accept_risk: false,
         replan: false,
+        operator: None,
     }
 }
 

@@ -86,6 +86,7 @@ async fn the_seed_rollout_succeeds_through_the_real_executor() {
         state_dir: dir.path().to_owned(),
         accept_risk: false,
         replan: false,
+        operator: None,
     };
     let (events, _rx) = tokio::sync::broadcast::channel(4096);
     let outcome = baton_engine::executor::start(

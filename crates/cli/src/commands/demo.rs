@@ -22,6 +22,7 @@ pub fn run(global: &GlobalArgs, args: &DemoArgs) -> anyhow::Result<ExitStatus> {
             state_dir: scratch.path().join("state"),
             accept_risk: false,
             replan: false,
+            operator: None,
         }
     });
     if global.state_dir.is_none() {

@@ -1,7 +1,7 @@
-//! `engine status|history|approve|abort --in-cluster NAME [-n NS]`: the same commands for a
-//! run that `engine controller` drives from an UpgradePlan. The record is read from the
-//! plan's ConfigMaps and rendered as for a CLI run; approve and abort become the plan's
-//! request annotations, which the controller hands to the run.
+//! `engine status|history|approve|abort|resume --in-cluster NAME [-n NS]`: the same commands
+//! for a run that `engine controller` drives from an UpgradePlan. The record is read from the
+//! plan's ConfigMaps and rendered as for a CLI run; approve, abort and resume become the
+//! plan's request annotations, which the controller acts on.
 
 use anyhow::Context as _;
 use baton_controller::inspect;
@@ -10,7 +10,7 @@ use baton_engine::plan::ValidPlan;
 use baton_engine::store::RunView;
 use kube::api::{Api, DynamicObject};
 
-use crate::args::{GateArgs, GlobalArgs, InClusterArgs};
+use crate::args::{GateArgs, GlobalArgs, InClusterArgs, ResumeArgs};
 use crate::exit::ExitStatus;
 use crate::{cluster, printer};
 
@@ -103,30 +103,74 @@ pub fn status(
 
 /// `engine approve|abort --in-cluster NAME`: the request annotation, for the controller.
 pub fn request(global: &GlobalArgs, args: &GateArgs, kind: Kind) -> anyhow::Result<ExitStatus> {
+    ask(
+        global,
+        &args.run,
+        &args.cluster,
+        kind,
+        args.reason.as_deref(),
+        false,
+    )
+}
+
+/// `engine resume --in-cluster NAME [--accept-risk]`: asks the controller to start the
+/// plan's stopped run again (it refuses, with an Event, what `engine resume` would refuse).
+pub fn resume(global: &GlobalArgs, args: &ResumeArgs) -> anyhow::Result<ExitStatus> {
+    let Some(run) = args.run.as_deref() else {
+        printer::err("error: --in-cluster needs the UpgradePlan's name");
+        return Ok(ExitStatus::Usage);
+    };
+    if args.plan.is_some() || args.replan || !args.skip_gate.is_empty() {
+        printer::err(
+            "error: --plan, --replan and --skip-gate have no in-cluster form: edit the UpgradePlan's spec only for a new plan",
+        );
+        return Ok(ExitStatus::Usage);
+    }
+    ask(
+        global,
+        run,
+        &args.cluster,
+        Kind::Resume,
+        None,
+        args.accept_risk,
+    )
+}
+
+fn ask(
+    global: &GlobalArgs,
+    run: &str,
+    cluster_args: &InClusterArgs,
+    kind: Kind,
+    reason: Option<&str>,
+    accept_risk: bool,
+) -> anyhow::Result<ExitStatus> {
     let by = requester(global);
     let ns = cluster::runtime()?.block_on(async {
         let config = cluster::config(global).await?;
-        let ns = namespace(&config, &args.cluster);
+        let ns = namespace(&config, cluster_args);
         let client = cluster::client(global).await?;
-        inspect::send_request(client, &ns, &args.run, kind, &by, args.reason.as_deref())
+        let ask = inspect::Ask {
+            kind,
+            by: &by,
+            reason,
+            accept_risk,
+        };
+        inspect::send_request(client, &ns, run, ask)
             .await
-            .with_context(|| format!("cannot annotate upgradeplan {ns}/{}", args.run))?;
+            .with_context(|| format!("cannot annotate upgradeplan {ns}/{run}"))?;
         Ok::<_, anyhow::Error>(ns)
     })?;
-    let verb = match kind {
-        Kind::Approve => "approve",
-        Kind::Abort => "abort",
-    };
+    let verb = kind.verb();
     if printer::is_json(global) {
         printer::out_json(&serde_json::json!({
-            "upgradeplan": format!("{ns}/{}", args.run),
+            "upgradeplan": format!("{ns}/{run}"),
             "request": verb,
             "by": by,
+            "acceptRisk": accept_risk,
         }));
     } else {
         printer::out(format!(
-            "asked the controller to {verb} upgradeplan {ns}/{} as {by} ({})",
-            args.run,
+            "asked the controller to {verb} upgradeplan {ns}/{run} as {by} ({}); `kubectl get upgradeplan {run} -n {ns}` shows what it did",
             kind.annotation()
         ));
     }

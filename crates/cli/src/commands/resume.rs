@@ -9,6 +9,9 @@ use crate::rollout::{self, Entry};
 use crate::{cluster, printer, state};
 
 pub fn run(global: &GlobalArgs, args: &ResumeArgs) -> anyhow::Result<ExitStatus> {
+    if args.cluster.in_cluster {
+        return crate::commands::in_cluster::resume(global, args);
+    }
     let opts = state::run_options(global, args.accept_risk, args.replan)?;
     let override_plan = match &args.plan {
         Some(path) => match ValidPlan::load(path) {

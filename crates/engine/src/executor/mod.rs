@@ -78,6 +78,9 @@ pub struct RunOptions {
     pub accept_risk: bool,
     /// Accept a plan whose text changed since the run started.
     pub replan: bool,
+    /// Who resumes, as the history records it (with `accept_risk`); `None`: this process's
+    /// user (`user@host`). The in-cluster controller resumes on an operator's request.
+    pub operator: Option<String>,
 }
 
 /// How a run ended in this process.

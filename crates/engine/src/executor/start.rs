@@ -222,7 +222,7 @@ pub async fn resume_in<R: StepRunner>(
         tx.record(Transition::Resume {
             plan: &plan,
             accept_risk: opts.accept_risk,
-            by: control::operator(),
+            by: opts.operator.clone().unwrap_or_else(control::operator),
         });
     })?;
     drive_live(
