@@ -8,11 +8,14 @@ use crate::args::GlobalArgs;
 /// A client for the cluster the flags name (`--kubeconfig`, `--context`, `$KUBECONFIG`,
 /// then the usual defaults, in-cluster config included).
 pub async fn client(global: &GlobalArgs) -> anyhow::Result<kube::Client> {
-    without_hidden_retries(config(global).await?)
+    kube::Client::try_from(config(global).await?).context("cannot build a Kubernetes client")
 }
 
 /// The configuration [`client`] builds its client from (`engine controller` builds more
-/// than one client from it).
+/// than one client from it), without kube's own retry layer: that layer resends 429/503/504
+/// answers unseen, while the engine retries by its own policy, step by step, and audits
+/// each attempt of a write; a second, silent retry underneath would send a write the
+/// history shows once.
 pub async fn config(global: &GlobalArgs) -> anyhow::Result<kube::Config> {
     let options = KubeConfigOptions {
         context: global.context.clone(),
@@ -31,15 +34,10 @@ pub async fn config(global: &GlobalArgs) -> anyhow::Result<kube::Config> {
             .or_else(|_| kube::Config::incluster())
             .context("no usable kubeconfig found (use --kubeconfig)")?,
     };
-    Ok(config)
-}
-
-/// A client without kube's own retry layer (it resends 429/503/504 answers unseen).
-/// The engine retries by its own policy, step by step, and audits each attempt of a
-/// write; a second, silent retry underneath would send a write the history shows once.
-fn without_hidden_retries(mut config: kube::Config) -> anyhow::Result<kube::Client> {
-    config.default_retry = false;
-    kube::Client::try_from(config).context("cannot build a Kubernetes client")
+    Ok(kube::Config {
+        default_retry: false,
+        ..config
+    })
 }
 
 /// A tokio runtime for one command.
