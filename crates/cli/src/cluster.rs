@@ -21,7 +21,7 @@ pub async fn config(global: &GlobalArgs) -> anyhow::Result<kube::Config> {
         context: global.context.clone(),
         ..KubeConfigOptions::default()
     };
-    let config = match &global.kubeconfig {
+    let mut config = match &global.kubeconfig {
         Some(path) => {
             let kubeconfig = Kubeconfig::read_from(path)
                 .with_context(|| format!("cannot read kubeconfig {}", path.display()))?;
@@ -34,10 +34,8 @@ pub async fn config(global: &GlobalArgs) -> anyhow::Result<kube::Config> {
             .or_else(|_| kube::Config::incluster())
             .context("no usable kubeconfig found (use --kubeconfig)")?,
     };
-    Ok(kube::Config {
-        default_retry: false,
-        ..config
-    })
+    config.default_retry = false;
+    Ok(config)
 }
 
 /// A tokio runtime for one command.
