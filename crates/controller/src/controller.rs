@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use baton_engine::event::RunEvent;
-use baton_steps::events::EventType;
 use baton_steps::lease::LeaseConfig;
 use futures::StreamExt as _;
 use kube::api::{Api, DynamicObject};
@@ -230,17 +229,7 @@ async fn consider(ctx: &Arc<Context>, plan: &mut Plan, leading: &CancellationTok
             stop: leading.clone(),
         };
         for request in found.drain(..) {
-            reporter
-                .event(
-                    EventType::Warning,
-                    "BatonRequestRefused",
-                    &format!(
-                        "{} by {}: no run is going on",
-                        request.kind.annotation(),
-                        request.by
-                    ),
-                )
-                .await;
+            reporter.refused(&request, "no run is going on").await;
             reporter.clear_request(request.kind.annotation()).await;
         }
         plan.handed = requests::requests(&obj);

@@ -112,13 +112,7 @@ pub async fn drive(
         (Some(request), Some(state)) => match resume_answer(state, request.accept_risk) {
             Ok(()) => Some(request),
             Err(why) => {
-                reporter
-                    .event(
-                        EventType::Warning,
-                        "BatonRequestRefused",
-                        &format!("{} by {}: {why}", request.kind.annotation(), request.by),
-                    )
-                    .await;
+                reporter.refused(request, why).await;
                 None
             }
         },
@@ -373,17 +367,7 @@ async fn deliver(reporter: &Reporter, run_dir: &std::path::Path, request: Reques
     let socket = store::socket_path(run_dir);
     let Some(control) = request.control() else {
         // A resume of a run that is going on: nothing to resume.
-        reporter
-            .event(
-                EventType::Warning,
-                "BatonRequestRefused",
-                &format!(
-                    "{} by {}: the run is going on",
-                    request.kind.annotation(),
-                    request.by
-                ),
-            )
-            .await;
+        reporter.refused(&request, "the run is going on").await;
         reporter.clear_request(request.kind.annotation()).await;
         return;
     };
@@ -405,13 +389,7 @@ async fn deliver(reporter: &Reporter, run_dir: &std::path::Path, request: Reques
     };
     if let Some(why) = refused {
         tracing::warn!(?request, %why, "operator request refused");
-        reporter
-            .event(
-                EventType::Warning,
-                "BatonRequestRefused",
-                &format!("{} by {}: {why}", request.kind.annotation(), request.by),
-            )
-            .await;
+        reporter.refused(&request, &why).await;
     }
     reporter.clear_request(request.kind.annotation()).await;
 }
@@ -427,6 +405,13 @@ pub(crate) struct Reporter {
 }
 
 impl Reporter {
+    /// Says on the plan (a Warning Event) that `request` was refused, and why.
+    pub(crate) async fn refused(&self, request: &Request, why: &str) {
+        let message = format!("{} by {}: {why}", request.kind.annotation(), request.by);
+        self.event(EventType::Warning, "BatonRequestRefused", &message)
+            .await;
+    }
+
     pub(crate) async fn status(&self, summary: &Summary, checkpoint: Option<&CheckpointCell>) {
         if self.stop.is_cancelled() {
             return;

@@ -49,13 +49,10 @@ pub fn unsafe_reasons(before: &Snapshot, now: &Snapshot, expected: Option<&str>)
 pub async fn safety_stop(env: &Env, ctx: &StepContext, reasons: &[String]) -> StepError {
     let reason = reasons.join("; ");
     // Freeze first: nothing may update while the operator looks.
-    let sts = match env.view().sts().await {
-        Ok(sts) => sts,
-        Err(e) => return e.into(),
+    let replicas = match freeze(env, ctx).await {
+        Ok(replicas) => replicas,
+        Err(e) => return e,
     };
-    if let Err(e) = super::write_partition(env, ctx, &sts, sts.replicas()).await {
-        return e;
-    }
     ctx.journal.emit(RunEvent::SafetyStop {
         step: ctx.step.to_string(),
         reason: reason.clone(),
@@ -64,9 +61,15 @@ pub async fn safety_stop(env: &Env, ctx: &StepContext, reasons: &[String]) -> St
         .publish(EventType::Warning, SAFETY_STOP, &reason)
         .await;
     StepError::safety_stop(format!(
-        "safety stop, the rollout is frozen (partition = {}): {reason}",
-        sts.replicas()
+        "safety stop, the rollout is frozen (partition = {replicas}): {reason}"
     ))
+}
+
+/// Partition = replicas, as an absolute write: no pod updates from now on. Returns it.
+async fn freeze(env: &Env, ctx: &StepContext) -> Result<u32, StepError> {
+    let sts = env.view().sts().await?;
+    super::write_partition(env, ctx, &sts, sts.replicas()).await?;
+    Ok(sts.replicas())
 }
 
 /// An analysis check failed (the application is unhealthy, no invariant broke): the
@@ -81,13 +84,10 @@ pub async fn unhealthy(env: &Env, ctx: &StepContext, reasons: &[String]) -> Step
         return safety_stop(env, ctx, reasons).await;
     }
     let reason = reasons.join("; ");
-    let sts = match env.view().sts().await {
-        Ok(sts) => sts,
-        Err(e) => return e.into(),
+    let replicas = match freeze(env, ctx).await {
+        Ok(replicas) => replicas,
+        Err(e) => return e,
     };
-    if let Err(e) = super::write_partition(env, ctx, &sts, sts.replicas()).await {
-        return e;
-    }
     env.recorder
         .publish(
             EventType::Warning,
@@ -96,8 +96,7 @@ pub async fn unhealthy(env: &Env, ctx: &StepContext, reasons: &[String]) -> Step
         )
         .await;
     StepError::unhealthy(format!(
-        "{reason} (the rollout froze at partition {} to roll back)",
-        sts.replicas()
+        "{reason} (the rollout froze at partition {replicas} to roll back)"
     ))
 }
 
