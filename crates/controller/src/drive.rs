@@ -282,9 +282,13 @@ pub async fn drive(
         return End::Stopped;
     }
     // The final status from what the store holds, with the pods as they are now.
+    tracing::info!(plan = %name, ?outcome, "the run ended");
     let mut summary = match read_record(location, checkpoint.clone()).await {
         Ok(Some(view)) => Summary::of(&view, last.as_ref()),
-        _ => last.clone().unwrap_or_default(),
+        other => {
+            tracing::warn!(plan = %name, read = ?other.map(|v| v.map(|v| v.state)), "cannot read the ended run's record back; its status comes from the outcome");
+            Summary::of_outcome(&outcome, last.as_ref())
+        }
     };
     if let Ok(Ok(rows)) = tokio::time::timeout(
         Duration::from_secs(5),

@@ -59,6 +59,36 @@ pub struct Summary {
 }
 
 impl Summary {
+    /// What this process saw the run end with, for when its record cannot be read back:
+    /// the status must still say how it ended, never an empty phase (which the CRD refuses).
+    pub fn of_outcome(
+        outcome: &baton_engine::executor::Outcome,
+        previous: Option<&Summary>,
+    ) -> Summary {
+        use baton_engine::executor::Outcome;
+        let (phase, message) = match outcome {
+            Outcome::Succeeded => (phase::SUCCEEDED, None),
+            Outcome::AlreadyFinished { state } => (phase_of(*state, false), None),
+            Outcome::Failed { step, message } => {
+                (phase::FAILED, Some(format!("{step}: {message}")))
+            }
+            Outcome::Aborted { message } => (phase::ABORTED, Some(message.clone())),
+            Outcome::SafetyStop { step, message } => {
+                (phase::SAFETY_STOPPED, Some(format!("{step}: {message}")))
+            }
+            Outcome::Interrupted => (phase::INTERRUPTED, None),
+            Outcome::RolledBack { step, message } => {
+                (phase::ROLLED_BACK, Some(format!("{step}: {message}")))
+            }
+        };
+        let previous = previous.cloned().unwrap_or_default();
+        Summary {
+            phase: phase.to_owned(),
+            message,
+            ..previous
+        }
+    }
+
     /// A plan whose run has not started (waiting for the run lock, say).
     pub fn pending(message: impl Into<String>) -> Summary {
         Summary {
@@ -198,6 +228,58 @@ mod tests {
         }
         assert!(is_settled("Succeeded") && is_settled("Aborted"));
         assert!(!is_settled("Running") && !is_settled("Interrupted") && !is_settled("Pending"));
+    }
+
+    #[test]
+    fn an_outcome_always_names_a_phase_the_crd_accepts() {
+        use baton_engine::executor::Outcome;
+        let step = || "wave-1/verify".to_owned();
+        let cases = [
+            (Outcome::Succeeded, "Succeeded"),
+            (
+                Outcome::AlreadyFinished {
+                    state: RunState::RolledBack,
+                },
+                "RolledBack",
+            ),
+            (
+                Outcome::Failed {
+                    step: step(),
+                    message: "x".into(),
+                },
+                "Failed",
+            ),
+            (
+                Outcome::Aborted {
+                    message: "x".into(),
+                },
+                "Aborted",
+            ),
+            (
+                Outcome::SafetyStop {
+                    step: step(),
+                    message: "x".into(),
+                },
+                "SafetyStopped",
+            ),
+            (Outcome::Interrupted, "Interrupted"),
+            (
+                Outcome::RolledBack {
+                    step: step(),
+                    message: "x".into(),
+                },
+                "RolledBack",
+            ),
+        ];
+        let previous = Summary {
+            wave: Some(2),
+            ..Summary::pending("p")
+        };
+        for (outcome, phase) in cases {
+            let s = Summary::of_outcome(&outcome, Some(&previous));
+            assert_eq!(s.phase, phase, "{outcome:?}");
+            assert_eq!(s.wave, Some(2), "{outcome:?}");
+        }
     }
 
     #[test]

@@ -103,15 +103,24 @@ impl Broken {
 
 type Reply<T> = mpsc::SyncSender<Result<T, StoreError>>;
 
+/// How long dropping a store waits for its writer to send what it was handed. A run's last
+/// checkpoints are lazy (its end among them); like sled flushing on close, they should be
+/// on the server when the run's process reads the record back or lets another leader go
+/// on. Bounded, so an unreachable API server cannot hold the caller: what is lost then is
+/// only transitions of idempotent steps (SPEC §6).
+pub const DRAIN_WAIT: Duration = Duration::from_secs(5);
+
 enum Op {
     Load(Reply<Option<RunRecord>>),
     Commit(Encoded, Option<Reply<()>>),
 }
 
 /// The API-server store of one run. Dropping it lets the writer finish what was handed to
-/// it, then stop.
+/// it (waiting for that, up to [`DRAIN_WAIT`]), then stop.
 pub struct KubeStore {
     ops: Mutex<Option<mpsc::Sender<Op>>>,
+    /// Disconnected when the writer thread has ended (nothing is ever sent on it).
+    ended: Mutex<mpsc::Receiver<()>>,
     broken: Arc<Mutex<Option<Broken>>>,
     location: String,
     checkpoint: CheckpointCell,
@@ -154,12 +163,14 @@ impl KubeStore {
         // The runtime and the client are made on the writer's thread: the caller may be
         // inside a runtime, where another one cannot be entered.
         let (ready, started) = mpsc::sync_channel(1);
+        let (alive, ended) = mpsc::channel::<()>();
         let (shared, cell) = (broken.clone(), checkpoint.clone());
         let thread_name = format!("store-{}", location.plan);
         let described_here = described.clone();
         std::thread::Builder::new()
             .name(thread_name)
             .spawn(move || {
+                let _alive = alive;
                 let runtime = match tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build()
@@ -203,6 +214,7 @@ impl KubeStore {
         }
         Ok(KubeStore {
             ops: Mutex::new(Some(sender)),
+            ended: Mutex::new(ended),
             broken,
             location: described,
             checkpoint,
@@ -262,6 +274,10 @@ impl Drop for KubeStore {
     fn drop(&mut self) {
         // Closing the channel: the writer sends what it holds, then its thread ends.
         drop(self.ops.lock().unwrap_or_else(|p| p.into_inner()).take());
+        let ended = self.ended.lock().unwrap_or_else(|p| p.into_inner());
+        if let Err(mpsc::RecvTimeoutError::Timeout) = ended.recv_timeout(DRAIN_WAIT) {
+            tracing::warn!(location = %self.location, "the store's writer did not finish within 5 s; its last lazy checkpoints may be lost (steps are idempotent)");
+        }
     }
 }
 
