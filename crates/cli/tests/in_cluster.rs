@@ -386,20 +386,28 @@ async fn two_controllers_run_a_plan(kind: BackendKind) {
     }
 }
 
-/// The leader is killed (SIGKILL) while a wave is under way, three times; each time a new
-/// standby is started. The others continue from the record.
-async fn killed_leaders(kind: BackendKind) {
-    // Pods take a while to become Ready, so each wave lasts long enough to kill into it.
+/// The seed plan applied under two controllers, its pods taking 1.5 s to become Ready so
+/// that each wave lasts long enough to act on the leader in the middle of it.
+async fn slow_plan_under_two_controllers(
+    kind: BackendKind,
+) -> Option<(Bed, Vec<tokio::process::Child>)> {
     let seed = Seed {
         ready_delay: Duration::from_millis(1500),
         ..harness::seed()
     };
-    let Some(bed) = bed(kind, seed).await else {
+    let bed = bed(kind, seed).await?;
+    install_crd(&bed).await;
+    let replicas = vec![controller(&bed), controller(&bed)];
+    apply_plan(&bed, "seed").await;
+    Some((bed, replicas))
+}
+
+/// The leader is killed (SIGKILL) while a wave is under way, three times; each time a new
+/// standby is started. The others continue from the record.
+async fn killed_leaders(kind: BackendKind) {
+    let Some((bed, mut replicas)) = slow_plan_under_two_controllers(kind).await else {
         return;
     };
-    install_crd(&bed).await;
-    let mut replicas = vec![controller(&bed), controller(&bed)];
-    apply_plan(&bed, "seed").await;
     let mut leaders = Vec::new();
     for wave in 1..=3u64 {
         let s = until(&bed, "seed", Duration::from_secs(60), |s| {
@@ -672,16 +680,9 @@ async fn signal(sig: &str, pid: u32) {
 /// The leader is frozen (SIGSTOP) mid-wave until the standby has taken over, then thawed:
 /// it finds its lease gone, stops its run at once and stands by; the plan ends once, safely.
 async fn paused_leader(kind: BackendKind) {
-    let seed = Seed {
-        ready_delay: Duration::from_millis(1500),
-        ..harness::seed()
-    };
-    let Some(bed) = bed(kind, seed).await else {
+    let Some((bed, mut replicas)) = slow_plan_under_two_controllers(kind).await else {
         return;
     };
-    install_crd(&bed).await;
-    let mut replicas = vec![controller(&bed), controller(&bed)];
-    apply_plan(&bed, "seed").await;
     let s = until(&bed, "seed", Duration::from_secs(60), |s| {
         phase(s) == "Running" && s["wave"] == 1
     })

@@ -176,6 +176,20 @@ fn started(rec: &RunRecord) -> RunEvent {
     }
 }
 
+/// Skips what the current phase (the nodes from `phase_start`) has not started: a wave
+/// that learns it has nothing left to do, or one a rollback replaces.
+pub(super) fn skip_pending_of_phase(rec: &mut RunRecord, now: Timestamp, fx: &mut Vec<Effect>) {
+    let start = rec.meta.phase_start as usize;
+    for i in start..rec.nodes.len() {
+        let n = &mut rec.nodes[i];
+        if n.state == NodeState::Pending {
+            n.state = NodeState::Skipped;
+            n.finished_at = Some(now);
+            fx.push(Effect::Node(i));
+        }
+    }
+}
+
 pub(super) fn add_nodes(rec: &mut RunRecord, specs: Vec<NodeSpec>, fx: &mut Vec<Effect>) {
     for spec in specs {
         fx.push(Effect::Node(rec.nodes.len()));
@@ -328,15 +342,7 @@ fn succeeded(
     fx.push(Effect::Event(RunEvent::StepFinished { step, ms }));
     if output.control == Control::Finish && rec.meta.phase != Phase::Epilogue {
         rec.meta.finishing = true;
-        let start = rec.meta.phase_start as usize;
-        for i in start..rec.nodes.len() {
-            let n = &mut rec.nodes[i];
-            if n.state == NodeState::Pending {
-                n.state = NodeState::Skipped;
-                n.finished_at = Some(now);
-                fx.push(Effect::Node(i));
-            }
-        }
+        skip_pending_of_phase(rec, now, fx);
     }
 }
 

@@ -12,7 +12,7 @@ use crate::plan::HookPoint;
 use crate::step::StepErrorKind;
 use crate::store::{NodeState, Phase, Rollback, RunRecord};
 
-use super::{Effect, GraphError, add_nodes, graph};
+use super::{Effect, GraphError, add_nodes, graph, skip_pending_of_phase};
 
 #[cfg(doc)]
 use super::Blueprint;
@@ -60,15 +60,7 @@ pub(super) fn start(
         wave,
         node: None,
     });
-    let start = rec.meta.phase_start as usize;
-    for i in start..rec.nodes.len() {
-        let n = &mut rec.nodes[i];
-        if n.state == NodeState::Pending {
-            n.state = NodeState::Skipped;
-            n.finished_at = Some(now);
-            fx.push(Effect::Node(i));
-        }
-    }
+    skip_pending_of_phase(rec, now, fx);
     fx.push(Effect::Event(RunEvent::RollbackStarted {
         step: id.to_string(),
         reason: reason.to_owned(),
